@@ -1,0 +1,174 @@
+// Package api is referd's Partnero-compatible REST API under /v1: programs, customers
+// and their referral links. Handlers decode, call one referral function and encode;
+// the HTTP status of an error is chosen in one place (Server.fail).
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/referd/referd/store"
+)
+
+// Server serves the REST API.
+type Server struct {
+	DB *store.DB
+	// PublicURL is the base URL shown in pagination links (REFERD_PUBLIC_URL).
+	PublicURL string
+	Log       *slog.Logger
+
+	keys keyCache
+}
+
+// New returns a Server.
+func New(db *store.DB, publicURL string, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p store.Program) error
+
+// Handler is the /v1 API. Paths it does not know answer the JSON error envelope too.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.authed(h)) }
+
+	route("GET /v1/program", s.getProgram)
+	route("PATCH /v1/program", s.patchProgram)
+	route("PUT /v1/program", s.patchProgram)
+
+	route("POST /v1/customers", s.createCustomer)
+	route("GET /v1/customers", s.listCustomers)
+	route("PUT /v1/customers", s.updateCustomerSDK)
+	route("GET /v1/customers:search", s.searchCustomers)
+	route("GET /v1/customers/{id}", s.getCustomer)
+	route("PUT /v1/customers/{id}", s.updateCustomer)
+	route("PATCH /v1/customers/{id}", s.updateCustomer)
+	route("DELETE /v1/customers/{id}", s.deleteCustomer)
+	route("GET /v1/customers/{id}/referrals", s.customerReferrals)
+	route("GET /v1/customers/{id}/referral_links", s.customerLinks)
+	route("POST /v1/customer_referral_links", s.createLink)
+
+	return s.recoverer(jsonMux(mux))
+}
+
+// jsonMux answers unknown paths (404) and methods (405) with the error envelope
+// instead of ServeMux's plain text.
+func jsonMux(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r) // sets the path values; Handler alone does not
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if allow := rec.Header().Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		msg := "No such endpoint: " + r.Method + " " + r.URL.Path + "."
+		if rec.Code == http.StatusMethodNotAllowed {
+			msg = "The " + r.Method + " method is not supported for " + r.URL.Path + "."
+		}
+		writeJSON(w, rec.Code, errorEnvelope{Message: msg, Errors: map[string][]string{}})
+	})
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, errorEnvelope{Message: "Internal server error.", Errors: map[string][]string{}})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authed resolves the bearer API key to its program and runs h, or answers 401.
+func (s *Server) authed(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		key, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok {
+			key, ok = strings.CutPrefix(auth, "bearer ")
+		}
+		key = strings.TrimSpace(key)
+		if !ok || key == "" {
+			s.fail(w, r, errorf(http.StatusUnauthorized, "Unauthenticated: send Authorization: Bearer <api key>."))
+			return
+		}
+		p, err := s.program(r.Context(), key)
+		if store.IsNotFound(err) {
+			s.fail(w, r, errorf(http.StatusUnauthorized, "Unauthenticated: the API key is not valid."))
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := h(w, r, p); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// keyTTL bounds how long a program read through an API key is reused without asking
+// the database; a PATCH through this process refreshes it at once, other processes
+// see the change within keyTTL.
+const keyTTL = 5 * time.Second
+
+type keyCache struct {
+	mu sync.RWMutex
+	m  map[[32]byte]keyEntry
+}
+
+type keyEntry struct {
+	p   store.Program
+	exp time.Time
+}
+
+func (s *Server) program(ctx context.Context, key string) (store.Program, error) {
+	h := sha256.Sum256([]byte(key))
+	now := time.Now()
+	s.keys.mu.RLock()
+	e, ok := s.keys.m[h]
+	s.keys.mu.RUnlock()
+	if ok && now.Before(e.exp) {
+		return e.p, nil
+	}
+	p, err := store.ProgramByKeyHash(ctx, s.DB, h[:])
+	if err != nil {
+		return store.Program{}, err
+	}
+	s.keys.mu.Lock()
+	if s.keys.m == nil || len(s.keys.m) > 10_000 {
+		s.keys.m = map[[32]byte]keyEntry{}
+	}
+	s.keys.m[h] = keyEntry{p: p, exp: now.Add(keyTTL)}
+	s.keys.mu.Unlock()
+	return p, nil
+}
+
+// refreshProgram replaces the cached copies of p after it changed.
+func (s *Server) refreshProgram(p store.Program) {
+	s.keys.mu.Lock()
+	defer s.keys.mu.Unlock()
+	for h, e := range s.keys.m {
+		if e.p.PK == p.PK {
+			s.keys.m[h] = keyEntry{p: p, exp: e.exp}
+		}
+	}
+}

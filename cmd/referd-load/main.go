@@ -1,0 +1,727 @@
+// Command referd-load is a small HTTP load generator for the referd server.
+// It is used to record the numbers in BENCHMARKS.md.
+//
+// Usage:
+//
+//	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -c 64 -d 20s
+//
+// Flags:
+//
+//	-url             base URL of the server (default http://127.0.0.1:8080)
+//	-key             API key, sent as "Authorization: Bearer <key>"
+//	-c               number of concurrent clients (default 64)
+//	-d               measured duration (default 10s, at most 10m)
+//	-n               maximum number of measured requests, 0 = unlimited;
+//	                 the run stops at whichever of -d and -n comes first
+//	-scenario        load scenario to run (default "customers")
+//	-warmup          warm-up duration whose requests are not counted
+//	                 (default 2s, at most 1m)
+//	-referrer-ratio  fraction 0..1 of created customers that name a
+//	                 referrer (default 0.5)
+//	-json            print the summary as one JSON object instead of text
+//
+// Safety: load may only be sent to this machine. The tool refuses to run
+// (exit status 2) unless the URL's host resolves only to loopback addresses
+// (127.0.0.0/8 or ::1). In addition every dialed connection is checked to be
+// a loopback address, redirects are not followed and proxy environment
+// variables are ignored. The run is always bounded in time by -d.
+//
+// Scenarios:
+//
+//	customers  Creates 16 referrer customers first (not measured), then
+//	           every request is POST /v1/customers creating a new customer
+//	           with a unique key and email; with probability -referrer-ratio
+//	           the body also carries "referring_customer" naming one of the
+//	           16 referrers. Success is HTTP 201.
+//
+// Keys are "<runid>-<n>" where <runid> is 8 random hex characters per run and
+// <n> a global counter, so repeated runs against the same database never
+// collide.
+//
+// Measurement: every client sends requests back to back on a shared,
+// keep-alive HTTP/1.1 connection pool. The latency of a request is the time
+// from sending it until its response body has been fully read. Only requests
+// that start after the warm-up are counted. Latency percentiles are computed
+// exactly (nearest rank) over the counted requests that received an HTTP
+// response; throughput is successful requests per second of measured time.
+// Requests still in flight when the run is interrupted, or that have not
+// finished 10s after the end of the run, are reported as "aborted" and are
+// not counted.
+//
+// Exit status: 0 if the run completed, 1 if more than 1% of the counted
+// requests failed, no request was counted, or the run could not be carried
+// out (for example scenario setup failed), 2 for invalid flags or a
+// non-loopback URL.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	maxDuration = 10 * time.Minute // upper bound for -d
+	maxWarmup   = time.Minute      // upper bound for -warmup
+	// drainGrace is how long in-flight requests may still run after the end
+	// of the measured period before they are cancelled.
+	drainGrace = 10 * time.Second
+	// setupTimeout bounds a scenario's setup phase.
+	setupTimeout = 30 * time.Second
+	// maxErrorKinds is how many distinct transport error messages are kept.
+	maxErrorKinds = 5
+)
+
+// errUsage marks configuration errors (exit status 2).
+var errUsage = errors.New("usage error")
+
+// errNotLoopback is returned when the target is not a loopback address.
+var errNotLoopback = errors.New("refusing to send load to a non-loopback address")
+
+// config holds everything a run needs. It is filled from flags by main and
+// directly by tests.
+type config struct {
+	URL           string
+	Key           string
+	Concurrency   int
+	Duration      time.Duration
+	MaxRequests   int64
+	Scenario      string
+	Warmup        time.Duration
+	ReferrerRatio float64
+	JSON          bool
+
+	// transport, if set, replaces the tuned loopback-only transport. It is
+	// only used by tests.
+	transport http.RoundTripper
+}
+
+// summary is the result of a run.
+type summary struct {
+	Scenario      string        `json:"scenario"`
+	URL           string        `json:"url"`
+	RunID         string        `json:"run_id"`
+	Concurrency   int           `json:"concurrency"`
+	WarmupSec     float64       `json:"warmup_s"`
+	DurationSec   float64       `json:"duration_s"` // measured duration
+	Requests      int64         `json:"requests"`   // counted requests
+	Successes     int64         `json:"successes"`
+	Failures      int64         `json:"failures"`
+	FailureRate   float64       `json:"failure_rate"` // Failures / Requests
+	Throughput    float64       `json:"throughput_rps"`
+	StatusCounts  map[int]int64 `json:"failed_status_counts,omitempty"` // unexpected HTTP status -> count
+	TransportErrs int64         `json:"transport_errors"`
+	ErrorKinds    []errorKind   `json:"transport_error_kinds,omitempty"` // first few distinct messages
+	Aborted       int64         `json:"aborted"`
+	Latency       latencyMs     `json:"latency_ms"`
+}
+
+type errorKind struct {
+	Message string `json:"message"`
+	Count   int64  `json:"count"`
+}
+
+type latencyMs struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// realMain parses args, runs the load test and prints the summary. It
+// returns the process exit status.
+func realMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("referd-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the referd server (must be loopback)")
+	fs.StringVar(&cfg.Key, "key", "", "API key, sent as 'Authorization: Bearer <key>'")
+	fs.IntVar(&cfg.Concurrency, "c", 64, "number of concurrent clients")
+	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "measured duration (max 10m)")
+	fs.Int64Var(&cfg.MaxRequests, "n", 0, "max measured requests, 0 = unlimited (stops at whichever of -d/-n comes first)")
+	fs.StringVar(&cfg.Scenario, "scenario", "customers", "scenario: "+strings.Join(scenarioNames(), ", "))
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up duration whose requests are not counted (max 1m)")
+	fs.Float64Var(&cfg.ReferrerRatio, "referrer-ratio", 0.5, "fraction 0..1 of new customers that name a referrer")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "referd-load: unexpected arguments: %q\n", fs.Args())
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sum, err := run(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "referd-load: %v\n", err)
+		if errors.Is(err, errUsage) || errors.Is(err, errNotLoopback) {
+			return 2
+		}
+		return 1
+	}
+	if cfg.JSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(sum); err != nil {
+			fmt.Fprintf(stderr, "referd-load: %v\n", err)
+			return 1
+		}
+	} else {
+		printText(stdout, sum)
+	}
+	return exitCode(sum)
+}
+
+// exitCode maps a summary to the process exit status.
+func exitCode(s *summary) int {
+	if s.Requests == 0 || s.Failures*100 > s.Requests {
+		return 1
+	}
+	return 0
+}
+
+// validate checks cfg and returns the parsed base URL.
+func validate(cfg config) (*url.URL, error) {
+	if cfg.Concurrency < 1 {
+		return nil, fmt.Errorf("%w: -c must be at least 1", errUsage)
+	}
+	if cfg.Duration <= 0 || cfg.Duration > maxDuration {
+		return nil, fmt.Errorf("%w: -d must be in (0, %v]", errUsage, maxDuration)
+	}
+	if cfg.Warmup < 0 || cfg.Warmup > maxWarmup {
+		return nil, fmt.Errorf("%w: -warmup must be in [0, %v]", errUsage, maxWarmup)
+	}
+	if cfg.MaxRequests < 0 {
+		return nil, fmt.Errorf("%w: -n must not be negative", errUsage)
+	}
+	if math.IsNaN(cfg.ReferrerRatio) || cfg.ReferrerRatio < 0 || cfg.ReferrerRatio > 1 {
+		return nil, fmt.Errorf("%w: -referrer-ratio must be in [0, 1]", errUsage)
+	}
+	if _, ok := scenarios[cfg.Scenario]; !ok {
+		return nil, fmt.Errorf("%w: unknown scenario %q (have %s)", errUsage, cfg.Scenario, strings.Join(scenarioNames(), ", "))
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad -url: %v", errUsage, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: -url must be an absolute http(s) URL, got %q", errUsage, cfg.URL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%w: -url must not have a query or fragment", errUsage)
+	}
+	return u, nil
+}
+
+// checkLoopback returns nil only if host is a loopback IP or a name that
+// resolves exclusively to loopback IPs.
+func checkLoopback(ctx context.Context, host string) error {
+	if ip := net.ParseIP(host); ip != nil {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("%w: %s (only 127.0.0.0/8 and ::1 are allowed)", errNotLoopback, host)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return fmt.Errorf("%w: cannot resolve %q: %v", errNotLoopback, host, err)
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("%w: %q resolves to no address", errNotLoopback, host)
+	}
+	for _, a := range addrs {
+		if !a.IP.IsLoopback() {
+			return fmt.Errorf("%w: %q resolves to %s (only 127.0.0.0/8 and ::1 are allowed)", errNotLoopback, host, a.IP)
+		}
+	}
+	return nil
+}
+
+// newClient returns the shared HTTP client: HTTP/1.1 only, keep-alive,
+// one idle connection per client goroutine, no proxy, no redirects, and a
+// dialer that refuses non-loopback addresses (defense against DNS changes
+// after the initial check).
+func newClient(concurrency int, rt http.RoundTripper) *http.Client {
+	if rt == nil {
+		dialer := &net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+			Control: func(network, address string, _ syscall.RawConn) error {
+				host, _, err := net.SplitHostPort(address)
+				if err != nil {
+					return err
+				}
+				if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+					return fmt.Errorf("%w: dial %s", errNotLoopback, address)
+				}
+				return nil
+			},
+		}
+		protocols := new(http.Protocols)
+		protocols.SetHTTP1(true) // no HTTP/2
+		rt = &http.Transport{
+			Proxy:                 nil, // never go through a proxy
+			DialContext:           dialer.DialContext,
+			Protocols:             protocols,
+			ForceAttemptHTTP2:     false,
+			DisableKeepAlives:     false,
+			DisableCompression:    true,
+			MaxIdleConns:          concurrency,
+			MaxIdleConnsPerHost:   concurrency,
+			MaxConnsPerHost:       0,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		}
+	}
+	return &http.Client{
+		Transport: rt,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// newRunID returns 8 random lowercase hex characters.
+func newRunID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+// A scenario describes one kind of load. setup runs once before the timed
+// run and is never measured. request builds the n-th request (n is unique
+// within the run and increases) and returns the status code that counts as
+// success. request is called concurrently from all clients.
+type scenario interface {
+	setup(ctx context.Context, client *http.Client) error
+	request(ctx context.Context, n int64) (req *http.Request, wantStatus int, err error)
+}
+
+// target is what every scenario needs to build requests.
+type target struct {
+	base  string // base URL without trailing slash
+	auth  string // full Authorization header value, "" for none
+	runID string // random per-run prefix for unique keys
+}
+
+// newJSONRequest builds a request to base+path with the JSON body and the
+// common headers.
+func (t target) newJSONRequest(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if t.auth != "" {
+		req.Header.Set("Authorization", t.auth)
+	}
+	return req, nil
+}
+
+// scenarios maps -scenario names to constructors.
+var scenarios = map[string]func(t target, cfg config) scenario{
+	"customers": newCustomersScenario,
+}
+
+func scenarioNames() []string {
+	names := make([]string, 0, len(scenarios))
+	for name := range scenarios {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// numReferrers is how many referrer customers the customers scenario creates.
+const numReferrers = 16
+
+// customersScenario creates customers, a fraction of them referred by one
+// of numReferrers pre-created referrers.
+type customersScenario struct {
+	t     target
+	ratio float64
+}
+
+func newCustomersScenario(t target, cfg config) scenario {
+	return &customersScenario{t: t, ratio: cfg.ReferrerRatio}
+}
+
+type customerRef struct {
+	Key string `json:"key"`
+}
+
+type customerBody struct {
+	Key               string       `json:"key"`
+	Email             string       `json:"email"`
+	Name              string       `json:"name"`
+	ReferringCustomer *customerRef `json:"referring_customer,omitempty"`
+}
+
+func (s *customersScenario) referrerKey(i int64) string {
+	return s.t.runID + "-ref-" + strconv.FormatInt(i, 10)
+}
+
+func (s *customersScenario) setup(ctx context.Context, client *http.Client) error {
+	for i := range int64(numReferrers) {
+		key := s.referrerKey(i)
+		body, err := json.Marshal(customerBody{
+			Key:   key,
+			Email: key + "@load.test",
+			Name:  "Referrer " + strconv.FormatInt(i, 10),
+		})
+		if err != nil {
+			return err
+		}
+		req, err := s.t.newJSONRequest(ctx, http.MethodPost, "/v1/customers", body)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("creating referrer %d: %w", i, err)
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("creating referrer %d: got HTTP %d, want 201: %s", i, resp.StatusCode, bytes.TrimSpace(msg))
+		}
+	}
+	return nil
+}
+
+func (s *customersScenario) request(ctx context.Context, n int64) (*http.Request, int, error) {
+	num := strconv.FormatInt(n, 10)
+	key := s.t.runID + "-" + num
+	b := customerBody{Key: key, Email: key + "@load.test", Name: "Load " + num}
+	if s.ratio > 0 && mrand.Float64() < s.ratio {
+		b.ReferringCustomer = &customerRef{Key: s.referrerKey(n % numReferrers)}
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	req, err := s.t.newJSONRequest(ctx, http.MethodPost, "/v1/customers", body)
+	return req, http.StatusCreated, err
+}
+
+// ---------------------------------------------------------------------------
+// Running
+
+// workerStats is what one client goroutine records; merged after the run.
+type workerStats struct {
+	latencies     []time.Duration // counted requests that got a response
+	requests      int64
+	successes     int64
+	statusFails   map[int]int64
+	transportErrs int64
+	aborted       int64
+}
+
+// errorTally keeps counts for the first maxErrorKinds distinct transport
+// error messages; later distinct messages are counted under "other".
+type errorTally struct {
+	mu     sync.Mutex
+	order  []string
+	counts map[string]int64
+	other  int64
+}
+
+func (e *errorTally) add(msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.counts[msg]; ok {
+		e.counts[msg]++
+		return
+	}
+	if len(e.order) < maxErrorKinds {
+		e.order = append(e.order, msg)
+		e.counts[msg] = 1
+		return
+	}
+	e.other++
+}
+
+func (e *errorTally) kinds() []errorKind {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []errorKind
+	for _, m := range e.order {
+		out = append(out, errorKind{Message: m, Count: e.counts[m]})
+	}
+	if e.other > 0 {
+		out = append(out, errorKind{Message: "(other)", Count: e.other})
+	}
+	return out
+}
+
+// shortError returns a short message for err without the method, URL and
+// (ephemeral) socket addresses, so equal failures group together.
+func shortError(err error) string {
+	var msg string
+	var ue *url.Error
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &oe):
+		msg = fmt.Sprintf("%s %s: %v", oe.Op, oe.Net, oe.Err)
+	case errors.As(err, &ue):
+		msg = ue.Err.Error()
+	default:
+		msg = err.Error()
+	}
+	if len(msg) > 100 {
+		msg = msg[:100] + "..."
+	}
+	return msg
+}
+
+// run executes one load test as described by cfg and returns its summary.
+// Progress messages go to logw. It never sends anything unless the target
+// is a loopback address.
+func run(ctx context.Context, cfg config, logw io.Writer) (*summary, error) {
+	u, err := validate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLoopback(ctx, u.Hostname()); err != nil {
+		return nil, err
+	}
+
+	t := target{base: strings.TrimRight(u.String(), "/"), runID: newRunID()}
+	if cfg.Key != "" {
+		t.auth = "Bearer " + cfg.Key
+	}
+	sc := scenarios[cfg.Scenario](t, cfg)
+	client := newClient(cfg.Concurrency, cfg.transport)
+	defer client.CloseIdleConnections()
+
+	fmt.Fprintf(logw, "referd-load: run %s, scenario %s, target %s\n", t.runID, cfg.Scenario, t.base)
+	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	err = sc.setup(setupCtx, client)
+	cancelSetup()
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s setup: %w", cfg.Scenario, err)
+	}
+
+	start := time.Now()
+	measureStart := start.Add(cfg.Warmup)
+	measureEnd := measureStart.Add(cfg.Duration)
+	// In-flight requests get drainGrace after measureEnd to finish.
+	reqCtx, cancelReqs := context.WithDeadline(ctx, measureEnd.Add(drainGrace))
+	defer cancelReqs()
+
+	if cfg.Warmup > 0 {
+		fmt.Fprintf(logw, "referd-load: warming up for %v with %d clients\n", cfg.Warmup, cfg.Concurrency)
+	}
+	fmt.Fprintf(logw, "referd-load: measuring for %v", cfg.Duration)
+	if cfg.MaxRequests > 0 {
+		fmt.Fprintf(logw, " or %d requests", cfg.MaxRequests)
+	}
+	fmt.Fprintln(logw)
+
+	var (
+		seq     atomic.Int64 // n for scenario requests, unique per run
+		tickets atomic.Int64 // counted requests started, for -n
+		errs    = errorTally{counts: make(map[string]int64)}
+		stats   = make([]workerStats, cfg.Concurrency)
+		wg      sync.WaitGroup
+	)
+	perWorker := 4096
+	if cfg.MaxRequests > 0 {
+		perWorker = int(min(cfg.MaxRequests/int64(cfg.Concurrency)+1, 1<<20))
+	}
+
+	for w := range stats {
+		st := &stats[w]
+		st.latencies = make([]time.Duration, 0, perWorker)
+		st.statusFails = make(map[int]int64)
+		wg.Go(func() {
+			for {
+				if ctx.Err() != nil {
+					return
+				}
+				now := time.Now()
+				if !now.Before(measureEnd) {
+					return
+				}
+				counted := !now.Before(measureStart)
+				if counted && cfg.MaxRequests > 0 && tickets.Add(1) > cfg.MaxRequests {
+					return
+				}
+				req, want, err := sc.request(reqCtx, seq.Add(1))
+				if err != nil {
+					// Building a request only fails on programming errors.
+					errs.add("building request: " + err.Error())
+					if counted {
+						st.requests++
+						st.transportErrs++
+					}
+					continue
+				}
+				sent := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				lat := time.Since(sent)
+				if !counted {
+					continue
+				}
+				if err != nil {
+					if reqCtx.Err() != nil {
+						// Interrupted or past the drain deadline.
+						st.aborted++
+						continue
+					}
+					st.requests++
+					st.transportErrs++
+					errs.add(shortError(err))
+					continue
+				}
+				st.requests++
+				st.latencies = append(st.latencies, lat)
+				if resp.StatusCode == want {
+					st.successes++
+				} else {
+					st.statusFails[resp.StatusCode]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := max(time.Since(measureStart), 0)
+
+	sum := &summary{
+		Scenario:     cfg.Scenario,
+		URL:          t.base,
+		RunID:        t.runID,
+		Concurrency:  cfg.Concurrency,
+		WarmupSec:    cfg.Warmup.Seconds(),
+		DurationSec:  round2(elapsed.Seconds()),
+		StatusCounts: make(map[int]int64),
+		ErrorKinds:   errs.kinds(),
+	}
+	total := 0
+	for i := range stats {
+		total += len(stats[i].latencies)
+	}
+	all := make([]time.Duration, 0, total)
+	for i := range stats {
+		st := &stats[i]
+		all = append(all, st.latencies...)
+		sum.Requests += st.requests
+		sum.Successes += st.successes
+		sum.TransportErrs += st.transportErrs
+		sum.Aborted += st.aborted
+		for code, n := range st.statusFails {
+			sum.StatusCounts[code] += n
+		}
+	}
+	sum.Failures = sum.Requests - sum.Successes
+	if sum.Requests > 0 {
+		sum.FailureRate = float64(sum.Failures) / float64(sum.Requests)
+	}
+	if elapsed > 0 {
+		sum.Throughput = round2(float64(sum.Successes) / elapsed.Seconds())
+	}
+	slices.Sort(all)
+	sum.Latency = latencyMs{
+		P50: ms(percentile(all, 50)),
+		P90: ms(percentile(all, 90)),
+		P99: ms(percentile(all, 99)),
+		Max: ms(percentile(all, 100)),
+	}
+	return sum, nil
+}
+
+// percentile returns the p-th percentile (0 < p <= 100) of sorted using the
+// nearest-rank method: the smallest sample such that at least p% of all
+// samples are <= it. It returns 0 for no samples; p <= 0 gives the minimum.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(n))) // 1-based
+	rank = min(max(rank, 1), n)
+	return sorted[rank-1]
+}
+
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// ms converts d to milliseconds rounded to 2 decimals.
+func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
+
+// printText writes the human-readable summary.
+func printText(w io.Writer, s *summary) {
+	pct := 0.0
+	if s.Requests > 0 {
+		pct = 100 * float64(s.Failures) / float64(s.Requests)
+	}
+	fmt.Fprintf(w, "scenario:     %s (run %s)\n", s.Scenario, s.RunID)
+	fmt.Fprintf(w, "target:       %s\n", s.URL)
+	fmt.Fprintf(w, "concurrency:  %d\n", s.Concurrency)
+	fmt.Fprintf(w, "warmup:       %.2fs\n", s.WarmupSec)
+	fmt.Fprintf(w, "measured:     %.2fs\n", s.DurationSec)
+	fmt.Fprintf(w, "requests:     %d\n", s.Requests)
+	fmt.Fprintf(w, "successes:    %d\n", s.Successes)
+	fmt.Fprintf(w, "failures:     %d (%.2f%%)\n", s.Failures, pct)
+	codes := make([]int, 0, len(s.StatusCounts))
+	for c := range s.StatusCounts {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	for _, c := range codes {
+		fmt.Fprintf(w, "  HTTP %d:     %d\n", c, s.StatusCounts[c])
+	}
+	if s.TransportErrs > 0 {
+		fmt.Fprintf(w, "  transport:  %d\n", s.TransportErrs)
+		for _, k := range s.ErrorKinds {
+			fmt.Fprintf(w, "    %d x %s\n", k.Count, k.Message)
+		}
+	}
+	if s.Aborted > 0 {
+		fmt.Fprintf(w, "aborted:      %d (in flight at stop, not counted)\n", s.Aborted)
+	}
+	fmt.Fprintf(w, "throughput:   %.2f req/s (successful)\n", s.Throughput)
+	fmt.Fprintf(w, "latency ms:   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+		s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.Max)
+}

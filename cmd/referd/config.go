@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// config is DESIGN.md §2: the environment, with flags overriding it.
+type config struct {
+	DatabaseURL   string
+	RedisURL      string
+	Host          string
+	Port          int
+	PublicURL     string
+	AdminToken    string
+	AllowPrivate  bool
+	RetrySchedule string
+	Concurrency   int
+	LogFormat     string
+
+	envErr error
+}
+
+func configFromEnv(getenv func(string) string) config {
+	c := config{
+		DatabaseURL:   or(getenv("DATABASE_URL"), "postgres://localhost:5432/referd?sslmode=disable"),
+		RedisURL:      getenv("REDIS_URL"),
+		Host:          getenv("REFERD_HOST"),
+		PublicURL:     getenv("REFERD_PUBLIC_URL"),
+		AdminToken:    getenv("REFERD_ADMIN_TOKEN"),
+		RetrySchedule: or(getenv("REFERD_WEBHOOK_RETRY_SCHEDULE"), "5s,5m,30m,2h,5h,10h,14h,20h,24h"),
+		LogFormat:     getenv("REFERD_LOG_FORMAT"),
+		Port:          8080,
+		Concurrency:   64,
+	}
+	var errs []error
+	if v := getenv("PORT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("PORT=%q is not a number", v))
+		}
+		c.Port = n
+	}
+	if v := getenv("REFERD_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REFERD_CONCURRENCY=%q is not a number", v))
+		}
+		c.Concurrency = n
+	}
+	if v := getenv("REFERD_ALLOW_PRIVATE_TARGETS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REFERD_ALLOW_PRIVATE_TARGETS=%q is not a boolean", v))
+		}
+		c.AllowPrivate = b
+	}
+	c.envErr = errors.Join(errs...)
+	return c
+}
+
+func (c *config) serverFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for asynq (REDIS_URL); empty: embedded in-memory Redis")
+	fs.StringVar(&c.Host, "host", c.Host, "listen address (REFERD_HOST; default all interfaces)")
+	fs.IntVar(&c.Port, "port", c.Port, "listen port (PORT)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL shown to users (REFERD_PUBLIC_URL; default http://localhost:PORT)")
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "asynq worker concurrency (REFERD_CONCURRENCY)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (REFERD_LOG_FORMAT; default text on a terminal)")
+}
+
+func (c *config) finish() error {
+	if c.envErr != nil {
+		return c.envErr
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("port %d is out of range", c.Port)
+	}
+	if c.Concurrency < 1 {
+		return fmt.Errorf("concurrency must be at least 1")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.Port)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// newLogger is slog with the text handler on a terminal and JSON elsewhere, unless
+// format says which.
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

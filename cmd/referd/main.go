@@ -1,0 +1,209 @@
+// Command referd is a self-hosted, Partnero-compatible refer-a-friend backend.
+//
+//	referd serve                      everything in one process: API, workers, scheduler
+//	referd api                        the REST API only (Procfile "web")
+//	referd migrate                    apply database migrations and exit
+//	referd program create --name N --website URL
+//	referd apikey create --program ID
+//
+// Configuration comes from the environment (DATABASE_URL, REDIS_URL, PORT,
+// REFERD_PUBLIC_URL, ...; see config.go); flags override it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/referd/referd/api"
+	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/referral"
+	"github.com/referd/referd/store"
+)
+
+const usage = `referd: a self-hosted, Partnero-compatible refer-a-friend backend
+
+Usage:
+  referd serve     [flags]   run everything in one process (migrates first)
+  referd api       [flags]   run the REST API only
+  referd migrate   [flags]   apply database migrations and exit
+  referd program create --name NAME --website URL
+  referd apikey create --program PROGRAM_ID
+
+Run "referd COMMAND -h" for a command's flags. Environment: DATABASE_URL, REDIS_URL,
+PORT, REFERD_PUBLIC_URL, REFERD_ADMIN_TOKEN, REFERD_ALLOW_PRIVATE_TARGETS,
+REFERD_WEBHOOK_RETRY_SCHEDULE, REFERD_CONCURRENCY, REFERD_LOG_FORMAT.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "referd:", err)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "referd:", err)
+		os.Exit(1)
+	}
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// run executes one referd command; main is a thin wrapper so tests can call it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	if (cmd == "program" || cmd == "apikey") && len(rest) > 0 && rest[0] == "create" {
+		cmd, rest = cmd+" create", rest[1:]
+	}
+	cfg := configFromEnv(os.Getenv)
+	fs := flag.NewFlagSet("referd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "PostgreSQL URL (DATABASE_URL)")
+	var name, website, programID string
+	switch cmd {
+	case "serve", "api":
+		cfg.serverFlags(fs)
+	case "migrate":
+	case "program create":
+		fs.StringVar(&name, "name", "", "program name (required)")
+		fs.StringVar(&website, "website", "", "the program's website URL (required)")
+	case "apikey create":
+		fs.StringVar(&programID, "program", "", "program id (required)")
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError(fmt.Sprintf("unknown command %q", strings.Join(args[:min(2, len(args))], " ")))
+	}
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError(err.Error())
+	}
+	if err := cfg.finish(); err != nil {
+		return usageError(err.Error())
+	}
+	log := newLogger(stderr, cfg.LogFormat)
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+
+	switch cmd {
+	case "migrate":
+		log.Info("migrations applied")
+		return nil
+	case "program create":
+		if name == "" || website == "" {
+			return usageError("program create needs --name and --website")
+		}
+		p, key, err := referral.CreateProgram(ctx, db, name, website)
+		if err != nil {
+			return explain(err)
+		}
+		return printJSON(stdout, map[string]any{"program": referral.ProgramJSON(p), "api_key": key})
+	case "apikey create":
+		if programID == "" {
+			return usageError("apikey create needs --program")
+		}
+		key, err := referral.CreateAPIKey(ctx, db, programID)
+		if err != nil {
+			return explain(err)
+		}
+		return printJSON(stdout, map[string]any{"api_key": key})
+	}
+	return serve(ctx, cmd, cfg, db, log)
+}
+
+// serve runs the HTTP server and, for "serve", the asynq workers and scheduler, until
+// ctx ends; then it stops accepting, lets in-flight requests finish and shuts down.
+func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.Handle("/v1/", api.New(db, cfg.PublicURL, log).Handler())
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if role == "serve" {
+		redis, stopRedis, err := jobs.Broker(cfg.RedisURL, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopRedis()
+		runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log}
+		g.Go(func() error { return runner.Run(gctx) })
+	}
+	g.Go(func() error {
+		log.Info("referd listening", "role", role, "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// explain turns a domain error into a message for the terminal.
+func explain(err error) error {
+	var verr *referral.ValidationError
+	if errors.As(err, &verr) {
+		var parts []string
+		for f, msgs := range verr.Fields {
+			parts = append(parts, f+": "+strings.Join(msgs, " "))
+		}
+		return usageError(strings.Join(parts, "; "))
+	}
+	return err
+}

@@ -1,0 +1,356 @@
+package referral
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"golang.org/x/text/currency"
+
+	"github.com/referd/referd/store"
+)
+
+// DefaultTracking is a new program's tracking: ?ref=KEY links, the partnero_referral
+// cookie for 30 days, last click wins, host-only cookie.
+func DefaultTracking() store.Tracking {
+	return store.Tracking{
+		LinkFormat:  "query",
+		Param:       "ref",
+		CookieName:  "partnero_referral",
+		CookieDays:  30,
+		Attribution: "last_click",
+	}
+}
+
+// CreateProgram creates a program with default tracking, no reward rules and the
+// program's first API key, which is returned (and never again).
+func CreateProgram(ctx context.Context, db *store.DB, name, website string) (store.Program, string, error) {
+	p := store.Program{ID: newProgramID(), Currency: "usd", Tracking: DefaultTracking(), Rewards: "[]"}
+	verr := &ValidationError{}
+	p.Name = checkName(verr, "name", name)
+	p.WebsiteURL = checkWebsite(verr, "website_url", website)
+	if err := verr.Err(); err != nil {
+		return store.Program{}, "", err
+	}
+	key, hash, prefix := NewAPIKey()
+	p, err := store.CreateProgram(ctx, db, p, hash, prefix)
+	if err != nil {
+		return store.Program{}, "", err
+	}
+	return p, key, nil
+}
+
+// CreateAPIKey adds an API key to the program with public id programID.
+func CreateAPIKey(ctx context.Context, db *store.DB, programID string) (string, error) {
+	key, hash, prefix := NewAPIKey()
+	if err := store.CreateAPIKey(ctx, db, programID, hash, prefix); err != nil {
+		if store.IsNotFound(err) {
+			return "", &NotFoundError{What: "program " + programID}
+		}
+		return "", err
+	}
+	return key, nil
+}
+
+// ProgramPatch is the body of PATCH /v1/program: absent fields stay as they are;
+// tracking is merged field by field; rewards, when present, replace the list.
+type ProgramPatch struct {
+	Name       *string         `json:"name"`
+	WebsiteURL *string         `json:"website_url"`
+	Currency   *string         `json:"currency"`
+	Tracking   json.RawMessage `json:"tracking"`
+	Rewards    json.RawMessage `json:"rewards"`
+}
+
+// UpdateProgram applies patch to the program with primary key pk and stores it; the
+// program is locked while it changes, so concurrent patches all take effect.
+func UpdateProgram(ctx context.Context, db *store.DB, pk int64, patch ProgramPatch) (store.Program, error) {
+	var out store.Program
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		p, err := store.LockProgram(ctx, tx, pk)
+		if err != nil {
+			return err
+		}
+		if p, err = applyPatch(p, patch); err != nil {
+			return err
+		}
+		out, err = store.UpdateProgram(ctx, tx, p)
+		return err
+	})
+	return out, err
+}
+
+func applyPatch(p store.Program, patch ProgramPatch) (store.Program, error) {
+	verr := &ValidationError{}
+	if patch.Name != nil {
+		p.Name = checkName(verr, "name", *patch.Name)
+	}
+	if patch.WebsiteURL != nil {
+		p.WebsiteURL = checkWebsite(verr, "website_url", *patch.WebsiteURL)
+	}
+	if patch.Currency != nil {
+		if _, err := currencyScale(*patch.Currency); err != nil {
+			verr.Add("currency", "The currency must be an ISO 4217 currency code.")
+		}
+		p.Currency = strings.ToLower(*patch.Currency)
+	}
+	if isPresent(patch.Tracking) {
+		p.Tracking = mergeTracking(verr, p.Tracking, patch.Tracking)
+	}
+	if isPresent(patch.Rewards) {
+		p.Rewards = string(checkRewards(verr, p.Currency, patch.Rewards))
+	}
+	return p, verr.Err()
+}
+
+func isPresent(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}
+
+func checkName(verr *ValidationError, field, name string) string {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		verr.Add(field, "The "+field+" field is required.")
+	case len(name) > 255:
+		verr.Add(field, "The "+field+" must not be greater than 255 characters.")
+	}
+	return name
+}
+
+func checkWebsite(verr *ValidationError, field, raw string) string {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(raw) > 2048 {
+		verr.Add(field, "The "+field+" must be an absolute http or https URL.")
+	}
+	return raw
+}
+
+var (
+	paramRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	cookieRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	domainRE = regexp.MustCompile(`^\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// mergeTracking overlays the fields present in raw on t and validates the result.
+func mergeTracking(verr *ValidationError, t store.Tracking, raw json.RawMessage) store.Tracking {
+	var patch struct {
+		LinkFormat   *string         `json:"link_format"`
+		Param        *string         `json:"param"`
+		CookieName   *string         `json:"cookie_name"`
+		CookieDays   *int            `json:"cookie_days"`
+		Attribution  *string         `json:"attribution"`
+		CookieDomain json.RawMessage `json:"cookie_domain"`
+	}
+	if err := json.Unmarshal(raw, &patch); err != nil {
+		verr.Add("tracking", "The tracking must be an object of tracking settings: "+jsonProblem(err))
+		return t
+	}
+	if patch.LinkFormat != nil {
+		t.LinkFormat = *patch.LinkFormat
+	}
+	if patch.Param != nil {
+		t.Param = *patch.Param
+	}
+	if patch.CookieName != nil {
+		t.CookieName = *patch.CookieName
+	}
+	if patch.CookieDays != nil {
+		t.CookieDays = *patch.CookieDays
+	}
+	if patch.Attribution != nil {
+		t.Attribution = *patch.Attribution
+	}
+	if patch.CookieDomain != nil {
+		var d *string
+		if err := json.Unmarshal(patch.CookieDomain, &d); err != nil {
+			verr.Add("tracking.cookie_domain", "The tracking.cookie_domain must be a string or null.")
+		}
+		if d != nil && strings.TrimSpace(*d) == "" {
+			d = nil
+		}
+		if d != nil {
+			v := strings.ToLower(strings.TrimSpace(*d))
+			d = &v
+		}
+		t.CookieDomain = d
+	}
+	if t.LinkFormat != "query" && t.LinkFormat != "path" {
+		verr.Add("tracking.link_format", "The tracking.link_format must be one of: query, path.")
+	}
+	if !paramRE.MatchString(t.Param) {
+		verr.Add("tracking.param", "The tracking.param must be 1-32 letters, digits, '-' or '_'.")
+	}
+	if !cookieRE.MatchString(t.CookieName) {
+		verr.Add("tracking.cookie_name", "The tracking.cookie_name must be 1-64 letters, digits, '-' or '_'.")
+	}
+	if t.CookieDays < 0 || t.CookieDays > 3650 {
+		verr.Add("tracking.cookie_days", "The tracking.cookie_days must be between 0 (lifetime) and 3650.")
+	}
+	if t.Attribution != "last_click" && t.Attribution != "first_click" {
+		verr.Add("tracking.attribution", "The tracking.attribution must be one of: last_click, first_click.")
+	}
+	if t.CookieDomain != nil && (len(*t.CookieDomain) > 253 || !domainRE.MatchString(*t.CookieDomain)) {
+		verr.Add("tracking.cookie_domain", "The tracking.cookie_domain must be a domain name.")
+	}
+	return t
+}
+
+// RewardRule is one rule of a program's rewards. Amounts are kept as the exact
+// decimal the user sent; the reward engine converts them to minor units.
+type RewardRule struct {
+	Name         string       `json:"name,omitempty"`
+	Recipient    string       `json:"recipient"`
+	Trigger      string       `json:"trigger"`
+	Type         string       `json:"type"`
+	Amount       json.Number  `json:"amount"`
+	AmountType   string       `json:"amount_type"`
+	Currency     string       `json:"currency,omitempty"`
+	MinPurchase  *json.Number `json:"min_purchase,omitempty"`
+	MaxPurchases int          `json:"max_purchases"`
+	MaxMonths    int          `json:"max_months"`
+	HoldDays     int          `json:"hold_days"`
+}
+
+var (
+	recipients  = []string{"referrer", "referred"}
+	triggers    = []string{"signup", "first_purchase", "purchase", "subscription"}
+	rewardTypes = []string{"credit", "discount", "cash"}
+	amountTypes = []string{"fixed", "percent"}
+)
+
+// checkRewards validates a rewards list and returns it normalised (currencies lower
+// case, fixed money rules given the program's currency when they name none).
+func checkRewards(verr *ValidationError, programCurrency string, raw json.RawMessage) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var rules []RewardRule
+	if err := dec.Decode(&rules); err != nil {
+		verr.Add("rewards", "The rewards must be a list of reward rules: "+jsonProblem(err))
+		return nil
+	}
+	if len(rules) > 50 {
+		verr.Add("rewards", "The rewards may hold at most 50 rules.")
+	}
+	for i := range rules {
+		r := &rules[i]
+		f := func(name string) string { return fmt.Sprintf("rewards.%d.%s", i, name) }
+		oneOf(verr, f("recipient"), r.Recipient, recipients)
+		oneOf(verr, f("trigger"), r.Trigger, triggers)
+		oneOf(verr, f("type"), r.Type, rewardTypes)
+		oneOf(verr, f("amount_type"), r.AmountType, amountTypes)
+		if len(r.Name) > 255 {
+			verr.Add(f("name"), "The name must not be greater than 255 characters.")
+		}
+		if r.Currency == "" {
+			r.Currency = programCurrency
+		}
+		r.Currency = strings.ToLower(r.Currency)
+		scale, err := currencyScale(r.Currency)
+		if err != nil {
+			verr.Add(f("currency"), "The currency must be an ISO 4217 currency code.")
+		}
+		amount, ok := new(big.Rat).SetString(r.Amount.String())
+		switch {
+		case r.Amount == "" || !ok:
+			verr.Add(f("amount"), "The amount must be a number.")
+		case amount.Sign() <= 0:
+			verr.Add(f("amount"), "The amount must be greater than 0.")
+		case r.AmountType == "percent" && amount.Cmp(big.NewRat(100, 1)) > 0:
+			verr.Add(f("amount"), "A percent amount must not be greater than 100.")
+		case r.AmountType == "percent" && decimals(r.Amount.String()) > 4:
+			verr.Add(f("amount"), "A percent amount may have at most 4 decimals.")
+		case r.AmountType == "fixed" && err == nil && decimals(r.Amount.String()) > scale:
+			verr.Add(f("amount"), fmt.Sprintf("The amount may have at most %d decimals in %s.", scale, strings.ToUpper(r.Currency)))
+		}
+		if r.AmountType == "percent" && r.Trigger == "signup" {
+			verr.Add(f("amount_type"), "A signup reward has no purchase to take a percent of; use a fixed amount.")
+		}
+		if r.MinPurchase != nil {
+			m, ok := new(big.Rat).SetString(r.MinPurchase.String())
+			if !ok || m.Sign() < 0 {
+				verr.Add(f("min_purchase"), "The min_purchase must be a number of at least 0.")
+			} else if err == nil && decimals(r.MinPurchase.String()) > scale {
+				verr.Add(f("min_purchase"), fmt.Sprintf("The min_purchase may have at most %d decimals in %s.", scale, strings.ToUpper(r.Currency)))
+			}
+		}
+		nonNegative(verr, f("max_purchases"), r.MaxPurchases, 1_000_000)
+		nonNegative(verr, f("max_months"), r.MaxMonths, 1200)
+		nonNegative(verr, f("hold_days"), r.HoldDays, 3650)
+	}
+	if rules == nil {
+		rules = []RewardRule{}
+	}
+	out, _ := json.Marshal(rules)
+	return out
+}
+
+func oneOf(verr *ValidationError, field, v string, allowed []string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	verr.Add(field, fmt.Sprintf("The %s must be one of: %s.", field, strings.Join(allowed, ", ")))
+}
+
+func nonNegative(verr *ValidationError, field string, v, max int) {
+	if v < 0 || v > max {
+		verr.Add(field, fmt.Sprintf("The %s must be between 0 and %d.", field, max))
+	}
+}
+
+// currencyScale is the number of minor-unit decimals of an ISO 4217 code (any case).
+func currencyScale(code string) (int, error) {
+	if len(code) != 3 {
+		return 0, fmt.Errorf("not a currency code: %q", code)
+	}
+	u, err := currency.ParseISO(strings.ToUpper(code))
+	if err != nil {
+		return 0, err
+	}
+	scale, _ := currency.Standard.Rounding(u)
+	return scale, nil
+}
+
+// decimals counts the digits after the decimal point of a JSON number, ignoring
+// trailing zeros ("1.50" has 1); exponents are applied.
+func decimals(num string) int {
+	r, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return 0
+	}
+	n := 0
+	d := new(big.Int).Set(r.Denom())
+	ten, zero := big.NewInt(10), big.NewInt(0)
+	for d.Cmp(big.NewInt(1)) != 0 {
+		// A denominator with factors other than 2 and 5 never terminates: report many.
+		if new(big.Int).Mod(d, big.NewInt(2)).Cmp(zero) != 0 && new(big.Int).Mod(d, big.NewInt(5)).Cmp(zero) != 0 {
+			return 99
+		}
+		r.Mul(r, new(big.Rat).SetInt(ten))
+		d.Set(r.Denom())
+		n++
+	}
+	return n
+}
+
+// jsonProblem describes a decoding error without Go type names.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("%s has the wrong type (%s)", te.Field, te.Value)
+		}
+		return fmt.Sprintf("wrong type (%s)", te.Value)
+	}
+	return err.Error()
+}

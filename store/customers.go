@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Customer is a program's customer: a potential referrer and possibly a referred friend.
+type Customer struct {
+	PK             int64          `db:"pk"`
+	ProgramPK      int64          `db:"program_pk"`
+	ID             string         `db:"id"`
+	Key            string         `db:"key"`
+	Email          sql.NullString `db:"email"`
+	Name           sql.NullString `db:"name"`
+	Surname        sql.NullString `db:"surname"`
+	Metadata       string         `db:"metadata"` // a JSON object
+	ReferrerPK     sql.NullInt64  `db:"referrer_pk"`
+	Status         string         `db:"status"`
+	Approved       bool           `db:"approved"`
+	ReferralsCount int            `db:"referrals_count"`
+	CreatedAt      time.Time      `db:"created_at"`
+	UpdatedAt      time.Time      `db:"updated_at"`
+	DeletedAt      sql.NullTime   `db:"deleted_at"`
+
+	// Referrer is the referring customer, read with the customer.
+	Referrer *CustomerRef `db:"-"`
+	// Links are the customer's referral links, its own key first.
+	Links []LinkRef `db:"-"`
+
+	RefID    sql.NullString `db:"ref_id"`
+	RefKey   sql.NullString `db:"ref_key"`
+	RefEmail sql.NullString `db:"ref_email"`
+	RefName  sql.NullString `db:"ref_name"`
+	LinksRaw string         `db:"links"`
+}
+
+// CustomerRef is the short form of a customer used for referrers.
+type CustomerRef struct {
+	PK    int64
+	ID    string
+	Key   string
+	Email sql.NullString
+	Name  sql.NullString
+}
+
+// LinkRef is what a customer object shows of each referral link.
+type LinkRef struct {
+	Key            string  `json:"key"`
+	DestinationURL *string `json:"destination_url"`
+}
+
+const customerSelect = `
+	SELECT c.pk, c.program_pk, c.id, c.key, c.email, c.name, c.surname, c.metadata::text AS metadata,
+		c.referrer_pk, c.status, c.approved, c.referrals_count, c.created_at, c.updated_at, c.deleted_at,
+		r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
+		(SELECT coalesce(json_agg(json_build_object('key', l.key, 'destination_url', l.destination_url)
+			ORDER BY l.is_default DESC, l.pk), '[]')::text FROM referral_links l WHERE l.customer_pk = c.pk) AS links
+	FROM customers c LEFT JOIN customers r ON r.pk = c.referrer_pk`
+
+func (c *Customer) finish() error {
+	c.Metadata = NormalizeJSON(c.Metadata)
+	if c.ReferrerPK.Valid {
+		c.Referrer = &CustomerRef{PK: c.ReferrerPK.Int64, ID: c.RefID.String, Key: c.RefKey.String, Email: c.RefEmail, Name: c.RefName}
+	}
+	if c.LinksRaw != "" {
+		if err := json.Unmarshal([]byte(c.LinksRaw), &c.Links); err != nil {
+			return fmt.Errorf("links of customer %d: %w", c.PK, err)
+		}
+	}
+	return nil
+}
+
+// InsertCustomer stores c with its default referral link, raises its referrer's
+// referrals_count and writes the customer.created outbox event, all in one statement.
+// c.PK is set on success.
+func InsertCustomer(ctx context.Context, q Querier, c *Customer, payload string) error {
+	err := q.GetContext(ctx, &c.PK, `
+		WITH c AS (
+			INSERT INTO customers (program_pk, id, key, email, name, surname, metadata, referrer_pk, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+			RETURNING pk
+		), l AS (
+			INSERT INTO referral_links (program_pk, customer_pk, key, is_default, created_at)
+			SELECT $1, pk, $3, true, $9 FROM c
+		), r AS (
+			UPDATE customers SET referrals_count = referrals_count + 1 WHERE pk = $8
+		), o AS (
+			INSERT INTO outbox (program_pk, event, payload, created_at)
+			SELECT $1, 'customer.created', $10, $9 FROM c
+		)
+		SELECT pk FROM c`,
+		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.ReferrerPK, c.CreatedAt, payload)
+	if err != nil {
+		return fmt.Errorf("store.InsertCustomer(%s): %w", c.Key, translate(err))
+	}
+	return nil
+}
+
+// GetCustomer returns the program's customer whose id is idOrKey, else whose key is.
+// With forUpdate it locks the row until the transaction ends.
+func GetCustomer(ctx context.Context, q Querier, programPK int64, idOrKey string, forUpdate bool) (Customer, error) {
+	query := customerSelect + ` WHERE c.program_pk = $1 AND (c.id = $2 OR c.key = $2) ORDER BY c.id = $2 DESC LIMIT 1`
+	if forUpdate {
+		query += ` FOR UPDATE OF c`
+	}
+	var c Customer
+	if err := q.GetContext(ctx, &c, query, programPK, idOrKey); err != nil {
+		return Customer{}, fmt.Errorf("store.GetCustomer(%s): %w", idOrKey, translate(err))
+	}
+	return c, c.finish()
+}
+
+// FindReferrer resolves a referring customer by its id, or else by a referral key (the
+// customer's own key or one of its extra links), within the program.
+func FindReferrer(ctx context.Context, q Querier, programPK int64, id, key string) (CustomerRef, error) {
+	var row struct {
+		PK    int64          `db:"pk"`
+		ID    string         `db:"id"`
+		Key   string         `db:"key"`
+		Email sql.NullString `db:"email"`
+		Name  sql.NullString `db:"name"`
+	}
+	var err error
+	if id != "" {
+		err = q.GetContext(ctx, &row, `SELECT pk, id, key, email, name FROM customers WHERE program_pk = $1 AND id = $2`, programPK, id)
+	} else {
+		err = q.GetContext(ctx, &row, `
+			SELECT c.pk, c.id, c.key, c.email, c.name FROM referral_links l JOIN customers c ON c.pk = l.customer_pk
+			WHERE l.program_pk = $1 AND l.key = $2`, programPK, key)
+	}
+	if err != nil {
+		return CustomerRef{}, fmt.Errorf("store.FindReferrer(%q, %q): %w", id, key, translate(err))
+	}
+	return CustomerRef{PK: row.PK, ID: row.ID, Key: row.Key, Email: row.Email, Name: row.Name}, nil
+}
+
+// UpdateCustomer writes c's editable fields (id, key, email, name, surname, metadata,
+// status, deleted_at, updated_at), moves its default link to a changed key, and writes
+// the outbox event, in the caller's transaction.
+func UpdateCustomer(ctx context.Context, q Querier, c *Customer, event, payload string) error {
+	_, err := q.ExecContext(ctx, `
+		WITH u AS (
+			UPDATE customers SET id = $2, key = $3, email = $4, name = $5, surname = $6, metadata = $7,
+				status = $8, deleted_at = $9, updated_at = $10
+			WHERE pk = $1 RETURNING pk
+		), l AS (
+			UPDATE referral_links SET key = $3 WHERE customer_pk = $1 AND is_default AND key <> $3
+		)
+		INSERT INTO outbox (program_pk, event, payload, created_at) SELECT $11, $12, $13, $10 FROM u`,
+		c.PK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.Status, c.DeletedAt, c.UpdatedAt,
+		c.ProgramPK, event, payload)
+	if err != nil {
+		return fmt.Errorf("store.UpdateCustomer(%s): %w", c.ID, translate(err))
+	}
+	return nil
+}
+
+// CustomerFilter selects customers of one program for a list.
+type CustomerFilter struct {
+	ProgramPK  int64
+	ReferrerPK int64  // only the customers this one referred
+	Referred   *bool  // refer_status: referred (true) or non_referred (false)
+	Email      string // exact, case-insensitive
+	ID, Key    string // exact
+	Query      string // substring of id, key, email or name, case-insensitive
+	Status     string // active | deleted; empty for both
+	Limit      int
+	Offset     int
+}
+
+// ListCustomers returns one page of the filter's customers, newest first, and the
+// number of customers the filter matches in all.
+func ListCustomers(ctx context.Context, q Querier, f CustomerFilter) ([]Customer, int, error) {
+	where := []string{"c.program_pk = $1"}
+	args := []any{f.ProgramPK}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	if f.ReferrerPK != 0 {
+		add("c.referrer_pk = ?", f.ReferrerPK)
+	}
+	if f.Referred != nil {
+		if *f.Referred {
+			where = append(where, "c.referrer_pk IS NOT NULL")
+		} else {
+			where = append(where, "c.referrer_pk IS NULL")
+		}
+	}
+	if f.Status != "" {
+		add("c.status = ?", f.Status)
+	}
+	if f.Email != "" {
+		add("lower(c.email) = lower(?)", f.Email)
+	}
+	if f.ID != "" {
+		add("c.id = ?", f.ID)
+	}
+	if f.Key != "" {
+		add("c.key = ?", f.Key)
+	}
+	if f.Query != "" {
+		add(`(c.id ILIKE ? OR c.key ILIKE ? OR c.email ILIKE ? OR c.name ILIKE ? OR c.surname ILIKE ?)`,
+			"%"+likeEscaper.Replace(f.Query)+"%")
+	}
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := q.GetContext(ctx, &total, `SELECT count(*) FROM customers c WHERE `+cond, args...); err != nil {
+		return nil, 0, fmt.Errorf("store.ListCustomers: %w", err)
+	}
+	var out []Customer
+	if total > f.Offset {
+		query := customerSelect + ` WHERE ` + cond + fmt.Sprintf(` ORDER BY c.pk DESC LIMIT %d OFFSET %d`, f.Limit, f.Offset)
+		if err := q.SelectContext(ctx, &out, query, args...); err != nil {
+			return nil, 0, fmt.Errorf("store.ListCustomers: %w", err)
+		}
+	}
+	for i := range out {
+		if err := out[i].finish(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, total, nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// NormalizeJSON re-encodes a JSON document with sorted keys and no spaces (numbers
+// kept exact), so equal documents have equal text whether they came from jsonb or Go.
+func NormalizeJSON(s string) string {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return s
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return s
+	}
+	return string(out)
+}

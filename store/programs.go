@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Program is a refer-a-friend program: the tenant every other row belongs to.
+type Program struct {
+	PK         int64           `db:"pk"`
+	ID         string          `db:"id"`
+	Name       string          `db:"name"`
+	WebsiteURL string          `db:"website_url"`
+	Currency   string          `db:"currency"`
+	Tracking   Tracking        `db:"tracking"`
+	Rewards    string          `db:"rewards"` // a JSON list of reward rules
+	CreatedAt  time.Time       `db:"created_at"`
+	UpdatedAt  time.Time       `db:"updated_at"`
+}
+
+// Tracking is how a program's referral links look and how its cookie behaves.
+type Tracking struct {
+	LinkFormat   string  `json:"link_format"` // query | path
+	Param        string  `json:"param"`
+	CookieName   string  `json:"cookie_name"`
+	CookieDays   int     `json:"cookie_days"` // 0 = lifetime
+	Attribution  string  `json:"attribution"` // last_click | first_click
+	CookieDomain *string `json:"cookie_domain"`
+}
+
+// Scan reads the jsonb column.
+func (t *Tracking) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		return json.Unmarshal(v, t)
+	case string:
+		return json.Unmarshal([]byte(v), t)
+	}
+	return fmt.Errorf("store: cannot scan %T into Tracking", src)
+}
+
+// Value writes the jsonb column (as text: see binary_parameters in Open).
+func (t Tracking) Value() (driver.Value, error) {
+	b, err := json.Marshal(t)
+	return string(b), err
+}
+
+const programCols = `p.pk, p.id, p.name, p.website_url, p.currency, p.tracking, p.rewards::text AS rewards, p.created_at, p.updated_at`
+
+// CreateProgram stores p (its ID, name, website, currency, tracking and rewards) with
+// its first API key, in one transaction.
+func CreateProgram(ctx context.Context, db *DB, p Program, keyHash []byte, keyPrefix string) (Program, error) {
+	var out Program
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &out, `
+			INSERT INTO programs AS p (id, name, website_url, currency, tracking, rewards)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			RETURNING `+programCols,
+			p.ID, p.Name, p.WebsiteURL, p.Currency, p.Tracking, rewardsOrEmpty(p.Rewards))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (program_pk, hash, prefix) VALUES ($1, $2, $3)`,
+			out.PK, keyHash, keyPrefix)
+		return err
+	})
+	if err != nil {
+		return Program{}, fmt.Errorf("store.CreateProgram: %w", translate(err))
+	}
+	return out, nil
+}
+
+func rewardsOrEmpty(r string) string {
+	if r == "" {
+		return "[]"
+	}
+	return r
+}
+
+// CreateAPIKey adds another key to the program with public id programID.
+func CreateAPIKey(ctx context.Context, q Querier, programID string, keyHash []byte, keyPrefix string) error {
+	res, err := q.ExecContext(ctx, `
+		INSERT INTO api_keys (program_pk, hash, prefix)
+		SELECT pk, $2, $3 FROM programs WHERE id = $1`, programID, keyHash, keyPrefix)
+	if err != nil {
+		return fmt.Errorf("store.CreateAPIKey(%s): %w", programID, translate(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store.CreateAPIKey(%s): program %w", programID, ErrNotFound)
+	}
+	return nil
+}
+
+// ProgramByKeyHash returns the program that owns the (unrevoked) API key with this hash.
+func ProgramByKeyHash(ctx context.Context, q Querier, keyHash []byte) (Program, error) {
+	var p Program
+	err := q.GetContext(ctx, &p, `
+		SELECT `+programCols+` FROM api_keys k JOIN programs p ON p.pk = k.program_pk
+		WHERE k.hash = $1 AND k.revoked_at IS NULL`, keyHash)
+	if err != nil {
+		return Program{}, fmt.Errorf("store.ProgramByKeyHash: %w", translate(err))
+	}
+	return p, nil
+}
+
+// ProgramByID returns the program with public id id.
+func ProgramByID(ctx context.Context, q Querier, id string) (Program, error) {
+	var p Program
+	if err := q.GetContext(ctx, &p, `SELECT `+programCols+` FROM programs p WHERE p.id = $1`, id); err != nil {
+		return Program{}, fmt.Errorf("store.ProgramByID(%s): %w", id, translate(err))
+	}
+	return p, nil
+}
+
+// LockProgram reads the program with primary key pk and locks it until the
+// transaction ends, so read-modify-write updates do not lose each other's changes.
+func LockProgram(ctx context.Context, q Querier, pk int64) (Program, error) {
+	var p Program
+	if err := q.GetContext(ctx, &p, `SELECT `+programCols+` FROM programs p WHERE p.pk = $1 FOR UPDATE`, pk); err != nil {
+		return Program{}, fmt.Errorf("store.LockProgram(%d): %w", pk, translate(err))
+	}
+	return p, nil
+}
+
+// UpdateProgram overwrites the program's editable settings.
+func UpdateProgram(ctx context.Context, q Querier, p Program) (Program, error) {
+	var out Program
+	err := q.GetContext(ctx, &out, `
+		UPDATE programs AS p SET name = $2, website_url = $3, currency = $4, tracking = $5, rewards = $6, updated_at = now()
+		WHERE p.pk = $1 RETURNING `+programCols,
+		p.PK, p.Name, p.WebsiteURL, p.Currency, p.Tracking, rewardsOrEmpty(p.Rewards))
+	if err != nil {
+		return Program{}, fmt.Errorf("store.UpdateProgram(%s): %w", p.ID, translate(err))
+	}
+	return out, nil
+}
+
+// IsNotFound reports whether err means that nothing matched.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

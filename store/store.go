@@ -1,0 +1,211 @@
+// Package store is referd's PostgreSQL storage: the connection, the migrations and
+// every SQL statement. Functions take a Querier so that callers can run them on the
+// pool or inside a transaction (DB.InTx); effects that must be atomic with their
+// outbox event are single statements or run in one transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Querier is what the query functions need: the pool (*DB) or a transaction (*sqlx.Tx).
+type Querier interface {
+	sqlx.ExtContext
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+// DB is the connection pool.
+type DB struct {
+	*sqlx.DB
+}
+
+// Options tune the pool; the zero value works.
+type Options struct {
+	// MaxConns caps open connections (default 20).
+	MaxConns int
+}
+
+// Open connects to the PostgreSQL database at url, creating the database first if it
+// does not exist. Parameters are sent in the same round trip as the statement
+// (lib/pq's binary_parameters) unless the URL says otherwise.
+func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
+	u, err := withDefaults(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store.Open: %w", err)
+	}
+	db, err := connect(ctx, u)
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "3D000" { // invalid_catalog_name
+		if err = createDatabase(ctx, u); err == nil {
+			db, err = connect(ctx, u)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store.Open(%s): %w", redact(u), err)
+	}
+	n := opt.MaxConns
+	if n <= 0 {
+		n = 20
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return &DB{db}, nil
+}
+
+func withDefaults(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("DATABASE_URL must be a postgres:// URL, got %q", redactString(rawURL))
+	}
+	q := u.Query()
+	if !q.Has("binary_parameters") {
+		// One round trip per statement instead of two (Parse/Describe, then Bind/Execute).
+		// Consequence: never pass JSON as []byte (it would be sent as binary jsonb); pass strings.
+		q.Set("binary_parameters", "yes")
+	}
+	if !q.Has("connect_timeout") {
+		q.Set("connect_timeout", "5")
+	}
+	u.RawQuery = q.Encode()
+	return u, nil
+}
+
+func connect(ctx context.Context, u *url.URL) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", u.String())
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// createDatabase creates the database named in u by connecting to the server's
+// "postgres" database. A concurrent creation by another process is not an error.
+func createDatabase(ctx context.Context, u *url.URL) error {
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return errors.New("DATABASE_URL names no database")
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	db, err := connect(ctx, &admin)
+	if err != nil {
+		return fmt.Errorf("creating database %q: %w", name, err)
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "42P04" { // duplicate_database
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating database %q: %w", name, err)
+	}
+	return nil
+}
+
+func redact(u *url.URL) string { return u.Redacted() }
+
+func redactString(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
+}
+
+// Migrate applies every pending migration. A PostgreSQL session lock makes concurrent
+// migrators (several processes starting at once) wait for each other.
+func (db *DB) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("store.Migrate: %w", err)
+	}
+	// One lock per database and schema: migrators of the same schema wait for each
+	// other (checking every second), while separate schemas (tests) never contend.
+	var lockID int64
+	if err := db.GetContext(ctx, &lockID, `SELECT hashtext(current_database() || '.' || current_schema())`); err != nil {
+		return fmt.Errorf("store.Migrate: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 600))
+	if err != nil {
+		return fmt.Errorf("store.Migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db.DB.DB, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("store.Migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("store.Migrate: %w", err)
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, committing when it returns nil.
+func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Now is the current time at the database's precision, so a value rendered into an
+// event payload is exactly the value stored.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// ErrNotFound means no row matched, within the caller's program.
+var ErrNotFound = errors.New("not found")
+
+// ConflictError reports a unique index violation on Field ("id", "key" or "email").
+type ConflictError struct {
+	Field string
+}
+
+func (e *ConflictError) Error() string { return "duplicate " + e.Field }
+
+// uniqueFields maps unique indexes to the API field they protect.
+var uniqueFields = map[string]string{
+	"customers_program_id":       "id",
+	"customers_program_key":      "key",
+	"customers_program_email":    "email",
+	"referral_links_program_key": "key",
+}
+
+// translate turns driver errors into the package's typed errors.
+func translate(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		if f, ok := uniqueFields[pqErr.Constraint]; ok {
+			return &ConflictError{Field: f}
+		}
+	}
+	return err
+}

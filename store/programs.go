@@ -13,15 +13,15 @@ import (
 
 // Program is a refer-a-friend program: the tenant every other row belongs to.
 type Program struct {
-	PK         int64           `db:"pk"`
-	ID         string          `db:"id"`
-	Name       string          `db:"name"`
-	WebsiteURL string          `db:"website_url"`
-	Currency   string          `db:"currency"`
-	Tracking   Tracking        `db:"tracking"`
-	Rewards    string          `db:"rewards"` // a JSON list of reward rules
-	CreatedAt  time.Time       `db:"created_at"`
-	UpdatedAt  time.Time       `db:"updated_at"`
+	PK         int64     `db:"pk"`
+	ID         string    `db:"id"`
+	Name       string    `db:"name"`
+	WebsiteURL string    `db:"website_url"`
+	Currency   string    `db:"currency"`
+	Tracking   Tracking  `db:"tracking"`
+	Rewards    string    `db:"rewards"` // a JSON list of reward rules
+	CreatedAt  time.Time `db:"created_at"`
+	UpdatedAt  time.Time `db:"updated_at"`
 }
 
 // Tracking is how a program's referral links look and how its cookie behaves.

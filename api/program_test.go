@@ -1,0 +1,141 @@
+package api_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func TestGetProgram(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.must(200, "GET", "/v1/program", nil).data()
+	if p["id"] != e.prog.ID || p["name"] != "Acme" || p["website_url"] != "https://acme.test" || p["currency"] != "usd" {
+		t.Errorf("program = %v", p)
+	}
+	tr := p["tracking"].(map[string]any)
+	want := map[string]any{"link_format": "query", "param": "ref", "cookie_name": "partnero_referral",
+		"cookie_days": float64(30), "attribution": "last_click", "cookie_domain": nil}
+	if fmt.Sprint(tr) != fmt.Sprint(want) {
+		t.Errorf("tracking = %v, want %v", tr, want)
+	}
+	if r, ok := p["rewards"].([]any); !ok || len(r) != 0 {
+		t.Errorf("rewards = %v, want []", p["rewards"])
+	}
+	e.must(200, "GET", "/v1/program", "[]")
+}
+
+func TestPatchProgram(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/customers", `{"key": "alice"}`)
+
+	p := e.must(200, "PATCH", "/v1/program", `{"name": "Acme Inc", "currency": "EUR",
+		"tracking": {"link_format": "path", "param": "via", "cookie_days": 0, "cookie_domain": ".Acme.test"},
+		"rewards": [
+			{"name": "Give 10", "recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "fixed", "max_purchases": 3},
+			{"recipient": "referred", "trigger": "first_purchase", "type": "discount", "amount": 12.5, "amount_type": "percent", "hold_days": 14},
+			{"recipient": "referrer", "trigger": "signup", "type": "cash", "amount": "500", "amount_type": "fixed", "currency": "JPY"}
+		]}`).data()
+	if p["name"] != "Acme Inc" || p["currency"] != "eur" || p["website_url"] != "https://acme.test" {
+		t.Errorf("program = %v", p)
+	}
+	tr := p["tracking"].(map[string]any)
+	if tr["link_format"] != "path" || tr["param"] != "via" || tr["cookie_days"] != float64(0) ||
+		tr["cookie_domain"] != ".acme.test" || tr["cookie_name"] != "partnero_referral" || tr["attribution"] != "last_click" {
+		t.Errorf("tracking = %v (unpatched fields must stay)", tr)
+	}
+	rules := p["rewards"].([]any)
+	if len(rules) != 3 {
+		t.Fatalf("rewards = %v", rules)
+	}
+	r0, r2 := rules[0].(map[string]any), rules[2].(map[string]any)
+	if r0["currency"] != "eur" || r0["amount"] != float64(10) || r0["max_purchases"] != float64(3) || r0["name"] != "Give 10" {
+		t.Errorf("rule 0 = %v (currency defaults to the program's)", r0)
+	}
+	if r2["currency"] != "jpy" || r2["amount"] != float64(500) {
+		t.Errorf("rule 2 = %v", r2)
+	}
+	// Stored, not just echoed.
+	if again := e.must(200, "GET", "/v1/program", nil).data(); fmt.Sprint(again["rewards"]) != fmt.Sprint(p["rewards"]) {
+		t.Errorf("GET after PATCH: %v", again["rewards"])
+	}
+	// Referral links follow the tracking settings at once.
+	c := e.must(200, "GET", "/v1/customers/alice", nil).data()
+	if c["referral_link"] != "https://acme.test/via/alice" {
+		t.Errorf("referral_link = %v, want the path format", c["referral_link"])
+	}
+	// Clearing the cookie domain.
+	p = e.must(200, "PATCH", "/v1/program", `{"tracking": {"cookie_domain": null, "attribution": "first_click"}}`).data()
+	if tr := p["tracking"].(map[string]any); tr["cookie_domain"] != nil || tr["attribution"] != "first_click" || tr["param"] != "via" {
+		t.Errorf("tracking = %v", tr)
+	}
+}
+
+func TestPatchProgramValidation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rule := func(extra string) string {
+		return `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount_type": "fixed", "amount": 10` + extra + `}]}`
+	}
+	for _, tc := range []struct {
+		name, body, field string
+		status            int
+	}{
+		{"empty name", `{"name": " "}`, "name", 422},
+		{"bad website", `{"website_url": "acme.test"}`, "website_url", 422},
+		{"bad currency", `{"currency": "XYZ"}`, "currency", 422},
+		{"bad link format", `{"tracking": {"link_format": "hash"}}`, "tracking.link_format", 422},
+		{"bad param", `{"tracking": {"param": "r e f"}}`, "tracking.param", 422},
+		{"bad cookie name", `{"tracking": {"cookie_name": "a;b"}}`, "tracking.cookie_name", 422},
+		{"negative cookie days", `{"tracking": {"cookie_days": -1}}`, "tracking.cookie_days", 422},
+		{"bad attribution", `{"tracking": {"attribution": "middle_click"}}`, "tracking.attribution", 422},
+		{"bad cookie domain", `{"tracking": {"cookie_domain": "not a domain"}}`, "tracking.cookie_domain", 422},
+		{"tracking not an object", `{"tracking": [1]}`, "tracking", 422},
+		{"rewards not a list", `{"rewards": {"a": 1}}`, "rewards", 422},
+		{"bad recipient", `{"rewards": [{"recipient": "nobody", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed"}]}`, "rewards.0.recipient", 422},
+		{"bad trigger", `{"rewards": [{"recipient": "referrer", "trigger": "birthday", "type": "credit", "amount": 1, "amount_type": "fixed"}]}`, "rewards.0.trigger", 422},
+		{"bad type", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "gold", "amount": 1, "amount_type": "fixed"}]}`, "rewards.0.type", 422},
+		{"zero amount", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 0, "amount_type": "fixed"}]}`, "rewards.0.amount", 422},
+		{"too many decimals", rule(`.001`), "rewards.0.amount", 422},
+		{"percent over 100", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 101, "amount_type": "percent"}]}`, "rewards.0.amount", 422},
+		{"percent on signup", `{"rewards": [{"recipient": "referrer", "trigger": "signup", "type": "credit", "amount": 5, "amount_type": "percent"}]}`, "rewards.0.amount_type", 422},
+		{"yen with decimals", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "cash", "amount": 1.5, "amount_type": "fixed", "currency": "jpy"}]}`, "rewards.0.amount", 422},
+		{"negative hold days", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "hold_days": -1}]}`, "rewards.0.hold_days", 422},
+		{"bad min purchase", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "min_purchase": -5}]}`, "rewards.0.min_purchase", 422},
+		{"malformed", `{"name": `, "", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, e.call("PATCH", "/v1/program", tc.body), tc.status, tc.field)
+		})
+	}
+	// Nothing of the failed patches was stored.
+	p := e.must(200, "GET", "/v1/program", nil).data()
+	if p["name"] != "Acme" || p["currency"] != "usd" || p["tracking"].(map[string]any)["link_format"] != "query" || len(p["rewards"].([]any)) != 0 {
+		t.Errorf("program changed by failed patches: %v", p)
+	}
+	e.must(200, "PATCH", "/v1/program", rule(`.10`)) // 10.10 is fine in USD
+}
+
+// Concurrent patches of different settings all take effect.
+func TestConcurrentProgramPatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	bodies := []string{`{"name": "New name"}`, `{"tracking": {"param": "via"}}`, `{"tracking": {"cookie_days": 7}}`, `{"currency": "gbp"}`}
+	var wg sync.WaitGroup
+	for _, b := range bodies {
+		wg.Add(1)
+		go func(b string) {
+			defer wg.Done()
+			if r := e.call("PATCH", "/v1/program", b); r.Status != 200 {
+				t.Errorf("%s: %d %s", b, r.Status, r.Raw)
+			}
+		}(b)
+	}
+	wg.Wait()
+	p := e.must(200, "GET", "/v1/program", nil).data()
+	tr := p["tracking"].(map[string]any)
+	if p["name"] != "New name" || p["currency"] != "gbp" || tr["param"] != "via" || tr["cookie_days"] != float64(7) {
+		t.Errorf("lost update: %v", p)
+	}
+}

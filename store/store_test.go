@@ -1,0 +1,82 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/referd/referd/store"
+	"github.com/referd/referd/store/storetest"
+)
+
+// Migrating again, or from several processes at once, is harmless.
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
+	_, url := storetest.NewWithURL(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := store.Open(ctx, url, store.Options{MaxConns: 2})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer db.Close()
+			if err := db.Migrate(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Open creates the database it is pointed at when it does not exist.
+func TestOpenCreatesTheDatabase(t *testing.T) {
+	t.Parallel()
+	admin := storetest.New(t)
+	name := "referd_open_test_" + randomSuffix(t, admin)
+	u := storetest.URL()
+	u = replaceDatabase(t, u, name)
+	t.Cleanup(func() { admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
+	db, err := store.Open(context.Background(), u, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got string
+	if err := db.Get(&got, `SELECT current_database()`); err != nil || got != name {
+		t.Fatalf("current_database() = %q, %v; want %q", got, err, name)
+	}
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUniqueViolationsAreTyped(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	p, err := store.CreateProgram(ctx, db, store.Program{ID: "p1", Name: "P", WebsiteURL: "https://p.test", Currency: "usd"}, make32(1), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := store.Customer{ProgramPK: p.PK, ID: "c", Key: "k", Metadata: "{}", CreatedAt: store.Now()}
+	if err := store.InsertCustomer(ctx, db, &c, "{}"); err != nil {
+		t.Fatal(err)
+	}
+	for field, cust := range map[string]store.Customer{
+		"id":  {ProgramPK: p.PK, ID: "c", Key: "k2", Metadata: "{}", CreatedAt: store.Now()},
+		"key": {ProgramPK: p.PK, ID: "c2", Key: "k", Metadata: "{}", CreatedAt: store.Now()},
+	} {
+		err := store.InsertCustomer(ctx, db, &cust, "{}")
+		if f, ok := conflictField(err); !ok || f != field {
+			t.Errorf("duplicate %s: %v", field, err)
+		}
+	}
+	if _, err := store.CreateProgram(ctx, db, store.Program{ID: "p2", Name: "P", WebsiteURL: "https://p.test", Currency: "usd"}, make32(1), "x"); err == nil {
+		t.Error("two programs share one API key hash")
+	}
+}

@@ -46,6 +46,9 @@ type Runner struct {
 	Log         *slog.Logger
 	Mux         *asynq.ServeMux
 	Periodic    []Periodic
+	// Queues are the queues the workers take tasks from, with their priorities (see
+	// asynq.Config.Queues). Nil means asynq's default: the "default" queue alone.
+	Queues map[string]int
 	// ShutdownTimeout is how long in-flight tasks get to finish (default 25s); tasks
 	// still running then go back to the queue.
 	ShutdownTimeout time.Duration
@@ -73,6 +76,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	logger := asynqLogger{log.With("component", "asynq")}
 	srv := asynq.NewServer(r.Redis, asynq.Config{
 		Concurrency:     conc,
+		Queues:          r.Queues,
 		Logger:          logger,
 		LogLevel:        asynq.WarnLevel,
 		ShutdownTimeout: timeout,

@@ -23,6 +23,7 @@ type config struct {
 	RetrySchedule string
 	Concurrency   int
 	LogFormat     string
+	DBConns       int
 
 	envErr error
 }
@@ -38,6 +39,7 @@ func configFromEnv(getenv func(string) string) config {
 		LogFormat:     getenv("REFERD_LOG_FORMAT"),
 		Port:          8080,
 		Concurrency:   64,
+		DBConns:       16,
 	}
 	var errs []error
 	if v := getenv("PORT"); v != "" {
@@ -53,6 +55,13 @@ func configFromEnv(getenv func(string) string) config {
 			errs = append(errs, fmt.Errorf("REFERD_CONCURRENCY=%q is not a number", v))
 		}
 		c.Concurrency = n
+	}
+	if v := getenv("REFERD_DB_CONNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("REFERD_DB_CONNS=%q is not a positive number", v))
+		}
+		c.DBConns = n
 	}
 	if v := getenv("REFERD_ALLOW_PRIVATE_TARGETS"); v != "" {
 		b, err := strconv.ParseBool(v)

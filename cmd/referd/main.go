@@ -107,9 +107,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.finish(); err != nil {
 		return usageError(err.Error())
 	}
+	// Missing flags are usage errors whether or not the database is reachable.
+	switch {
+	case cmd == "program create" && (name == "" || website == ""):
+		return usageError("program create needs --name and --website")
+	case cmd == "apikey create" && programID == "":
+		return usageError("apikey create needs --program")
+	}
 	log := newLogger(stderr, cfg.LogFormat)
 
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: cfg.DBConns})
 	if err != nil {
 		return err
 	}
@@ -123,18 +130,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("migrations applied")
 		return nil
 	case "program create":
-		if name == "" || website == "" {
-			return usageError("program create needs --name and --website")
-		}
 		p, key, err := referral.CreateProgram(ctx, db, name, website)
 		if err != nil {
 			return explain(err)
 		}
 		return printJSON(stdout, map[string]any{"program": referral.ProgramJSON(p), "api_key": key})
 	case "apikey create":
-		if programID == "" {
-			return usageError("apikey create needs --program")
-		}
 		key, err := referral.CreateAPIKey(ctx, db, programID)
 		if err != nil {
 			return explain(err)

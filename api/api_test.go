@@ -30,7 +30,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := storetest.New(t)
 	e := &env{t: t, db: db}
-	e.srv = httptest.NewServer(api.New(db, "http://referd.test", slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
+	e.srv = httptest.NewServer(api.New(db, "http://referd.test", slog.New(slog.NewTextHandler(io.Discard, nil)), 8).Handler())
 	t.Cleanup(e.srv.Close)
 	e.prog, e.key = e.newProgram("Acme", "https://acme.test")
 	return e

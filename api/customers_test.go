@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -66,8 +67,12 @@ func TestSeedCustomerFlow(t *testing.T) {
 	if len(ev) != 2 || ev[0].Event != "customer.created" || ev[1].Event != "customer.created" {
 		t.Fatalf("outbox = %+v", ev)
 	}
-	if ev[1].Payload["key"] != "customer_456" || ev[1].Payload["referring_customer"].(map[string]any)["key"] != "customer_123" {
-		t.Errorf("customer.created payload = %v", ev[1].Payload)
+	// The event carries exactly the customer object the API answered.
+	if !reflect.DeepEqual(ev[0].Payload, alice) {
+		t.Errorf("customer.created payload = %v\nwant %v", ev[0].Payload, alice)
+	}
+	if !reflect.DeepEqual(ev[1].Payload, bob) {
+		t.Errorf("customer.created payload = %v\nwant %v", ev[1].Payload, bob)
 	}
 }
 
@@ -387,6 +392,8 @@ func TestDeleteCustomerIsSoft(t *testing.T) {
 	if l := e.must(200, "GET", "/v1/customers/ref/referrals", nil).list(); len(l) != 1 {
 		t.Errorf("referrals after delete: %d", len(l))
 	}
+	// A deleted customer refers nobody any more.
+	wantError(t, e.call("POST", "/v1/customers", `{"key": "late", "referring_customer": {"key": "gone"}}`), 422, "referring_customer.key")
 	// A deleted customer's key and email stay taken.
 	wantError(t, e.call("POST", "/v1/customers", `{"key": "gone"}`), 409, "key")
 	wantError(t, e.call("DELETE", "/v1/customers/ghost", nil), 404, "")

@@ -24,14 +24,20 @@ type Server struct {
 	Log       *slog.Logger
 
 	keys keyCache
+	// slots admits requests to the database in arrival order (see Handler).
+	slots chan struct{}
 }
 
-// New returns a Server.
-func New(db *store.DB, publicURL string, log *slog.Logger) *Server {
+// New returns a Server. At most dbConns requests work at once (the size of the
+// database pool; default 16); the rest wait their turn in arrival order.
+func New(db *store.DB, publicURL string, log *slog.Logger, dbConns int) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log}
+	if dbConns <= 0 {
+		dbConns = 16
+	}
+	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log, slots: make(chan struct{}, dbConns)}
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p store.Program) error
@@ -98,8 +104,19 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 }
 
 // authed resolves the bearer API key to its program and runs h, or answers 401.
+//
+// Requests take a slot first. Goroutines blocked on a channel are served first in,
+// first out, while database/sql hands a freed connection to a random waiter; with
+// no more slots than connections nobody waits inside database/sql, so under load
+// every request waits about as long as the others instead of some waiting much longer.
 func (s *Server) authed(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.slots <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		defer func() { <-s.slots }()
 		auth := r.Header.Get("Authorization")
 		key, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok {

@@ -110,21 +110,6 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 	if err := verr.Err(); err != nil {
 		return store.Customer{}, err
 	}
-	if refID != "" || refKey != "" {
-		ref, err := store.FindReferrer(ctx, db, p.PK, refID, refKey)
-		if store.IsNotFound(err) {
-			field := "referring_customer.key"
-			if refID != "" {
-				field = "referring_customer.id"
-			}
-			return store.Customer{}, Invalid(field, "The referring customer does not exist.")
-		}
-		if err != nil {
-			return store.Customer{}, err
-		}
-		c.ReferrerPK = sql.NullInt64{Int64: ref.PK, Valid: true}
-		c.Referrer = &ref
-	}
 	c.CreatedAt = store.Now()
 	c.UpdatedAt = c.CreatedAt
 	c.Links = []store.LinkRef{{Key: c.Key}}
@@ -132,7 +117,16 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 	if err != nil {
 		return store.Customer{}, err
 	}
-	if err := store.InsertCustomer(ctx, db, &c, string(payload)); err != nil {
+	// The statement resolves the referrer and fills referring_customer into the payload.
+	err = store.InsertCustomer(ctx, db, &c, refID, refKey, string(payload))
+	if store.IsNotFound(err) {
+		field := "referring_customer.key"
+		if refID != "" {
+			field = "referring_customer.id"
+		}
+		return store.Customer{}, Invalid(field, "The referring customer does not exist.")
+	}
+	if err != nil {
 		return store.Customer{}, err
 	}
 	return c, nil

@@ -56,11 +56,14 @@ type LinkRef struct {
 
 const customerSelect = `
 	SELECT c.pk, c.program_pk, c.id, c.key, c.email, c.name, c.surname, c.metadata::text AS metadata,
-		c.referrer_pk, c.status, c.approved, c.referrals_count, c.created_at, c.updated_at, c.deleted_at,
+		c.referrer_pk, c.status, c.approved, coalesce(s.referrals, 0) AS referrals_count,
+		c.created_at, c.updated_at, c.deleted_at,
 		r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
 		(SELECT coalesce(json_agg(json_build_object('key', l.key, 'destination_url', l.destination_url)
-			ORDER BY l.is_default DESC, l.pk), '[]')::text FROM referral_links l WHERE l.customer_pk = c.pk) AS links
-	FROM customers c LEFT JOIN customers r ON r.pk = c.referrer_pk`
+			ORDER BY l.is_default DESC, l.created_at, l.key), '[]')::text FROM referral_links l WHERE l.customer_pk = c.pk) AS links
+	FROM customers c
+	LEFT JOIN customers r ON r.pk = c.referrer_pk
+	LEFT JOIN customer_stats s ON s.customer_pk = c.pk`
 
 func (c *Customer) finish() error {
 	c.Metadata = NormalizeJSON(c.Metadata)
@@ -75,28 +78,56 @@ func (c *Customer) finish() error {
 	return nil
 }
 
-// InsertCustomer stores c with its default referral link, raises its referrer's
-// referrals_count and writes the customer.created outbox event, all in one statement.
-// c.PK is set on success.
-func InsertCustomer(ctx context.Context, q Querier, c *Customer, payload string) error {
-	err := q.GetContext(ctx, &c.PK, `
-		WITH c AS (
+// InsertCustomer stores c in one statement: it resolves the referrer named by refID
+// (else refKey, a customer key or extra link key), inserts the customer and its
+// default referral link, counts the referral, and writes the customer.created
+// outbox event, whose payload is payload with referring_customer filled in. When a
+// referrer is named but is not an active customer of the program, nothing is
+// stored and the error is ErrNotFound. c.PK and c.Referrer are set on success.
+func InsertCustomer(ctx context.Context, q Querier, c *Customer, refID, refKey, payload string) error {
+	var row struct {
+		PK       int64          `db:"pk"`
+		RefPK    sql.NullInt64  `db:"ref_pk"`
+		RefID    sql.NullString `db:"ref_id"`
+		RefKey   sql.NullString `db:"ref_key"`
+		RefEmail sql.NullString `db:"ref_email"`
+		RefName  sql.NullString `db:"ref_name"`
+	}
+	err := get(ctx, q, &row, `
+		WITH ref AS (
+			SELECT r.pk, r.id, r.key, r.email, r.name FROM customers r
+			WHERE $10 <> '' AND r.program_pk = $1 AND r.id = $10 AND r.status = 'active'
+			UNION ALL
+			SELECT r.pk, r.id, r.key, r.email, r.name FROM referral_links l JOIN customers r ON r.pk = l.customer_pk
+			WHERE $10 = '' AND $11 <> '' AND l.program_pk = $1 AND l.key = $11 AND r.status = 'active'
+		), c AS (
 			INSERT INTO customers (program_pk, id, key, email, name, surname, metadata, referrer_pk, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-			RETURNING pk
+			SELECT $1, $2, $3, $4, $5, $6, $7, (SELECT pk FROM ref), $8, $8
+			WHERE ($10 = '' AND $11 = '') OR EXISTS (SELECT FROM ref)
+			RETURNING pk, referrer_pk
 		), l AS (
 			INSERT INTO referral_links (program_pk, customer_pk, key, is_default, created_at)
-			SELECT $1, pk, $3, true, $9 FROM c
-		), r AS (
-			UPDATE customers SET referrals_count = referrals_count + 1 WHERE pk = $8
+			SELECT $1, pk, $3, true, $8 FROM c
+		), s AS (
+			INSERT INTO customer_stats AS s (customer_pk, referrals)
+			SELECT referrer_pk, 1 FROM c WHERE referrer_pk IS NOT NULL
+			ON CONFLICT (customer_pk) DO UPDATE SET referrals = s.referrals + 1
 		), o AS (
 			INSERT INTO outbox (program_pk, event, payload, created_at)
-			SELECT $1, 'customer.created', $10, $9 FROM c
+			SELECT $1, 'customer.created', $9::jsonb || jsonb_build_object('referring_customer',
+				(SELECT jsonb_build_object('id', id, 'key', key, 'email', email, 'name', name) FROM ref)), $8
+			FROM c
 		)
-		SELECT pk FROM c`,
-		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.ReferrerPK, c.CreatedAt, payload)
+		SELECT c.pk, ref.pk AS ref_pk, ref.id AS ref_id, ref.key AS ref_key, ref.email AS ref_email, ref.name AS ref_name
+		FROM c LEFT JOIN ref ON true`,
+		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.CreatedAt, payload, refID, refKey)
 	if err != nil {
 		return fmt.Errorf("store.InsertCustomer(%s): %w", c.Key, translate(err))
+	}
+	c.PK = row.PK
+	if row.RefPK.Valid {
+		c.ReferrerPK = row.RefPK
+		c.Referrer = &CustomerRef{PK: row.RefPK.Int64, ID: row.RefID.String, Key: row.RefKey.String, Email: row.RefEmail, Name: row.RefName}
 	}
 	return nil
 }
@@ -109,34 +140,10 @@ func GetCustomer(ctx context.Context, q Querier, programPK int64, idOrKey string
 		query += ` FOR UPDATE OF c`
 	}
 	var c Customer
-	if err := q.GetContext(ctx, &c, query, programPK, idOrKey); err != nil {
+	if err := get(ctx, q, &c, query, programPK, idOrKey); err != nil {
 		return Customer{}, fmt.Errorf("store.GetCustomer(%s): %w", idOrKey, translate(err))
 	}
 	return c, c.finish()
-}
-
-// FindReferrer resolves a referring customer by its id, or else by a referral key (the
-// customer's own key or one of its extra links), within the program.
-func FindReferrer(ctx context.Context, q Querier, programPK int64, id, key string) (CustomerRef, error) {
-	var row struct {
-		PK    int64          `db:"pk"`
-		ID    string         `db:"id"`
-		Key   string         `db:"key"`
-		Email sql.NullString `db:"email"`
-		Name  sql.NullString `db:"name"`
-	}
-	var err error
-	if id != "" {
-		err = q.GetContext(ctx, &row, `SELECT pk, id, key, email, name FROM customers WHERE program_pk = $1 AND id = $2`, programPK, id)
-	} else {
-		err = q.GetContext(ctx, &row, `
-			SELECT c.pk, c.id, c.key, c.email, c.name FROM referral_links l JOIN customers c ON c.pk = l.customer_pk
-			WHERE l.program_pk = $1 AND l.key = $2`, programPK, key)
-	}
-	if err != nil {
-		return CustomerRef{}, fmt.Errorf("store.FindReferrer(%q, %q): %w", id, key, translate(err))
-	}
-	return CustomerRef{PK: row.PK, ID: row.ID, Key: row.Key, Email: row.Email, Name: row.Name}, nil
 }
 
 // UpdateCustomer writes c's editable fields (id, key, email, name, surname, metadata,
@@ -210,13 +217,13 @@ func ListCustomers(ctx context.Context, q Querier, f CustomerFilter) ([]Customer
 	}
 	cond := strings.Join(where, " AND ")
 	var total int
-	if err := q.GetContext(ctx, &total, `SELECT count(*) FROM customers c WHERE `+cond, args...); err != nil {
+	if err := get(ctx, q, &total, `SELECT count(*) FROM customers c WHERE `+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("store.ListCustomers: %w", err)
 	}
 	var out []Customer
 	if total > f.Offset {
-		query := customerSelect + ` WHERE ` + cond + fmt.Sprintf(` ORDER BY c.pk DESC LIMIT %d OFFSET %d`, f.Limit, f.Offset)
-		if err := q.SelectContext(ctx, &out, query, args...); err != nil {
+		query := customerSelect + ` WHERE ` + cond + fmt.Sprintf(` ORDER BY c.pk DESC LIMIT $%d OFFSET $%d`, len(args)+1, len(args)+2)
+		if err := selectRows(ctx, q, &out, query, append(args, f.Limit, f.Offset)...); err != nil {
 			return nil, 0, fmt.Errorf("store.ListCustomers: %w", err)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 
 // Link is a referral link of a customer: its own key (IsDefault) or an extra one.
 type Link struct {
-	PK             int64          `db:"pk"`
 	ProgramPK      int64          `db:"program_pk"`
 	CustomerPK     int64          `db:"customer_pk"`
 	Key            string         `db:"key"`
@@ -20,7 +19,7 @@ type Link struct {
 	CreatedAt      time.Time      `db:"created_at"`
 }
 
-const linkCols = `pk, program_pk, customer_pk, key, destination_url, is_default, is_additional, domain_id, created_at`
+const linkCols = `program_pk, customer_pk, key, destination_url, is_default, is_additional, domain_id, created_at`
 
 // InsertLink stores an extra referral link; its key shares one namespace with every
 // customer key and link key of the program.
@@ -38,7 +37,7 @@ func InsertLink(ctx context.Context, q Querier, l *Link) error {
 // ListLinks returns the customer's referral links, its own key first.
 func ListLinks(ctx context.Context, q Querier, customerPK int64) ([]Link, error) {
 	var out []Link
-	err := q.SelectContext(ctx, &out, `SELECT `+linkCols+` FROM referral_links WHERE customer_pk = $1 ORDER BY is_default DESC, pk`, customerPK)
+	err := selectRows(ctx, q, &out, `SELECT `+linkCols+` FROM referral_links WHERE customer_pk = $1 ORDER BY is_default DESC, created_at, key`, customerPK)
 	if err != nil {
 		return nil, fmt.Errorf("store.ListLinks(%d): %w", customerPK, err)
 	}

@@ -100,7 +100,7 @@ func CreateAPIKey(ctx context.Context, q Querier, programID string, keyHash []by
 // ProgramByKeyHash returns the program that owns the (unrevoked) API key with this hash.
 func ProgramByKeyHash(ctx context.Context, q Querier, keyHash []byte) (Program, error) {
 	var p Program
-	err := q.GetContext(ctx, &p, `
+	err := get(ctx, q, &p, `
 		SELECT `+programCols+` FROM api_keys k JOIN programs p ON p.pk = k.program_pk
 		WHERE k.hash = $1 AND k.revoked_at IS NULL`, keyHash)
 	if err != nil {
@@ -112,7 +112,7 @@ func ProgramByKeyHash(ctx context.Context, q Querier, keyHash []byte) (Program, 
 // ProgramByID returns the program with public id id.
 func ProgramByID(ctx context.Context, q Querier, id string) (Program, error) {
 	var p Program
-	if err := q.GetContext(ctx, &p, `SELECT `+programCols+` FROM programs p WHERE p.id = $1`, id); err != nil {
+	if err := get(ctx, q, &p, `SELECT `+programCols+` FROM programs p WHERE p.id = $1`, id); err != nil {
 		return Program{}, fmt.Errorf("store.ProgramByID(%s): %w", id, translate(err))
 	}
 	return p, nil

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -34,6 +35,7 @@ type Querier interface {
 // DB is the connection pool.
 type DB struct {
 	*sqlx.DB
+	stmts sync.Map // query text → *sqlx.Stmt
 }
 
 // Options tune the pool; the zero value works.
@@ -67,7 +69,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &DB{db}, nil
+	return &DB{DB: db}, nil
 }
 
 func withDefaults(rawURL string) (*url.URL, error) {
@@ -116,7 +118,9 @@ func createDatabase(ctx context.Context, u *url.URL) error {
 	defer db.Close()
 	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "42P04" { // duplicate_database
+	// Another process creating it at the same moment answers duplicate_database, or
+	// a unique violation on pg_database when both passed the existence check.
+	if errors.As(err, &pqErr) && (pqErr.Code == "42P04" || pqErr.Code == "23505") {
 		err = nil
 	}
 	if err != nil {
@@ -161,6 +165,58 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// stmt returns the prepared statement for query, preparing it on first use. Hot
+// statements are prepared so PostgreSQL plans them once per connection, not once
+// per execution: for the multi-statement inserts planning costs more than running.
+func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if s, ok := db.stmts.Load(query); ok {
+		return s.(*sqlx.Stmt), nil
+	}
+	s, err := db.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
+		s.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return s, nil
+}
+
+// Close closes the prepared statements and the pool.
+func (db *DB) Close() error {
+	db.stmts.Range(func(k, v any) bool {
+		v.(*sqlx.Stmt).Close()
+		db.stmts.Delete(k)
+		return true
+	})
+	return db.DB.Close()
+}
+
+// get runs a one-row query, prepared when q is the pool.
+func get(ctx context.Context, q Querier, dest any, query string, args ...any) error {
+	if db, ok := q.(*DB); ok {
+		s, err := db.stmt(ctx, query)
+		if err != nil {
+			return err
+		}
+		return s.GetContext(ctx, dest, args...)
+	}
+	return q.GetContext(ctx, dest, query, args...)
+}
+
+// selectRows runs a query of many rows, prepared when q is the pool.
+func selectRows(ctx context.Context, q Querier, dest any, query string, args ...any) error {
+	if db, ok := q.(*DB); ok {
+		s, err := db.stmt(ctx, query)
+		if err != nil {
+			return err
+		}
+		return s.SelectContext(ctx, dest, args...)
+	}
+	return q.SelectContext(ctx, dest, query, args...)
+}
+
 // InTx runs fn in a transaction, committing when it returns nil.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := db.BeginTxx(ctx, nil)
@@ -193,7 +249,7 @@ var uniqueFields = map[string]string{
 	"customers_program_id":       "id",
 	"customers_program_key":      "key",
 	"customers_program_email":    "email",
-	"referral_links_program_key": "key",
+	"referral_links_program_key": "key", // the primary key: every referral key of a program
 }
 
 // translate turns driver errors into the package's typed errors.

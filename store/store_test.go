@@ -41,6 +41,21 @@ func TestOpenCreatesTheDatabase(t *testing.T) {
 	u := storetest.URL()
 	u = replaceDatabase(t, u, name)
 	t.Cleanup(func() { admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
+	// Several processes starting at once all find (or make) the database.
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := store.Open(context.Background(), u, store.Options{MaxConns: 1})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			db.Close()
+		}()
+	}
+	wg.Wait()
 	db, err := store.Open(context.Background(), u, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -64,14 +79,14 @@ func TestUniqueViolationsAreTyped(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := store.Customer{ProgramPK: p.PK, ID: "c", Key: "k", Metadata: "{}", CreatedAt: store.Now()}
-	if err := store.InsertCustomer(ctx, db, &c, "{}"); err != nil {
+	if err := store.InsertCustomer(ctx, db, &c, "", "", "{}"); err != nil {
 		t.Fatal(err)
 	}
 	for field, cust := range map[string]store.Customer{
 		"id":  {ProgramPK: p.PK, ID: "c", Key: "k2", Metadata: "{}", CreatedAt: store.Now()},
 		"key": {ProgramPK: p.PK, ID: "c2", Key: "k", Metadata: "{}", CreatedAt: store.Now()},
 	} {
-		err := store.InsertCustomer(ctx, db, &cust, "{}")
+		err := store.InsertCustomer(ctx, db, &cust, "", "", "{}")
 		if f, ok := conflictField(err); !ok || f != field {
 			t.Errorf("duplicate %s: %v", field, err)
 		}

@@ -153,7 +153,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`)
 	})
-	mux.Handle("/v1/", api.New(db, cfg.PublicURL, log).Handler())
+	mux.Handle("/v1/", api.New(db, cfg.PublicURL, log, cfg.DBConns).Handler())
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
 	if err != nil {

@@ -109,8 +109,8 @@ func InsertCustomer(ctx context.Context, q Querier, c *Customer, refID, refKey, 
 			INSERT INTO referral_links (program_pk, customer_pk, key, is_default, created_at)
 			SELECT $1, pk, $3, true, $8 FROM c
 		), s AS (
-			INSERT INTO customer_stats AS s (customer_pk, referrals)
-			SELECT referrer_pk, 1 FROM c WHERE referrer_pk IS NOT NULL
+			INSERT INTO customer_stats AS s (customer_pk, program_pk, referrals)
+			SELECT referrer_pk, $1, 1 FROM c WHERE referrer_pk IS NOT NULL
 			ON CONFLICT (customer_pk) DO UPDATE SET referrals = s.referrals + 1
 		), o AS (
 			INSERT INTO outbox (program_pk, event, payload, created_at)

@@ -56,6 +56,7 @@ CREATE INDEX customers_referrer ON customers (referrer_pk, pk DESC) WHERE referr
 -- increments are HOT updates that touch no index and no customer row.
 CREATE TABLE customer_stats (
     customer_pk bigint PRIMARY KEY REFERENCES customers (pk) ON DELETE CASCADE,
+    program_pk  bigint NOT NULL REFERENCES programs (pk) ON DELETE CASCADE,
     referrals   integer NOT NULL DEFAULT 0 CHECK (referrals >= 0)
 ) WITH (fillfactor = 50);
 

@@ -135,6 +135,10 @@ func TestCreateCustomerErrors(t *testing.T) {
 		{"metadata not an object", `{"key": "new", "metadata": [1]}`, 422, "metadata"},
 		{"name of the wrong type", `{"key": "new", "name": {"first": "x"}}`, 422, "name"},
 		{"body is an array", `[]`, 422, "body"},
+		{"NUL in a name", `{"key": "new", "name": "a\u0000b"}`, 422, "name"},
+		{"NUL in metadata", `{"key": "new", "metadata": {"a": "\u0000"}}`, 422, "metadata"},
+		{"huge number in metadata", `{"key": "new", "metadata": {"a": [1e999999]}}`, 422, "metadata"},
+		{"key of the wrong type", `{"key": {"a": 1}}`, 422, "key"},
 		{"malformed JSON", `{"key": "x"`, 400, ""},
 		{"not JSON at all", `key=x`, 400, ""},
 	} {

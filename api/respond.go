@@ -84,6 +84,7 @@ func (s *Server) classify(r *http.Request, err error) *Error {
 		nfErr   *referral.NotFoundError
 		confErr *store.ConflictError
 		maxErr  *http.MaxBytesError
+		invErr  *store.InvalidError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -95,6 +96,9 @@ func (s *Server) classify(r *http.Request, err error) *Error {
 	case errors.As(err, &confErr):
 		msg := fmt.Sprintf("The %s has already been taken.", confErr.Field)
 		return &Error{Status: http.StatusConflict, Message: msg, Fields: map[string][]string{confErr.Field: {msg}}}
+	case errors.As(err, &invErr):
+		msg := "The request holds a value that cannot be stored: " + invErr.Msg + "."
+		return &Error{Status: http.StatusUnprocessableEntity, Message: msg, Fields: map[string][]string{"body": {msg}}}
 	case errors.As(err, &maxErr):
 		return errorf(http.StatusRequestEntityTooLarge, "The request body is larger than %d bytes.", MaxBody)
 	case errors.Is(err, context.Canceled):

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/mail"
+	"reflect"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -31,7 +33,7 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {
-		return &json.UnmarshalTypeError{Value: "non-string", Type: nil}
+		return &json.UnmarshalTypeError{Value: "non-string", Type: reflect.TypeOf("")}
 	}
 	*t = Text(n)
 	return nil
@@ -81,33 +83,8 @@ type CustomerInput struct {
 // CreateCustomer validates in and stores the customer, linked to its referrer when
 // referring_customer names one, with its customer.created event.
 func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in CustomerInput) (store.Customer, error) {
-	verr := &ValidationError{}
-	c := store.Customer{
-		ProgramPK: p.PK, Status: "active", Approved: true,
-		ID:      checkIdentifier(verr, "id", in.ID.str(), false),
-		Key:     checkIdentifier(verr, "key", in.Key.str(), true),
-		Email:   checkEmail(verr, "email", in.Email),
-		Name:    checkText(verr, "name", in.Name),
-		Surname: checkText(verr, "surname", in.Surname),
-	}
-	c.Metadata = checkMetadata(verr, "metadata", "{}", in.Metadata, false)
-	if c.ID == "" {
-		c.ID = newCustomerID()
-	}
-	if c.Key == "" {
-		c.Key = newReferralKey()
-	}
-	var refID, refKey string
-	if r := in.ReferringCustomer; r != nil {
-		refID, refKey = r.ID.str(), r.Key.str()
-		switch {
-		case refID == "" && refKey == "":
-			verr.Add("referring_customer", "The referring_customer must have an id or a key.")
-		case refID != "" && refID == c.ID, refID == "" && refKey == c.Key:
-			verr.Add("referring_customer", "A customer cannot refer themselves.")
-		}
-	}
-	if err := verr.Err(); err != nil {
+	c, refID, refKey, err := in.validate(p)
+	if err != nil {
 		return store.Customer{}, err
 	}
 	c.CreatedAt = store.Now()
@@ -130,6 +107,37 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 		return store.Customer{}, err
 	}
 	return c, nil
+}
+
+// validate checks in and returns the customer to insert (id and key generated when
+// absent) and the referrer it names, by id or else by key.
+func (in CustomerInput) validate(p store.Program) (c store.Customer, refID, refKey string, err error) {
+	verr := &ValidationError{}
+	c = store.Customer{
+		ProgramPK: p.PK, Status: "active", Approved: true,
+		ID:      checkIdentifier(verr, "id", in.ID.str(), false),
+		Key:     checkIdentifier(verr, "key", in.Key.str(), true),
+		Email:   checkEmail(verr, "email", in.Email),
+		Name:    checkText(verr, "name", in.Name),
+		Surname: checkText(verr, "surname", in.Surname),
+	}
+	c.Metadata = checkMetadata(verr, "metadata", "{}", in.Metadata, false)
+	if c.ID == "" {
+		c.ID = newCustomerID()
+	}
+	if c.Key == "" {
+		c.Key = newReferralKey()
+	}
+	if r := in.ReferringCustomer; r != nil {
+		refID, refKey = r.ID.str(), r.Key.str()
+		switch {
+		case refID == "" && refKey == "":
+			verr.Add("referring_customer", "The referring_customer must have an id or a key.")
+		case refID != "" && refID == c.ID, refID == "" && refKey == c.Key:
+			verr.Add("referring_customer", "A customer cannot refer themselves.")
+		}
+	}
+	return c, refID, refKey, verr.Err()
 }
 
 // GetCustomer returns the program's customer whose id, else key, is idOrKey.
@@ -288,8 +296,11 @@ func checkText(verr *ValidationError, field string, v *string) sql.NullString {
 		return sql.NullString{}
 	}
 	s := strings.TrimSpace(*v)
-	if len(s) > 255 {
+	switch {
+	case len(s) > 255:
 		verr.Add(field, "The "+field+" must not be greater than 255 characters.")
+	case strings.ContainsRune(s, 0):
+		verr.Add(field, "The "+field+" must not contain NUL characters.")
 	}
 	return sql.NullString{String: s, Valid: true}
 }
@@ -317,12 +328,49 @@ func checkMetadata(verr *ValidationError, field, base string, raw json.RawMessag
 		}
 		merged[k] = v
 	}
+	for k, v := range merged {
+		if problem := storable(k, v); problem != "" {
+			verr.Add(field, "The "+field+" "+problem+".")
+			return base
+		}
+	}
 	b, _ := json.Marshal(merged)
 	out := store.NormalizeJSON(string(b))
 	if len(out) > 16<<10 {
 		verr.Add(field, "The "+field+" must not be larger than 16 KiB.")
 	}
 	return out
+}
+
+// storable says what keeps the JSON value v (under key) out of PostgreSQL's jsonb:
+// a NUL character, or a number beyond what its numeric type holds. "" means none.
+func storable(key string, v json.RawMessage) string {
+	if strings.ContainsRune(key, 0) {
+		return "must not contain NUL characters"
+	}
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch t := tok.(type) {
+		case string:
+			if strings.ContainsRune(t, 0) {
+				return "must not contain NUL characters"
+			}
+		case json.Number:
+			if len(t) > 64 {
+				return "must not hold numbers of more than 64 characters"
+			}
+			if i := strings.IndexAny(string(t), "eE"); i >= 0 {
+				if exp, err := strconv.Atoi(strings.TrimPrefix(string(t)[i+1:], "+")); err != nil || exp > 300 || exp < -300 {
+					return "must not hold numbers with exponents beyond ±300"
+				}
+			}
+		}
+	}
 }
 
 // ListCustomers returns a page of the filter's customers and their total.

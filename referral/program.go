@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -258,7 +259,7 @@ func checkRewards(verr *ValidationError, programCurrency string, raw json.RawMes
 		if err != nil {
 			verr.Add(f("currency"), "The currency must be an ISO 4217 currency code.")
 		}
-		amount, ok := new(big.Rat).SetString(r.Amount.String())
+		amount, ok := parseDecimal(r.Amount.String())
 		switch {
 		case r.Amount == "" || !ok:
 			verr.Add(f("amount"), "The amount must be a number.")
@@ -275,7 +276,7 @@ func checkRewards(verr *ValidationError, programCurrency string, raw json.RawMes
 			verr.Add(f("amount_type"), "A signup reward has no purchase to take a percent of; use a fixed amount.")
 		}
 		if r.MinPurchase != nil {
-			m, ok := new(big.Rat).SetString(r.MinPurchase.String())
+			m, ok := parseDecimal(r.MinPurchase.String())
 			if !ok || m.Sign() < 0 {
 				verr.Add(f("min_purchase"), "The min_purchase must be a number of at least 0.")
 			} else if err == nil && decimals(r.MinPurchase.String()) > scale {
@@ -321,10 +322,26 @@ func currencyScale(code string) (int, error) {
 	return scale, nil
 }
 
+// parseDecimal reads a JSON number exactly. Numbers longer than 32 characters or with
+// an exponent beyond ±20 are refused before big.Rat sees them: 1e999999999 would
+// otherwise allocate a billion-digit integer.
+func parseDecimal(s string) (*big.Rat, bool) {
+	if len(s) == 0 || len(s) > 32 {
+		return nil, false
+	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil || exp > 20 || exp < -20 {
+			return nil, false
+		}
+	}
+	return new(big.Rat).SetString(s)
+}
+
 // decimals counts the digits after the decimal point of a JSON number, ignoring
 // trailing zeros ("1.50" has 1); exponents are applied.
 func decimals(num string) int {
-	r, ok := new(big.Rat).SetString(num)
+	r, ok := parseDecimal(num)
 	if !ok {
 		return 0
 	}

@@ -45,6 +45,19 @@ func TestDecimals(t *testing.T) {
 	}
 }
 
+func TestParseDecimalRefusesHugeNumbers(t *testing.T) {
+	for _, s := range []string{"1e999999999", "1e-999999999", "1e21", strings.Repeat("9", 33), ""} {
+		if _, ok := parseDecimal(s); ok {
+			t.Errorf("parseDecimal(%q) accepted", s)
+		}
+	}
+	for _, s := range []string{"10", "10.25", "1e2", "1.5E-3", "-0"} {
+		if _, ok := parseDecimal(s); !ok {
+			t.Errorf("parseDecimal(%q) refused", s)
+		}
+	}
+}
+
 func TestCurrencyScale(t *testing.T) {
 	for code, want := range map[string]int{"usd": 2, "JPY": 0, "kwd": 3, "eur": 2} {
 		got, err := currencyScale(code)

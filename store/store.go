@@ -244,6 +244,14 @@ type ConflictError struct {
 
 func (e *ConflictError) Error() string { return "duplicate " + e.Field }
 
+// InvalidError is a value PostgreSQL refused to store (a data exception, SQLSTATE
+// class 22); the caller's validation should have caught it first.
+type InvalidError struct {
+	Msg string
+}
+
+func (e *InvalidError) Error() string { return "invalid value: " + e.Msg }
+
 // uniqueFields maps unique indexes to the API field they protect.
 var uniqueFields = map[string]string{
 	"customers_program_id":       "id",
@@ -258,9 +266,12 @@ func translate(err error) error {
 		return ErrNotFound
 	}
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
-		if f, ok := uniqueFields[pqErr.Constraint]; ok {
+	if errors.As(err, &pqErr) {
+		if f, ok := uniqueFields[pqErr.Constraint]; ok && pqErr.Code == "23505" {
 			return &ConflictError{Field: f}
+		}
+		if pqErr.Code.Class() == "22" {
+			return &InvalidError{Msg: pqErr.Message}
 		}
 	}
 	return err

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -75,18 +74,29 @@ func jsonMux(mux *http.ServeMux) http.Handler {
 			mux.ServeHTTP(w, r) // sets the path values; Handler alone does not
 			return
 		}
-		rec := httptest.NewRecorder()
+		// ServeMux's own 404 or 405 handler: keep its status and Allow header, drop its text.
+		rec := &statusRecorder{header: http.Header{}}
 		h.ServeHTTP(rec, r)
-		if allow := rec.Header().Get("Allow"); allow != "" {
+		if allow := rec.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
 		msg := "No such endpoint: " + r.Method + " " + r.URL.Path + "."
-		if rec.Code == http.StatusMethodNotAllowed {
+		if rec.status == http.StatusMethodNotAllowed {
 			msg = "The " + r.Method + " method is not supported for " + r.URL.Path + "."
 		}
-		writeJSON(w, rec.Code, errorEnvelope{Message: msg, Errors: map[string][]string{}})
+		writeJSON(w, rec.status, errorEnvelope{Message: msg, Errors: map[string][]string{}})
 	})
 }
+
+// statusRecorder keeps the status and headers a handler writes, and drops its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *statusRecorder) WriteHeader(status int)      { r.status = status }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"net/mail"
 	"reflect"
 	"strconv"
@@ -447,13 +446,4 @@ func CreateLink(ctx context.Context, db *store.DB, p store.Program, in LinkInput
 		return store.Link{}, err
 	}
 	return l, nil
-}
-
-// IsConflict reports whether err is a duplicate id, key or email, and which.
-func IsConflict(err error) (string, bool) {
-	var ce *store.ConflictError
-	if errors.As(err, &ce) {
-		return ce.Field, true
-	}
-	return "", false
 }

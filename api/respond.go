@@ -204,6 +204,8 @@ type page struct {
 	Limit, Number int
 }
 
+func itoa(i int) string { return strconv.Itoa(i) }
+
 func (p page) offset() int { return (p.Number - 1) * p.Limit }
 
 func pagination(v url.Values) (page, error) {

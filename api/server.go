@@ -61,6 +61,15 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/customers/{id}/referrals", s.customerReferrals)
 	route("GET /v1/customers/{id}/referral_links", s.customerLinks)
 	route("POST /v1/customer_referral_links", s.createLink)
+	route("GET /v1/customers/{id}/stats", s.customerStats)
+	route("GET /v1/customers/{id}/balance", s.customerBalance)
+	route("POST /v1/customers/{id}/balance/credit", s.creditBalance)
+	route("GET /v1/customers/{id}/rewards", s.customerRewards)
+
+	route("POST /v1/transactions", s.createTransactions)
+	route("GET /v1/transactions", s.listTransactions)
+	route("GET /v1/transactions/{key}", s.getTransaction)
+	route("DELETE /v1/transactions/{key}", s.deleteTransaction)
 
 	return s.recoverer(jsonMux(mux))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
 )
 
@@ -94,7 +95,32 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 		return store.Customer{}, err
 	}
 	// The statement resolves the referrer and fills referring_customer into the payload.
-	err = store.InsertCustomer(ctx, db, &c, refID, refKey, string(payload))
+	var signup []rewards.Earned
+	if refID != "" || refKey != "" {
+		rules, err := programRules(p)
+		if err != nil {
+			return store.Customer{}, err
+		}
+		if signup, err = rewards.ForSignup(rules); err != nil {
+			return store.Customer{}, err
+		}
+	}
+	if len(signup) == 0 {
+		err = store.InsertCustomer(ctx, db, &c, refID, refKey, string(payload))
+	} else {
+		// Signup rewards commit with the customer.
+		err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+			n := c
+			if err := store.InsertCustomer(ctx, tx, &n, refID, refKey, string(payload)); err != nil {
+				return err
+			}
+			if _, err := grant(ctx, tx, p, signup, n.ReferrerPK.Int64, n.PK, sql.NullInt64{}, sql.NullInt64{Int64: n.PK, Valid: true}, "", n.CreatedAt); err != nil {
+				return err
+			}
+			c = n
+			return nil
+		})
+	}
 	if store.IsNotFound(err) {
 		field := "referring_customer.key"
 		if refID != "" {

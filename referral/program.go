@@ -13,8 +13,9 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
-	"golang.org/x/text/currency"
 
+	"github.com/referd/referd/money"
+	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
 )
 
@@ -205,21 +206,8 @@ func mergeTracking(verr *ValidationError, t store.Tracking, raw json.RawMessage)
 	return t
 }
 
-// RewardRule is one rule of a program's rewards. Amounts are kept as the exact
-// decimal the user sent; the reward engine converts them to minor units.
-type RewardRule struct {
-	Name         string       `json:"name,omitempty"`
-	Recipient    string       `json:"recipient"`
-	Trigger      string       `json:"trigger"`
-	Type         string       `json:"type"`
-	Amount       json.Number  `json:"amount"`
-	AmountType   string       `json:"amount_type"`
-	Currency     string       `json:"currency,omitempty"`
-	MinPurchase  *json.Number `json:"min_purchase,omitempty"`
-	MaxPurchases int          `json:"max_purchases"`
-	MaxMonths    int          `json:"max_months"`
-	HoldDays     int          `json:"hold_days"`
-}
+// RewardRule is one rule of a program's rewards; package rewards evaluates them.
+type RewardRule = rewards.Rule
 
 var (
 	recipients  = []string{"referrer", "referred"}
@@ -311,15 +299,10 @@ func nonNegative(verr *ValidationError, field string, v, max int) {
 
 // currencyScale is the number of minor-unit decimals of an ISO 4217 code (any case).
 func currencyScale(code string) (int, error) {
-	if len(code) != 3 {
-		return 0, fmt.Errorf("not a currency code: %q", code)
+	if !money.IsCurrency(code) {
+		return 0, fmt.Errorf("not an ISO 4217 currency code: %q", code)
 	}
-	u, err := currency.ParseISO(strings.ToUpper(code))
-	if err != nil {
-		return 0, err
-	}
-	scale, _ := currency.Standard.Rounding(u)
-	return scale, nil
+	return money.Scale(code)
 }
 
 // parseDecimal reads a JSON number exactly. Numbers longer than 32 characters or with

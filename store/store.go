@@ -217,8 +217,24 @@ func selectRows(ctx context.Context, q Querier, dest any, query string, args ...
 	return q.SelectContext(ctx, dest, query, args...)
 }
 
-// InTx runs fn in a transaction, committing when it returns nil.
+// ErrRetry asks InTx to run its function again in a new transaction (a concurrent
+// writer changed what it read).
+var ErrRetry = errors.New("retry the transaction")
+
+// InTx runs fn in a transaction, committing when it returns nil. A deadlock, a
+// serialization failure or ErrRetry rolls back and runs fn again, up to five times,
+// so fn must set its results afresh on each run.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = db.inTx(ctx, fn); !retryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
@@ -228,6 +244,25 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+func retryable(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == "40P01" || pqErr.Code == "40001" // deadlock_detected, serialization_failure
+	}
+	return errors.Is(err, ErrRetry)
+}
+
+// LockKey takes a transaction-scoped advisory lock on a program's key (a transaction
+// key, say), so that writers of the same key, even one that will not find a row to
+// lock, go one at a time.
+func LockKey(ctx context.Context, tx *sqlx.Tx, programPK int64, key string) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))`, programPK, key)
+	if err != nil {
+		return fmt.Errorf("store.LockKey(%s): %w", key, err)
+	}
+	return nil
 }
 
 // Now is the current time at the database's precision, so a value rendered into an

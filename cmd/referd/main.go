@@ -169,7 +169,8 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 			return err
 		}
 		defer stopRedis()
-		runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log}
+		runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
+			Mux: jobs.Handlers(db, log), Periodic: jobs.Schedule()}
 		g.Go(func() error { return runner.Run(gctx) })
 	}
 	g.Go(func() error {

@@ -1,0 +1,236 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/referd/referd/money"
+	"github.com/referd/referd/referral"
+	"github.com/referd/referd/store"
+)
+
+// transactionBody is one transaction of POST /v1/transactions.
+type transactionBody struct {
+	Customer    *customerRef   `json:"customer"`
+	Key         *referral.Text `json:"key"`
+	Amount      json.Number    `json:"amount"`
+	AmountUnits string         `json:"amount_units"`
+	Action      string         `json:"action"`
+	ProductID   *referral.Text `json:"product_id"`
+	ProductType string         `json:"product_type"`
+}
+
+type customerRef struct {
+	ID    *referral.Text `json:"id"`
+	Key   *referral.Text `json:"key"`
+	Email string         `json:"email"`
+}
+
+// sale turns the body into a Sale; amounts are exact major units of amount_units
+// (the program's currency when absent).
+func (b transactionBody) sale(p store.Program, customer *customerRef, prefix string, verr *referral.ValidationError) referral.Sale {
+	if b.Customer != nil {
+		customer = b.Customer
+	}
+	s := referral.Sale{Key: text(b.Key), Action: strings.TrimSpace(b.Action), ProductID: text(b.ProductID),
+		ProductType: strings.TrimSpace(b.ProductType), Source: "api", Livemode: true}
+	if customer == nil || (text(customer.ID) == "" && text(customer.Key) == "" && strings.TrimSpace(customer.Email) == "") {
+		verr.Add(prefix+"customer", "The customer field is required (customer.id, customer.key or customer.email).")
+	} else {
+		s.CustomerID, s.CustomerKey, s.CustomerEmail = text(customer.ID), text(customer.Key), strings.TrimSpace(customer.Email)
+	}
+	s.Units = strings.ToLower(strings.TrimSpace(b.AmountUnits))
+	if s.Units == "" {
+		s.Units = p.Currency
+	}
+	scale, err := money.Scale(s.Units)
+	switch {
+	case err != nil || !money.IsCurrency(s.Units):
+		verr.Add(prefix+"amount_units", "The amount_units must be an ISO 4217 currency code.")
+	case b.Amount == "":
+		verr.Add(prefix+"amount", "The amount field is required.")
+	default:
+		amt, err := money.ParseMajor(b.Amount.String(), scale)
+		if err != nil {
+			verr.Add(prefix+"amount", "The amount is not valid: "+err.Error()+".")
+		}
+		s.Amount = amt
+		if err == nil && amt <= 0 {
+			verr.Add(prefix+"amount", "The amount must be greater than 0.")
+		}
+	}
+	return s
+}
+
+func text(t *referral.Text) string {
+	if t == nil {
+		return ""
+	}
+	return strings.TrimSpace(string(*t))
+}
+
+// createTransactions is POST /v1/transactions: one transaction, or the batch form
+// {customer, transactions: [...]} (at most 100, recorded all or none).
+func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	var body struct {
+		transactionBody
+		Transactions *[]transactionBody `json:"transactions"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	verr := &referral.ValidationError{}
+	if body.Transactions == nil {
+		sale := body.sale(p, nil, "", verr)
+		if err := verr.Err(); err != nil {
+			return err
+		}
+		t, created, err := referral.RecordTransaction(r.Context(), s.DB, p, sale)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		respond(w, status, referral.TransactionJSON(t))
+		return nil
+	}
+	items := *body.Transactions
+	if len(items) == 0 || len(items) > 100 {
+		return referral.Invalid("transactions", "The transactions must hold 1 to 100 transactions.")
+	}
+	sales := make([]referral.Sale, len(items))
+	for i, it := range items {
+		sales[i] = it.sale(p, body.Customer, "transactions."+itoa(i)+".", verr)
+	}
+	if err := verr.Err(); err != nil {
+		return err
+	}
+	ts, created, err := referral.RecordTransactions(r.Context(), s.DB, p, sales)
+	if err != nil {
+		return err
+	}
+	out := make([]referral.TransactionView, len(ts))
+	for i, t := range ts {
+		out[i] = referral.TransactionJSON(t)
+	}
+	status := http.StatusOK
+	if created > 0 {
+		status = http.StatusCreated
+	}
+	respond(w, status, out)
+	return nil
+}
+
+func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	v, err := params(w, r)
+	if err != nil {
+		return err
+	}
+	pg, err := pagination(v)
+	if err != nil {
+		return err
+	}
+	ts, total, err := referral.ListTransactions(r.Context(), s.DB, p, strings.TrimSpace(v.Get("key")), strings.TrimSpace(v.Get("customer")), pg.Limit, pg.offset())
+	if err != nil {
+		return err
+	}
+	out := make([]referral.TransactionView, len(ts))
+	for i, t := range ts {
+		out[i] = referral.TransactionJSON(t)
+	}
+	s.respondList(w, r, v, out, total, pg)
+	return nil
+}
+
+func (s *Server) getTransaction(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	if _, err := params(w, r); err != nil {
+		return err
+	}
+	t, err := referral.GetTransaction(r.Context(), s.DB, p, r.PathValue("key"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, referral.TransactionJSON(t))
+	return nil
+}
+
+// deleteTransaction is DELETE /v1/transactions/{key}: a full refund. Deleting again
+// answers the same transaction and changes nothing.
+func (s *Server) deleteTransaction(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	if _, err := params(w, r); err != nil {
+		return err
+	}
+	t, _, err := referral.RefundTransaction(r.Context(), s.DB, p, referral.Refund{TransactionKey: r.PathValue("key")})
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, referral.TransactionJSON(t))
+	return nil
+}
+
+func (s *Server) customerStats(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	if _, err := params(w, r); err != nil {
+		return err
+	}
+	c, st, err := referral.CustomerStats(r.Context(), s.DB, p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, referral.StatsJSON(p, c, st))
+	return nil
+}
+
+func (s *Server) customerBalance(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	if _, err := params(w, r); err != nil {
+		return err
+	}
+	c, bs, err := referral.CustomerBalance(r.Context(), s.DB, p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, referral.BalanceJSON(p, c, bs))
+	return nil
+}
+
+// creditBalance is POST /v1/customers/{id}/balance/credit; it answers the balance.
+// An Idempotency-Key header (or a key field) makes a retried credit change nothing.
+func (s *Server) creditBalance(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	var in referral.CreditInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if k := strings.TrimSpace(r.Header.Get("Idempotency-Key")); k != "" && in.Key == nil {
+		t := referral.Text(k)
+		in.Key = &t
+	}
+	c, bs, err := referral.CreditBalance(r.Context(), s.DB, p, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, referral.BalanceJSON(p, c, bs))
+	return nil
+}
+
+func (s *Server) customerRewards(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	v, err := params(w, r)
+	if err != nil {
+		return err
+	}
+	pg, err := pagination(v)
+	if err != nil {
+		return err
+	}
+	rs, total, err := referral.CustomerRewards(r.Context(), s.DB, p, r.PathValue("id"), pg.Limit, pg.offset())
+	if err != nil {
+		return err
+	}
+	out := make([]referral.RewardView, len(rs))
+	for i, rw := range rs {
+		out[i] = referral.RewardJSON(rw)
+	}
+	s.respondList(w, r, v, out, total, pg)
+	return nil
+}

@@ -1,0 +1,153 @@
+package referral
+
+import (
+	"encoding/json"
+	"net/url"
+
+	"github.com/referd/referd/money"
+	"github.com/referd/referd/store"
+)
+
+// Major renders minor units of units as the API's major-unit number.
+func Major(minor int64, units string) json.Number {
+	scale, err := money.Scale(units)
+	if err != nil {
+		scale = 2
+	}
+	return money.FormatMajor(minor, scale)
+}
+
+// TxRewardView is a reward as a transaction lists it.
+type TxRewardView struct {
+	Key            string      `json:"key"`
+	Recipient      string      `json:"recipient"`
+	Type           string      `json:"type"`
+	Amount         json.Number `json:"amount"`
+	AmountUnits    string      `json:"amount_units"`
+	IsCurrency     bool        `json:"is_currency"`
+	Status         string      `json:"status"`
+	ReversedAmount json.Number `json:"reversed_amount"`
+}
+
+// TransactionView is the transaction object of the API and of transaction.* events.
+type TransactionView struct {
+	Key               string           `json:"key"`
+	Action            string           `json:"action"`
+	Amount            json.Number      `json:"amount"`
+	AmountUnits       string           `json:"amount_units"`
+	RefundedAmount    json.Number      `json:"refunded_amount"`
+	Customer          *CustomerRefView `json:"customer"`
+	ReferringCustomer *CustomerRefView `json:"referring_customer"`
+	ProductID         *string          `json:"product_id"`
+	ProductType       *string          `json:"product_type"`
+	Source            string           `json:"source"`
+	Livemode          bool             `json:"livemode"`
+	Rewards           []TxRewardView   `json:"rewards"`
+	CreatedAt         Time             `json:"created_at"`
+	DeletedAt         *Time            `json:"deleted_at"`
+}
+
+// TransactionJSON is the API's view of t.
+func TransactionJSON(t store.Transaction) TransactionView {
+	v := TransactionView{
+		Key: t.Key, Action: t.Action, Amount: Major(t.Amount, t.Units), AmountUnits: t.Units,
+		RefundedAmount: Major(t.Refunded, t.Units), Customer: RefJSON(t.Buyer),
+		ProductID: nullString(t.ProductID), ProductType: nullString(t.ProductType), Source: t.Source, Livemode: t.Livemode,
+		Rewards: make([]TxRewardView, len(t.Rewards)), CreatedAt: Time(t.CreatedAt), DeletedAt: NullTime(t.DeletedAt),
+	}
+	if t.Referrer != nil {
+		v.ReferringCustomer = RefJSON(*t.Referrer)
+	}
+	for i, r := range t.Rewards {
+		v.Rewards[i] = TxRewardView{Key: r.Key, Recipient: r.Recipient, Type: r.Type, Amount: Major(r.Amount, r.Units),
+			AmountUnits: r.Units, IsCurrency: r.IsCurrency, Status: r.Status, ReversedAmount: Major(r.Reversed, r.Units)}
+	}
+	return v
+}
+
+// RewardView is a reward entry of GET /v1/customers/{id}/rewards and of reward.* events.
+type RewardView struct {
+	Key            string      `json:"key"`
+	Recipient      string      `json:"recipient"`
+	Type           string      `json:"type"`
+	Trigger        string      `json:"trigger"`
+	Amount         json.Number `json:"amount"`
+	AmountUnits    string      `json:"amount_units"`
+	IsCurrency     bool        `json:"is_currency"`
+	Status         string      `json:"status"`
+	ReversedAmount json.Number `json:"reversed_amount"`
+	TransactionKey *string     `json:"transaction_key"`
+	AvailableAt    Time        `json:"available_at"`
+	CreatedAt      Time        `json:"created_at"`
+}
+
+// RewardJSON is the API's view of r.
+func RewardJSON(r store.Reward) RewardView {
+	return RewardView{
+		Key: r.Key, Recipient: r.Recipient, Type: r.Type, Trigger: r.Trigger, Amount: Major(r.Amount, r.Units),
+		AmountUnits: r.Units, IsCurrency: r.IsCurrency, Status: r.Status, ReversedAmount: Major(r.Reversed, r.Units),
+		TransactionKey: nullString(r.TransactionKey), AvailableAt: Time(r.AvailableAt), CreatedAt: Time(r.CreatedAt),
+	}
+}
+
+// BalanceEntryView is one units of a balance.
+type BalanceEntryView struct {
+	Amount      json.Number `json:"amount"`
+	AmountUnits string      `json:"amount_units"`
+	IsCurrency  bool        `json:"is_currency"`
+	Pending     json.Number `json:"pending"`
+}
+
+// BalanceView is the answer of GET /v1/customers/{id}/balance.
+type BalanceView struct {
+	Customer CustomerView       `json:"customer"`
+	Balance  []BalanceEntryView `json:"balance"`
+}
+
+// BalanceJSON is the API's view of a customer's balances.
+func BalanceJSON(p store.Program, c store.Customer, bs []store.Balance) BalanceView {
+	v := BalanceView{Customer: CustomerJSON(p, c), Balance: make([]BalanceEntryView, len(bs))}
+	for i, b := range bs {
+		v.Balance[i] = BalanceEntryView{Amount: Major(b.Amount, b.Units), AmountUnits: b.Units, IsCurrency: b.IsCurrency, Pending: Major(b.Pending, b.Units)}
+	}
+	return v
+}
+
+// TotalView is one units of total_rewards.
+type TotalView struct {
+	Amount      json.Number `json:"amount"`
+	AmountUnits string      `json:"amount_units"`
+	IsCurrency  bool        `json:"is_currency"`
+}
+
+// StatsView is the answer of GET /v1/customers/{id}/stats.
+type StatsView struct {
+	Clicks              int64             `json:"clicks"`
+	UniqueClicks        int64             `json:"unique_clicks"`
+	TotalReferrals      int               `json:"total_referrals"`
+	SuccessfulReferrals int               `json:"successful_referrals"`
+	PendingReferrals    int               `json:"pending_referrals"`
+	TotalRewards        []TotalView       `json:"total_rewards"`
+	SharingLinks        map[string]string `json:"sharing_links"`
+}
+
+// StatsJSON is the API's view of a customer's stats, with share links for its referral link.
+func StatsJSON(p store.Program, c store.Customer, s store.Stats) StatsView {
+	v := StatsView{
+		Clicks: s.Clicks, UniqueClicks: s.UniqueClicks, TotalReferrals: s.Referrals, SuccessfulReferrals: s.Successful,
+		PendingReferrals: max(s.Referrals-s.Successful, 0), TotalRewards: make([]TotalView, len(s.Totals)),
+	}
+	for i, t := range s.Totals {
+		v.TotalRewards[i] = TotalView{Amount: Major(t.Total, t.Units), AmountUnits: t.Units, IsCurrency: t.IsCurrency}
+	}
+	link := url.QueryEscape(LinkURL(p, c.Key, ""))
+	text := url.QueryEscape("Join " + p.Name + " with my referral link: " + LinkURL(p, c.Key, ""))
+	v.SharingLinks = map[string]string{
+		"twitter":  "https://twitter.com/intent/tweet?url=" + link,
+		"facebook": "https://www.facebook.com/sharer/sharer.php?u=" + link,
+		"linkedin": "https://www.linkedin.com/sharing/share-offsite/?url=" + link,
+		"whatsapp": "https://wa.me/?text=" + text,
+		"email":    "mailto:?subject=" + url.PathEscape("Join "+p.Name) + "&body=" + url.PathEscape("Join "+p.Name+" with my referral link: "+LinkURL(p, c.Key, "")),
+	}
+	return v
+}

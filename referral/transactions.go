@@ -1,0 +1,445 @@
+package referral
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/referd/referd/money"
+	"github.com/referd/referd/rewards"
+	"github.com/referd/referd/store"
+)
+
+// Sale is a purchase to record, in plain values: the REST API and the billing
+// providers both record through RecordTransaction.
+type Sale struct {
+	// The buyer: the first given of id, key and email.
+	CustomerID, CustomerKey, CustomerEmail string
+	Key                                    string // unique per program: retries with the same key change nothing
+	Amount                                 int64  // minor units of Units
+	Units                                  string // lower-case ISO 4217 code
+	Action                                 string // "sale" unless said otherwise
+	ProductID, ProductType                 string
+	Source                                 string // api | stripe | paddle | chargebee
+	Livemode                               bool
+}
+
+var actionRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,31}$`)
+
+// fingerprint is what makes two requests with one key the same transaction.
+func (s Sale) fingerprint(buyerPK int64) string {
+	return fmt.Sprintf("%d|%s|%d|%s|%q|%q|%s|%t", buyerPK, s.Action, s.Amount, s.Units, s.ProductID, s.ProductType, s.Source, s.Livemode)
+}
+
+func (s *Sale) check(verr *ValidationError, prefix string) {
+	s.Key = strings.TrimSpace(s.Key)
+	switch {
+	case s.Key == "":
+		verr.Add(prefix+"key", "The key field is required.")
+	case len(s.Key) > 255 || strings.ContainsFunc(s.Key, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		verr.Add(prefix+"key", "The key must be at most 255 characters without control characters.")
+	}
+	if s.Action == "" {
+		s.Action = "sale"
+	}
+	if !actionRE.MatchString(s.Action) {
+		verr.Add(prefix+"action", "The action must be a lower-case word such as sale.")
+	}
+	if s.Amount <= 0 {
+		verr.Add(prefix+"amount", "The amount must be greater than 0.")
+	}
+	if !money.IsCurrency(s.Units) {
+		verr.Add(prefix+"amount_units", "The amount_units must be an ISO 4217 currency code.")
+	}
+	for field, v := range map[string]string{"product_id": s.ProductID, "product_type": s.ProductType} {
+		if len(v) > 255 || strings.ContainsRune(v, 0) {
+			verr.Add(prefix+field, "The "+field+" must be at most 255 characters.")
+		}
+	}
+	if s.Source == "" {
+		s.Source = "api"
+	}
+}
+
+// isSubscription says whether a sale is a subscription payment for the subscription trigger.
+func (s Sale) isSubscription() bool {
+	return s.ProductType == "subscription" || s.Action == "subscription" || s.Action == "renewal"
+}
+
+// RecordTransaction records a sale of a referred customer and the rewards the
+// program's rules grant for it, with their ledger entries and events, in one database
+// transaction. A sale whose key was recorded before returns that transaction
+// (created=false) if it says the same, and a conflict on key if it does not.
+func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sale) (t store.Transaction, created bool, err error) {
+	verr := &ValidationError{}
+	s.check(verr, "")
+	if err := verr.Err(); err != nil {
+		return store.Transaction{}, false, err
+	}
+	rules, err := programRules(p)
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+		t, created, err = recordInTx(ctx, tx, p, rules, s)
+		return err
+	})
+	return t, created, err
+}
+
+// RecordTransactions records several sales atomically: all of them or none.
+func RecordTransactions(ctx context.Context, db *store.DB, p store.Program, sales []Sale) (ts []store.Transaction, created int, err error) {
+	verr := &ValidationError{}
+	for i := range sales {
+		sales[i].check(verr, fmt.Sprintf("transactions.%d.", i))
+	}
+	if err := verr.Err(); err != nil {
+		return nil, 0, err
+	}
+	rules, err := programRules(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+		ts, created = nil, 0
+		for i, s := range sales {
+			t, c, err := recordInTx(ctx, tx, p, rules, s)
+			if err != nil {
+				var ve *ValidationError
+				if errors.As(err, &ve) {
+					return prefixed(ve, fmt.Sprintf("transactions.%d.", i))
+				}
+				return err
+			}
+			ts = append(ts, t)
+			if c {
+				created++
+			}
+		}
+		return nil
+	})
+	return ts, created, err
+}
+
+func prefixed(ve *ValidationError, prefix string) error {
+	out := &ValidationError{}
+	for f, msgs := range ve.Fields {
+		for _, m := range msgs {
+			out.Add(prefix+f, m)
+		}
+	}
+	return out
+}
+
+func programRules(p store.Program) ([]rewards.Rule, error) {
+	var rules []rewards.Rule
+	dec := json.NewDecoder(strings.NewReader(p.Rewards))
+	dec.UseNumber()
+	if err := dec.Decode(&rules); err != nil {
+		return nil, fmt.Errorf("reward rules of program %s: %w", p.ID, err)
+	}
+	return rules, nil
+}
+
+func recordInTx(ctx context.Context, tx *sqlx.Tx, p store.Program, rules []rewards.Rule, s Sale) (store.Transaction, bool, error) {
+	buyer, err := store.FindCustomer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail)
+	if store.IsNotFound(err) {
+		return store.Transaction{}, false, Invalid("customer", "The customer does not exist.")
+	}
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	if !buyer.ReferrerPK.Valid {
+		return store.Transaction{}, false, Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
+	}
+	fp := s.fingerprint(buyer.PK)
+	// One writer per key at a time, including a refund waiting for this sale.
+	if err := store.LockKey(ctx, tx, p.PK, "transaction:"+s.Key); err != nil {
+		return store.Transaction{}, false, err
+	}
+	existing, err := store.GetTransaction(ctx, tx, p.PK, s.Key, false)
+	if err == nil {
+		if existing.Fingerprint != fp {
+			return store.Transaction{}, false, &store.ConflictError{Field: "key"}
+		}
+		return existing, false, nil
+	}
+	if !store.IsNotFound(err) {
+		return store.Transaction{}, false, err
+	}
+
+	// Counters first, balances after: every writer locks in that order.
+	purchases, live, err := store.CountSale(ctx, tx, p.PK, buyer.PK)
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	now := store.Now()
+	t := store.Transaction{
+		ProgramPK: p.PK, Key: s.Key, CustomerPK: buyer.PK, ReferrerPK: buyer.ReferrerPK, Action: s.Action,
+		Amount: s.Amount, Units: s.Units, ProductID: nullable(s.ProductID), ProductType: nullable(s.ProductType),
+		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchases, Fingerprint: fp, CreatedAt: now,
+		Buyer:    store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
+		Referrer: buyer.Referrer,
+	}
+	inserted, err := store.InsertTransaction(ctx, tx, &t)
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	if !inserted { // cannot happen under the key lock; start over if it does
+		return store.Transaction{}, false, store.ErrRetry
+	}
+	if live == 1 {
+		if err := store.AddSuccessful(ctx, tx, p.PK, buyer.ReferrerPK.Int64, 1); err != nil {
+			return store.Transaction{}, false, err
+		}
+	}
+	earned, err := rewards.ForPurchase(rules, rewards.Purchase{
+		Amount: s.Amount, Units: s.Units, Number: purchases, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
+	})
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	t.Rewards, err = grant(ctx, tx, p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{Int64: t.PK, Valid: true}, sql.NullInt64{}, t.Key, now)
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	if err := writeEvent(ctx, tx, p.PK, "transaction.created", TransactionJSON(t), now); err != nil {
+		return store.Transaction{}, false, err
+	}
+	// Refunds that arrived before this sale apply now.
+	waiting, err := store.WaitingRefunds(ctx, tx, p.PK, t.Key)
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	for _, r := range waiting {
+		if err := applyRefund(ctx, tx, p, &t, r.Amount, now); err != nil {
+			return store.Transaction{}, false, err
+		}
+		if err := store.MarkRefundApplied(ctx, tx, r.PK); err != nil {
+			return store.Transaction{}, false, err
+		}
+	}
+	return t, true, nil
+}
+
+func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// grant stores the earned rewards: the referrer's go to referrerPK, the friend's to
+// referredPK. They are stored in customer and units order, the order in which every
+// writer locks balances.
+func grant(ctx context.Context, tx *sqlx.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64,
+	transactionPK, signupPK sql.NullInt64, transactionKey string, now time.Time) ([]store.Reward, error) {
+	out := make([]store.Reward, 0, len(earned))
+	for _, e := range earned {
+		r := store.Reward{
+			ProgramPK: p.PK, Key: "rwd_" + randomString(16), CustomerPK: referrerPK, Recipient: e.Recipient, Rule: e.Rule,
+			Trigger: e.Trigger, Type: e.Type, Amount: e.Amount, Units: e.Units, IsCurrency: e.IsCurrency,
+			Proportional: e.Proportional, Status: "approved", TransactionPK: transactionPK, SignupPK: signupPK,
+			AvailableAt: now, CreatedAt: now, TransactionKey: nullable(transactionKey),
+		}
+		if e.Recipient == "referred" {
+			r.CustomerPK = referredPK
+		}
+		if e.HoldDays > 0 {
+			r.Status = "pending"
+			r.AvailableAt = now.AddDate(0, 0, e.HoldDays)
+		}
+		out = append(out, r)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].CustomerPK != out[j].CustomerPK {
+			return out[i].CustomerPK < out[j].CustomerPK
+		}
+		return out[i].Units < out[j].Units
+	})
+	for i := range out {
+		payload, err := json.Marshal(RewardJSON(out[i]))
+		if err != nil {
+			return nil, err
+		}
+		if err := store.InsertReward(ctx, tx, &out[i], string(payload)); err != nil {
+			return nil, err
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Rule < out[j].Rule || out[i].Rule == out[j].Rule && out[i].Recipient < out[j].Recipient
+	})
+	return out, nil
+}
+
+func writeEvent(ctx context.Context, q store.Querier, programPK int64, event string, v any, at time.Time) error {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return store.InsertOutbox(ctx, q, programPK, event, string(payload), at)
+}
+
+// Refund asks for money back on a transaction.
+type Refund struct {
+	TransactionKey string
+	// Key identifies the refund itself, so a retried refund changes nothing.
+	Key string
+	// Amount in minor units of the transaction's units; 0 refunds all that is left.
+	Amount int64
+	// WaitForSale keeps a refund of an unknown transaction until the sale is recorded
+	// (billing providers may deliver the refund first); without it such a refund is
+	// NotFoundError.
+	WaitForSale bool
+}
+
+// RefundTransaction refunds (part of) a transaction: refunded_amount rises, that
+// share of its proportional rewards is reversed, and a full refund sets deleted_at
+// and reverses every reward. A refund whose key was applied before changes nothing.
+// The transaction is returned; found is false for a refund left waiting for its sale.
+func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Refund) (t store.Transaction, found bool, err error) {
+	if r.Amount < 0 {
+		return store.Transaction{}, false, Invalid("amount", "The refund amount must not be negative.")
+	}
+	if r.Key == "" {
+		r.Key = "full:" + r.TransactionKey
+	}
+	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+		found = false
+		if err := store.LockKey(ctx, tx, p.PK, "transaction:"+r.TransactionKey); err != nil {
+			return err
+		}
+		var err error
+		t, err = store.GetTransaction(ctx, tx, p.PK, r.TransactionKey, true)
+		notFound := store.IsNotFound(err)
+		if err != nil && !notFound {
+			return err
+		}
+		if notFound && !r.WaitForSale {
+			return &NotFoundError{What: "transaction"}
+		}
+		amount := sql.NullInt64{Int64: r.Amount, Valid: r.Amount > 0}
+		inserted, err := store.InsertRefund(ctx, tx, &store.Refund{
+			ProgramPK: p.PK, Key: r.Key, TransactionKey: r.TransactionKey, Amount: amount, Applied: !notFound, CreatedAt: store.Now(),
+		})
+		if err != nil || notFound {
+			return err
+		}
+		found = true
+		if !inserted {
+			return nil // this refund was applied before
+		}
+		return applyRefund(ctx, tx, p, &t, amount, store.Now())
+	})
+	return t, found, err
+}
+
+// applyRefund refunds amount (all that is left when not Valid) of the locked t.
+func applyRefund(ctx context.Context, tx *sqlx.Tx, p store.Program, t *store.Transaction, amount sql.NullInt64, now time.Time) error {
+	delta := t.Amount - t.Refunded
+	if amount.Valid && amount.Int64 < delta {
+		delta = amount.Int64
+	}
+	if delta <= 0 {
+		return nil
+	}
+	t.Refunded += delta
+	full := t.Refunded == t.Amount
+	rs, err := store.LockRewards(ctx, tx, t.PK)
+	if err != nil {
+		return err
+	}
+	// Counters before balances, as everywhere.
+	if full {
+		live, err := store.EndSale(ctx, tx, t.CustomerPK)
+		if err != nil {
+			return err
+		}
+		if live == 0 && t.ReferrerPK.Valid {
+			if err := store.AddSuccessful(ctx, tx, p.PK, t.ReferrerPK.Int64, -1); err != nil {
+				return err
+			}
+		}
+		t.DeletedAt = sql.NullTime{Time: now, Valid: true}
+	}
+	order := make([]*store.Reward, len(rs))
+	for i := range rs {
+		rs[i].TransactionKey = nullable(t.Key)
+		order[i] = &rs[i]
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		if order[i].CustomerPK != order[j].CustomerPK {
+			return order[i].CustomerPK < order[j].CustomerPK
+		}
+		return order[i].Units < order[j].Units
+	})
+	for _, r := range order {
+		target := int64(0)
+		switch {
+		case full:
+			target = r.Amount
+		case r.Proportional:
+			target = money.Prorate(r.Amount, t.Refunded, t.Amount)
+		}
+		if d := target - r.Reversed; d > 0 {
+			if err := store.ReverseReward(ctx, tx, r, d, now, rewardPayload); err != nil {
+				return err
+			}
+		}
+	}
+	t.Rewards = rs
+	if err := store.SetRefunded(ctx, tx, t); err != nil {
+		return err
+	}
+	if full {
+		return writeEvent(ctx, tx, p.PK, "transaction.deleted", TransactionJSON(*t), now)
+	}
+	return nil
+}
+
+func rewardPayload(r store.Reward) string {
+	b, _ := json.Marshal(RewardJSON(r))
+	return string(b)
+}
+
+// ApproveDueRewards approves held rewards whose hold has passed, in batches, until
+// none is left; it returns how many it approved.
+func ApproveDueRewards(ctx context.Context, db *store.DB, now time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := store.ApproveDue(ctx, db, now, 500, rewardPayload)
+		total += n
+		if err != nil || n < 500 {
+			return total, err
+		}
+	}
+}
+
+// GetTransaction returns the program's transaction with this key.
+func GetTransaction(ctx context.Context, db *store.DB, p store.Program, key string) (store.Transaction, error) {
+	t, err := store.GetTransaction(ctx, db, p.PK, key, false)
+	if store.IsNotFound(err) {
+		return t, &NotFoundError{What: "transaction"}
+	}
+	return t, err
+}
+
+// ListTransactions lists the program's transactions, newest first; customer (the
+// buyer's id or key) and key filter them.
+func ListTransactions(ctx context.Context, db *store.DB, p store.Program, key, customer string, limit, offset int) ([]store.Transaction, int, error) {
+	f := store.TransactionFilter{ProgramPK: p.PK, Key: key, Limit: limit, Offset: offset}
+	if customer != "" {
+		c, err := store.GetCustomer(ctx, db, p.PK, customer, false)
+		if store.IsNotFound(err) {
+			return nil, 0, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		f.CustomerPK = c.PK
+	}
+	return store.ListTransactions(ctx, db, f)
+}

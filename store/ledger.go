@@ -1,0 +1,374 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Transaction is a recorded sale of a referred customer.
+type Transaction struct {
+	PK             int64          `db:"pk"`
+	ProgramPK      int64          `db:"program_pk"`
+	Key            string         `db:"key"`
+	CustomerPK     int64          `db:"customer_pk"`
+	ReferrerPK     sql.NullInt64  `db:"referrer_pk"`
+	Action         string         `db:"action"`
+	Amount         int64          `db:"amount"`
+	Units          string         `db:"units"`
+	Refunded       int64          `db:"refunded"`
+	ProductID      sql.NullString `db:"product_id"`
+	ProductType    sql.NullString `db:"product_type"`
+	Source         string         `db:"source"`
+	Livemode       bool           `db:"livemode"`
+	PurchaseNumber int            `db:"purchase_number"`
+	Fingerprint    string         `db:"fingerprint"`
+	CreatedAt      time.Time      `db:"created_at"`
+	DeletedAt      sql.NullTime   `db:"deleted_at"`
+
+	// Read with the transaction.
+	Buyer    CustomerRef  `db:"-"`
+	Referrer *CustomerRef `db:"-"`
+	Rewards  []Reward     `db:"-"`
+
+	BuyerID     string         `db:"buyer_id"`
+	BuyerKey    string         `db:"buyer_key"`
+	BuyerEmail  sql.NullString `db:"buyer_email"`
+	BuyerName   sql.NullString `db:"buyer_name"`
+	RefID       sql.NullString `db:"ref_id"`
+	RefKey      sql.NullString `db:"ref_key"`
+	RefEmail    sql.NullString `db:"ref_email"`
+	RefName     sql.NullString `db:"ref_name"`
+	RewardsJSON string         `db:"rewards"`
+}
+
+// Reward is a reward a rule granted to a customer.
+type Reward struct {
+	PK            int64         `db:"pk" json:"pk"`
+	ProgramPK     int64         `db:"program_pk" json:"program_pk"`
+	Key           string        `db:"key" json:"key"`
+	CustomerPK    int64         `db:"customer_pk" json:"customer_pk"`
+	Recipient     string        `db:"recipient" json:"recipient"`
+	Rule          int           `db:"rule" json:"rule"`
+	Trigger       string        `db:"trigger" json:"trigger"`
+	Type          string        `db:"type" json:"type"`
+	Amount        int64         `db:"amount" json:"amount"`
+	Units         string        `db:"units" json:"units"`
+	IsCurrency    bool          `db:"is_currency" json:"is_currency"`
+	Proportional  bool          `db:"proportional" json:"proportional"`
+	Reversed      int64         `db:"reversed" json:"reversed"`
+	Status        string        `db:"status" json:"status"`
+	TransactionPK sql.NullInt64 `db:"transaction_pk" json:"-"`
+	SignupPK      sql.NullInt64 `db:"signup_pk" json:"-"`
+	AvailableAt   time.Time     `db:"available_at" json:"available_at"`
+	CreatedAt     time.Time     `db:"created_at" json:"created_at"`
+
+	TransactionKey sql.NullString `db:"transaction_key" json:"-"`
+}
+
+// InBalance reports whether the reward is spendable value (credit or cash); discounts
+// are listed with rewards but never enter the balance.
+func (r *Reward) InBalance() bool { return r.Type == "credit" || r.Type == "cash" }
+
+const transactionSelect = `
+	SELECT t.pk, t.program_pk, t.key, t.customer_pk, t.referrer_pk, t.action, t.amount, t.units, t.refunded,
+		t.product_id, t.product_type, t.source, t.livemode, t.purchase_number, t.fingerprint, t.created_at, t.deleted_at,
+		b.id AS buyer_id, b.key AS buyer_key, b.email AS buyer_email, b.name AS buyer_name,
+		r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
+		(SELECT coalesce(json_agg(row_to_json(w) ORDER BY w.pk), '[]')::text FROM rewards w WHERE w.transaction_pk = t.pk) AS rewards
+	FROM transactions t
+	JOIN customers b ON b.pk = t.customer_pk
+	LEFT JOIN customers r ON r.pk = t.referrer_pk`
+
+func (t *Transaction) finish() error {
+	t.Buyer = CustomerRef{PK: t.CustomerPK, ID: t.BuyerID, Key: t.BuyerKey, Email: t.BuyerEmail, Name: t.BuyerName}
+	if t.ReferrerPK.Valid {
+		t.Referrer = &CustomerRef{PK: t.ReferrerPK.Int64, ID: t.RefID.String, Key: t.RefKey.String, Email: t.RefEmail, Name: t.RefName}
+	}
+	t.Rewards = nil
+	if t.RewardsJSON != "" {
+		var rows []struct {
+			Reward
+			AvailableAt string `json:"available_at"`
+			CreatedAt   string `json:"created_at"`
+		}
+		if err := json.Unmarshal([]byte(t.RewardsJSON), &rows); err != nil {
+			return fmt.Errorf("rewards of transaction %d: %w", t.PK, err)
+		}
+		for _, r := range rows {
+			w := r.Reward
+			w.AvailableAt = parsePGTime(r.AvailableAt)
+			w.CreatedAt = parsePGTime(r.CreatedAt)
+			w.TransactionKey = sql.NullString{String: t.Key, Valid: true}
+			t.Rewards = append(t.Rewards, w)
+		}
+	}
+	return nil
+}
+
+// parsePGTime reads a timestamptz as row_to_json writes it.
+func parsePGTime(s string) time.Time {
+	for _, layout := range []string{"2006-01-02T15:04:05.999999-07:00", "2006-01-02T15:04:05.999999Z07:00", "2006-01-02T15:04:05.999999-07"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// GetTransaction returns the program's transaction with this key, its buyer, referrer
+// and rewards. With forUpdate the transaction row is locked.
+func GetTransaction(ctx context.Context, q Querier, programPK int64, key string, forUpdate bool) (Transaction, error) {
+	query := transactionSelect + ` WHERE t.program_pk = $1 AND t.key = $2`
+	if forUpdate {
+		query += ` FOR UPDATE OF t`
+	}
+	var t Transaction
+	if err := get(ctx, q, &t, query, programPK, key); err != nil {
+		return Transaction{}, fmt.Errorf("store.GetTransaction(%s): %w", key, translate(err))
+	}
+	return t, t.finish()
+}
+
+// TransactionFilter selects transactions of one program for a list.
+type TransactionFilter struct {
+	ProgramPK  int64
+	Key        string
+	CustomerPK int64 // the buyer
+	Limit      int
+	Offset     int
+}
+
+// ListTransactions returns a page of transactions, newest first, and their total.
+func ListTransactions(ctx context.Context, q Querier, f TransactionFilter) ([]Transaction, int, error) {
+	cond := `t.program_pk = $1 AND ($2 = '' OR t.key = $2) AND ($3 = 0 OR t.customer_pk = $3)`
+	args := []any{f.ProgramPK, f.Key, f.CustomerPK}
+	var total int
+	if err := get(ctx, q, &total, `SELECT count(*) FROM transactions t WHERE `+cond, args...); err != nil {
+		return nil, 0, fmt.Errorf("store.ListTransactions: %w", err)
+	}
+	var out []Transaction
+	if total > f.Offset {
+		if err := selectRows(ctx, q, &out, transactionSelect+` WHERE `+cond+` ORDER BY t.pk DESC LIMIT $4 OFFSET $5`,
+			append(args, f.Limit, f.Offset)...); err != nil {
+			return nil, 0, fmt.Errorf("store.ListTransactions: %w", err)
+		}
+	}
+	for i := range out {
+		if err := out[i].finish(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, total, nil
+}
+
+// CountSale counts a new sale of the buyer (purchases and live sales), locking the
+// buyer's counters until the transaction ends, and returns the new counts.
+func CountSale(ctx context.Context, tx *sqlx.Tx, programPK, buyerPK int64) (purchases, liveSales int, err error) {
+	var row struct {
+		Purchases int `db:"purchases"`
+		Live      int `db:"live_sales"`
+	}
+	err = tx.GetContext(ctx, &row, `
+		INSERT INTO customer_stats AS s (customer_pk, program_pk, purchases, live_sales) VALUES ($2, $1, 1, 1)
+		ON CONFLICT (customer_pk) DO UPDATE SET purchases = s.purchases + 1, live_sales = s.live_sales + 1
+		RETURNING purchases, live_sales`, programPK, buyerPK)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store.CountSale(%d): %w", buyerPK, err)
+	}
+	return row.Purchases, row.Live, nil
+}
+
+// EndSale counts a sale of the buyer as fully refunded and returns the live sales left.
+func EndSale(ctx context.Context, tx *sqlx.Tx, buyerPK int64) (int, error) {
+	var live int
+	err := tx.GetContext(ctx, &live, `UPDATE customer_stats SET live_sales = live_sales - 1 WHERE customer_pk = $1 RETURNING live_sales`, buyerPK)
+	if err != nil {
+		return 0, fmt.Errorf("store.EndSale(%d): %w", buyerPK, translate(err))
+	}
+	return live, nil
+}
+
+// AddSuccessful changes the referrer's count of successful referrals by delta.
+func AddSuccessful(ctx context.Context, tx *sqlx.Tx, programPK, referrerPK int64, delta int) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO customer_stats AS s (customer_pk, program_pk, successful) VALUES ($2, $1, greatest($3, 0))
+		ON CONFLICT (customer_pk) DO UPDATE SET successful = s.successful + $3`, programPK, referrerPK, delta)
+	if err != nil {
+		return fmt.Errorf("store.AddSuccessful(%d): %w", referrerPK, err)
+	}
+	return nil
+}
+
+// InsertTransaction stores t and its transaction.created event unless the program
+// already has a transaction with t's key; inserted says which. Concurrent inserts of
+// one key wait for each other, so exactly one is inserted.
+func InsertTransaction(ctx context.Context, tx *sqlx.Tx, t *Transaction) (inserted bool, err error) {
+	err = tx.GetContext(ctx, &t.PK, `
+		INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
+			source, livemode, purchase_number, fingerprint, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		ON CONFLICT (program_pk, key) DO NOTHING RETURNING pk`,
+		t.ProgramPK, t.Key, t.CustomerPK, t.ReferrerPK, t.Action, t.Amount, t.Units, t.ProductID, t.ProductType,
+		t.Source, t.Livemode, t.PurchaseNumber, t.Fingerprint, t.CreatedAt)
+	if err == sql.ErrNoRows {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store.InsertTransaction(%s): %w", t.Key, translate(err))
+	}
+	return true, nil
+}
+
+// SetRefunded records the transaction's new refunded total (and deleted_at when it
+// is fully refunded).
+func SetRefunded(ctx context.Context, tx *sqlx.Tx, t *Transaction) error {
+	_, err := tx.ExecContext(ctx, `UPDATE transactions SET refunded = $2, deleted_at = $3 WHERE pk = $1`, t.PK, t.Refunded, t.DeletedAt)
+	if err != nil {
+		return fmt.Errorf("store.SetRefunded(%s): %w", t.Key, translate(err))
+	}
+	return nil
+}
+
+// InsertOutbox writes an outbox event in the caller's transaction.
+func InsertOutbox(ctx context.Context, q Querier, programPK int64, event, payload string, at time.Time) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO outbox (program_pk, event, payload, created_at) VALUES ($1, $2, $3, $4)`,
+		programPK, event, payload, at)
+	if err != nil {
+		return fmt.Errorf("store.InsertOutbox(%s): %w", event, err)
+	}
+	return nil
+}
+
+// InsertReward stores r with its ledger entry and running sums (credit and cash only
+// enter the ledger and balance; every type counts in reward_totals) and the
+// reward.created event, in one statement. r.PK is set.
+func InsertReward(ctx context.Context, tx *sqlx.Tx, r *Reward, payload string) error {
+	avail, pending := r.Amount, int64(0)
+	if r.Status == "pending" {
+		avail, pending = 0, r.Amount
+	}
+	err := tx.GetContext(ctx, &r.PK, `
+		WITH w AS (
+			INSERT INTO rewards (program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
+				proportional, status, transaction_pk, signup_pk, available_at, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			RETURNING pk
+		), l AS (
+			INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
+			SELECT $1, $3, $9, $10, 'reward', pk, $17, $18, $16 FROM w WHERE $19
+		), b AS (
+			INSERT INTO balances AS b (customer_pk, units, program_pk, is_currency, amount, pending)
+			SELECT $3, $9, $1, $10, $17, $18 FROM w WHERE $19
+			ON CONFLICT (customer_pk, units) DO UPDATE SET amount = b.amount + EXCLUDED.amount, pending = b.pending + EXCLUDED.pending
+		), t AS (
+			INSERT INTO reward_totals AS t (customer_pk, units, program_pk, is_currency, total)
+			SELECT $3, $9, $1, $10, $8 FROM w
+			ON CONFLICT (customer_pk, units) DO UPDATE SET total = t.total + EXCLUDED.total
+		), o AS (
+			INSERT INTO outbox (program_pk, event, payload, created_at) SELECT $1, 'reward.created', $20, $16 FROM w
+		)
+		SELECT pk FROM w`,
+		r.ProgramPK, r.Key, r.CustomerPK, r.Recipient, r.Rule, r.Trigger, r.Type, r.Amount, r.Units, r.IsCurrency,
+		r.Proportional, r.Status, r.TransactionPK, r.SignupPK, r.AvailableAt, r.CreatedAt, avail, pending, r.InBalance(), payload)
+	if err != nil {
+		return fmt.Errorf("store.InsertReward(%s): %w", r.Key, translate(err))
+	}
+	return nil
+}
+
+// LockRewards locks and returns the rewards of a transaction, so that a refund
+// holds them before it touches any balance (the approval sweep skips locked rewards).
+func LockRewards(ctx context.Context, tx *sqlx.Tx, transactionPK int64) ([]Reward, error) {
+	var out []Reward
+	err := tx.SelectContext(ctx, &out, `
+		SELECT w.*, NULL::text AS transaction_key FROM rewards w WHERE w.transaction_pk = $1 ORDER BY w.pk FOR UPDATE`, transactionPK)
+	if err != nil {
+		return nil, fmt.Errorf("store.LockRewards(%d): %w", transactionPK, err)
+	}
+	return out, nil
+}
+
+// ReverseReward takes delta more of the locked reward r back: its status becomes
+// reversed when nothing is left, the ledger gets a reversal entry (credit and cash),
+// the running sums follow, and reward.reversed is written. r is updated.
+func ReverseReward(ctx context.Context, tx *sqlx.Tx, r *Reward, delta int64, at time.Time, payload func(Reward) string) error {
+	prior := r.Status
+	r.Reversed += delta
+	if r.Reversed == r.Amount {
+		r.Status = "reversed"
+	}
+	avail, pending := -delta, int64(0)
+	if prior == "pending" {
+		avail, pending = 0, -delta
+	}
+	_, err := tx.ExecContext(ctx, `
+		WITH w AS (
+			UPDATE rewards SET reversed = $2, status = $3 WHERE pk = $1 RETURNING pk, program_pk, customer_pk, units, is_currency
+		), l AS (
+			INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
+			SELECT program_pk, customer_pk, units, is_currency, 'reversal', pk, $4, $5, $6 FROM w WHERE $7
+		), b AS (
+			UPDATE balances b SET amount = b.amount + $4, pending = b.pending + $5
+			FROM w WHERE $7 AND b.customer_pk = w.customer_pk AND b.units = w.units
+		), t AS (
+			UPDATE reward_totals t SET total = t.total - $8 FROM w WHERE t.customer_pk = w.customer_pk AND t.units = w.units
+		)
+		INSERT INTO outbox (program_pk, event, payload, created_at) SELECT program_pk, 'reward.reversed', $9, $6 FROM w`,
+		r.PK, r.Reversed, r.Status, avail, pending, at, r.InBalance(), delta, payload(*r))
+	if err != nil {
+		return fmt.Errorf("store.ReverseReward(%s): %w", r.Key, translate(err))
+	}
+	return nil
+}
+
+// ApproveDue approves up to limit held rewards whose time has come, moving what is
+// left of each from pending to the spendable balance with reward.approved events.
+// Rewards locked by a refund are skipped and approved by a later run, so several
+// workers may run it at once. It returns how many it approved.
+func ApproveDue(ctx context.Context, db *DB, now time.Time, limit int, payload func(Reward) string) (int, error) {
+	n := 0
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		var due []Reward
+		// Ordered by customer and units: balances are then locked in one order by everyone.
+		if err := tx.SelectContext(ctx, &due, `
+			SELECT w.*, t.key AS transaction_key FROM rewards w LEFT JOIN transactions t ON t.pk = w.transaction_pk
+			WHERE w.pk IN (
+				SELECT pk FROM rewards WHERE status = 'pending' AND available_at <= $1
+				ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+			ORDER BY w.customer_pk, w.units, w.pk`, now, limit); err != nil {
+			return err
+		}
+		for i := range due {
+			r := &due[i]
+			r.Status = "approved"
+			net := r.Amount - r.Reversed
+			_, err := tx.ExecContext(ctx, `
+				WITH w AS (
+					UPDATE rewards SET status = 'approved' WHERE pk = $1 AND status = 'pending'
+					RETURNING pk, program_pk, customer_pk, units, is_currency
+				), l AS (
+					INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
+					SELECT program_pk, customer_pk, units, is_currency, 'approval', pk, $2, -$2, $3 FROM w WHERE $4
+				), b AS (
+					UPDATE balances b SET amount = b.amount + $2, pending = b.pending - $2
+					FROM w WHERE $4 AND b.customer_pk = w.customer_pk AND b.units = w.units
+				)
+				INSERT INTO outbox (program_pk, event, payload, created_at) SELECT program_pk, 'reward.approved', $5, $3 FROM w`,
+				r.PK, net, now, r.InBalance(), payload(*r))
+			if err != nil {
+				return fmt.Errorf("approving reward %s: %w", r.Key, err)
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store.ApproveDue: %w", err)
+	}
+	return n, nil
+}

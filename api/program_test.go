@@ -103,6 +103,9 @@ func TestPatchProgramValidation(t *testing.T) {
 		{"yen with decimals", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "cash", "amount": 1.5, "amount_type": "fixed", "currency": "jpy"}]}`, "rewards.0.amount", 422},
 		{"negative hold days", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "hold_days": -1}]}`, "rewards.0.hold_days", 422},
 		{"bad min purchase", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "min_purchase": -5}]}`, "rewards.0.min_purchase", 422},
+		{"percent discount in thousandths", `{"rewards": [{"recipient": "referred", "trigger": "purchase", "type": "discount", "amount": 12.345, "amount_type": "percent"}]}`, "rewards.0.amount", 422},
+		{"amount out of range", rule(`e14`), "rewards.0.amount", 422},
+		{"min purchase out of range", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "min_purchase": 1e20}]}`, "rewards.0.min_purchase", 422},
 		{"malformed", `{"name": `, "", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

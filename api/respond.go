@@ -116,9 +116,9 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 }
 
-// decode reads the JSON body into dst. An empty body is an empty object; broken JSON
-// is 400; a value of the wrong type is 422; unknown fields are ignored.
-func decode(w http.ResponseWriter, r *http.Request, dst any) error {
+// decode reads the JSON body into each of dsts. An empty body is an empty object;
+// broken JSON is 400; a value of the wrong type is 422; unknown fields are ignored.
+func decode(w http.ResponseWriter, r *http.Request, dsts ...any) error {
 	body, err := readBody(w, r)
 	if err != nil {
 		return err
@@ -127,8 +127,10 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	if err := json.Unmarshal(body, dst); err != nil {
-		return jsonError(err)
+	for _, dst := range dsts {
+		if err := json.Unmarshal(body, dst); err != nil {
+			return jsonError(err)
+		}
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -12,13 +11,13 @@ import (
 
 // transactionBody is one transaction of POST /v1/transactions.
 type transactionBody struct {
-	Customer    *customerRef   `json:"customer"`
-	Key         *referral.Text `json:"key"`
-	Amount      json.Number    `json:"amount"`
-	AmountUnits string         `json:"amount_units"`
-	Action      string         `json:"action"`
-	ProductID   *referral.Text `json:"product_id"`
-	ProductType string         `json:"product_type"`
+	Customer    *customerRef    `json:"customer"`
+	Key         *referral.Text  `json:"key"`
+	Amount      referral.Number `json:"amount"`
+	AmountUnits string          `json:"amount_units"`
+	Action      string          `json:"action"`
+	ProductID   *referral.Text  `json:"product_id"`
+	ProductType string          `json:"product_type"`
 }
 
 type customerRef struct {
@@ -73,15 +72,15 @@ func text(t *referral.Text) string {
 // createTransactions is POST /v1/transactions: one transaction, or the batch form
 // {customer, transactions: [...]} (at most 100, recorded all or none).
 func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p store.Program) error {
-	var body struct {
-		transactionBody
+	var body transactionBody
+	var batch struct {
 		Transactions *[]transactionBody `json:"transactions"`
 	}
-	if err := decode(w, r, &body); err != nil {
+	if err := decode(w, r, &batch, &body); err != nil {
 		return err
 	}
 	verr := &referral.ValidationError{}
-	if body.Transactions == nil {
+	if batch.Transactions == nil {
 		sale := body.sale(p, nil, "", verr)
 		if err := verr.Err(); err != nil {
 			return err
@@ -97,7 +96,7 @@ func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p st
 		respond(w, status, referral.TransactionJSON(t))
 		return nil
 	}
-	items := *body.Transactions
+	items := *batch.Transactions
 	if len(items) == 0 || len(items) > 100 {
 		return referral.Invalid("transactions", "The transactions must hold 1 to 100 transactions.")
 	}

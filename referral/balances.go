@@ -3,7 +3,6 @@ package referral
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -16,12 +15,12 @@ import (
 // CreditInput is the body of POST /v1/customers/{id}/balance/credit. A negative
 // amount is a debit (a payout or a redemption).
 type CreditInput struct {
-	Amount      json.Number `json:"amount"`
-	AmountUnits string      `json:"amount_units"`
-	Currency    string      `json:"currency"` // accepted for amount_units, as Partnero's guides write it
-	IsCurrency  *bool       `json:"is_currency"`
-	Note        *string     `json:"note"`
-	Key         *Text       `json:"key"` // optional idempotency key (also the Idempotency-Key header)
+	Amount      Number  `json:"amount"`
+	AmountUnits string  `json:"amount_units"`
+	Currency    string  `json:"currency"` // accepted for amount_units, as Partnero's guides write it
+	IsCurrency  *bool   `json:"is_currency"`
+	Note        *string `json:"note"`
+	Key         *Text   `json:"key"` // optional idempotency key (also the Idempotency-Key header)
 }
 
 func (in CreditInput) check(p store.Program) (store.Credit, error) {

@@ -46,6 +46,31 @@ func (t *Text) str() string {
 	return strings.TrimSpace(string(*t))
 }
 
+// Number is an exact decimal from JSON: a number, or a string holding one (some
+// clients quote amounts). It is kept as text; package money converts it.
+type Number string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *Number) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		b = []byte(strings.TrimSpace(s))
+	}
+	var num json.Number
+	if err := json.Unmarshal(b, &num); err != nil || num == "" {
+		return &json.UnmarshalTypeError{Value: "non-number", Type: reflect.TypeOf(json.Number(""))}
+	}
+	*n = Number(num)
+	return nil
+}
+
+// String is the number's text.
+func (n Number) String() string { return string(n) }
+
 // Optional is a field of an update: Set when present in the body, Null when it was null.
 type Optional[T any] struct {
 	Set   bool

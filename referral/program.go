@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -247,28 +245,34 @@ func checkRewards(verr *ValidationError, programCurrency string, raw json.RawMes
 		if err != nil {
 			verr.Add(f("currency"), "The currency must be an ISO 4217 currency code.")
 		}
-		amount, ok := parseDecimal(r.Amount.String())
+		// The rule engine reads amounts with package money; validating with it means a
+		// stored rule can always be applied.
 		switch {
-		case r.Amount == "" || !ok:
-			verr.Add(f("amount"), "The amount must be a number.")
-		case amount.Sign() <= 0:
-			verr.Add(f("amount"), "The amount must be greater than 0.")
-		case r.AmountType == "percent" && amount.Cmp(big.NewRat(100, 1)) > 0:
-			verr.Add(f("amount"), "A percent amount must not be greater than 100.")
-		case r.AmountType == "percent" && decimals(r.Amount.String()) > 4:
-			verr.Add(f("amount"), "A percent amount may have at most 4 decimals.")
-		case r.AmountType == "fixed" && err == nil && decimals(r.Amount.String()) > scale:
-			verr.Add(f("amount"), fmt.Sprintf("The amount may have at most %d decimals in %s.", scale, strings.ToUpper(r.Currency)))
+		case r.Amount == "":
+			verr.Add(f("amount"), "The amount field is required.")
+		case r.AmountType == "percent" && r.Type == "discount":
+			if pct, perr := money.ParseMajor(r.Amount.String(), 2); perr != nil || pct <= 0 || pct > 100_00 {
+				verr.Add(f("amount"), "A percent discount must be a number above 0 and at most 100, with at most 2 decimals.")
+			}
+		case r.AmountType == "percent":
+			if _, perr := money.PercentOf(100, r.Amount.String()); perr != nil {
+				verr.Add(f("amount"), "A percent amount must be a number above 0 and at most 100, with at most 4 decimals.")
+			}
+		case r.AmountType == "fixed" && err == nil:
+			amt, perr := money.ParseMajor(r.Amount.String(), scale)
+			switch {
+			case perr != nil:
+				verr.Add(f("amount"), fmt.Sprintf("The amount must be a number with at most %d decimals in %s: %v.", scale, strings.ToUpper(r.Currency), perr))
+			case amt <= 0:
+				verr.Add(f("amount"), "The amount must be greater than 0.")
+			}
 		}
 		if r.AmountType == "percent" && r.Trigger == "signup" {
 			verr.Add(f("amount_type"), "A signup reward has no purchase to take a percent of; use a fixed amount.")
 		}
-		if r.MinPurchase != nil {
-			m, ok := parseDecimal(r.MinPurchase.String())
-			if !ok || m.Sign() < 0 {
-				verr.Add(f("min_purchase"), "The min_purchase must be a number of at least 0.")
-			} else if err == nil && decimals(r.MinPurchase.String()) > scale {
-				verr.Add(f("min_purchase"), fmt.Sprintf("The min_purchase may have at most %d decimals in %s.", scale, strings.ToUpper(r.Currency)))
+		if r.MinPurchase != nil && err == nil {
+			if m, perr := money.ParseMajor(r.MinPurchase.String(), scale); perr != nil || m < 0 {
+				verr.Add(f("min_purchase"), fmt.Sprintf("The min_purchase must be a number of at least 0 with at most %d decimals in %s.", scale, strings.ToUpper(r.Currency)))
 			}
 		}
 		nonNegative(verr, f("max_purchases"), r.MaxPurchases, 1_000_000)
@@ -303,44 +307,6 @@ func currencyScale(code string) (int, error) {
 		return 0, fmt.Errorf("not an ISO 4217 currency code: %q", code)
 	}
 	return money.Scale(code)
-}
-
-// parseDecimal reads a JSON number exactly. Numbers longer than 32 characters or with
-// an exponent beyond ±20 are refused before big.Rat sees them: 1e999999999 would
-// otherwise allocate a billion-digit integer.
-func parseDecimal(s string) (*big.Rat, bool) {
-	if len(s) == 0 || len(s) > 32 {
-		return nil, false
-	}
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		exp, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
-		if err != nil || exp > 20 || exp < -20 {
-			return nil, false
-		}
-	}
-	return new(big.Rat).SetString(s)
-}
-
-// decimals counts the digits after the decimal point of a JSON number, ignoring
-// trailing zeros ("1.50" has 1); exponents are applied.
-func decimals(num string) int {
-	r, ok := parseDecimal(num)
-	if !ok {
-		return 0
-	}
-	n := 0
-	d := new(big.Int).Set(r.Denom())
-	ten, zero := big.NewInt(10), big.NewInt(0)
-	for d.Cmp(big.NewInt(1)) != 0 {
-		// A denominator with factors other than 2 and 5 never terminates: report many.
-		if new(big.Int).Mod(d, big.NewInt(2)).Cmp(zero) != 0 && new(big.Int).Mod(d, big.NewInt(5)).Cmp(zero) != 0 {
-			return 99
-		}
-		r.Mul(r, new(big.Rat).SetInt(ten))
-		d.Set(r.Denom())
-		n++
-	}
-	return n
 }
 
 // jsonProblem describes a decoding error without Go type names.

@@ -37,27 +37,6 @@ func TestLinkURL(t *testing.T) {
 	}
 }
 
-func TestDecimals(t *testing.T) {
-	for num, want := range map[string]int{"10": 0, "10.5": 1, "10.50": 1, "0.001": 3, "1e-2": 2, "1.5e1": 0, "12.345": 3} {
-		if got := decimals(num); got != want {
-			t.Errorf("decimals(%s) = %d, want %d", num, got, want)
-		}
-	}
-}
-
-func TestParseDecimalRefusesHugeNumbers(t *testing.T) {
-	for _, s := range []string{"1e999999999", "1e-999999999", "1e21", strings.Repeat("9", 33), ""} {
-		if _, ok := parseDecimal(s); ok {
-			t.Errorf("parseDecimal(%q) accepted", s)
-		}
-	}
-	for _, s := range []string{"10", "10.25", "1e2", "1.5E-3", "-0"} {
-		if _, ok := parseDecimal(s); !ok {
-			t.Errorf("parseDecimal(%q) refused", s)
-		}
-	}
-}
-
 func TestCurrencyScale(t *testing.T) {
 	for code, want := range map[string]int{"usd": 2, "JPY": 0, "kwd": 3, "eur": 2} {
 		got, err := currencyScale(code)

@@ -353,9 +353,9 @@ func ApproveDue(ctx context.Context, db *DB, now time.Time, limit int, payload f
 					RETURNING pk, program_pk, customer_pk, units, is_currency
 				), l AS (
 					INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
-					SELECT program_pk, customer_pk, units, is_currency, 'approval', pk, $2, -$2, $3 FROM w WHERE $4
+					SELECT program_pk, customer_pk, units, is_currency, 'approval', pk, $2::bigint, -$2::bigint, $3 FROM w WHERE $4
 				), b AS (
-					UPDATE balances b SET amount = b.amount + $2, pending = b.pending - $2
+					UPDATE balances b SET amount = b.amount + $2::bigint, pending = b.pending - $2::bigint
 					FROM w WHERE $4 AND b.customer_pk = w.customer_pk AND b.units = w.units
 				)
 				INSERT INTO outbox (program_pk, event, payload, created_at) SELECT program_pk, 'reward.approved', $5, $3 FROM w`,

@@ -1,0 +1,283 @@
+package referral_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/referd/referd/money"
+	"github.com/referd/referd/referral"
+	"github.com/referd/referd/rewards"
+	"github.com/referd/referd/store"
+	"github.com/referd/referd/store/storetest"
+)
+
+// The model the randomized test keeps beside the database.
+type mReward struct {
+	customer  int64
+	units     string
+	amount    int64
+	reversed  int64
+	prop      bool
+	pending   bool
+	inBalance bool
+}
+
+type mTx struct {
+	amount, refunded int64
+	rewards          []*mReward
+}
+
+type ledgerModel struct {
+	txs     map[string]*mTx
+	refunds map[string]bool
+	avail   map[string]int64 // customer|units
+	pend    map[string]int64
+}
+
+func bkey(c int64, units string) string { return fmt.Sprintf("%d|%s", c, units) }
+
+func (m *ledgerModel) refund(key, refundKey string, amount int64) {
+	t := m.txs[key]
+	if t == nil || m.refunds[refundKey] {
+		return
+	}
+	m.refunds[refundKey] = true
+	delta := t.amount - t.refunded
+	if amount > 0 && amount < delta {
+		delta = amount
+	}
+	if delta <= 0 {
+		return
+	}
+	t.refunded += delta
+	for _, r := range t.rewards {
+		target := int64(0)
+		switch {
+		case t.refunded == t.amount:
+			target = r.amount
+		case r.prop:
+			target = money.Prorate(r.amount, t.refunded, t.amount)
+		}
+		if d := target - r.reversed; d > 0 {
+			r.reversed += d
+			if r.inBalance {
+				if r.pending {
+					m.pend[bkey(r.customer, r.units)] -= d
+				} else {
+					m.avail[bkey(r.customer, r.units)] -= d
+				}
+			}
+		}
+	}
+}
+
+// Thousands of sales, partial and full refunds (some repeated), credits and debits
+// in random order: every balance equals the model's, the ledger's sums, and the
+// counters agree with the rows.
+func TestLedgerRandomized(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	p, _, err := referral.CreateProgram(ctx, db, "Random", "https://random.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesJSON := `[
+		{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"},
+		{"recipient": "referrer", "trigger": "first_purchase", "type": "cash", "amount": 2, "amount_type": "fixed"},
+		{"recipient": "referred", "trigger": "purchase", "type": "credit", "amount": 5.5, "amount_type": "percent", "hold_days": 3, "max_purchases": 3},
+		{"recipient": "referred", "trigger": "first_purchase", "type": "discount", "amount": 15, "amount_type": "percent"}]`
+	var patch referral.ProgramPatch
+	json.Unmarshal([]byte(`{"rewards": `+rulesJSON+`}`), &patch)
+	if p, err = referral.UpdateProgram(ctx, db, p.PK, patch); err != nil {
+		t.Fatal(err)
+	}
+	var rules []rewards.Rule
+	dec := json.NewDecoder(strings.NewReader(p.Rewards))
+	dec.UseNumber()
+	dec.Decode(&rules)
+
+	rng := rand.New(rand.NewSource(1))
+	type person struct {
+		pk       int64
+		key      string
+		referrer int64
+	}
+	var referrers, friends []person
+	for i := 0; i < 4; i++ {
+		c, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text(fmt.Sprintf("r%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		referrers = append(referrers, person{pk: c.PK, key: c.Key})
+	}
+	for i := 0; i < 16; i++ {
+		r := referrers[i%len(referrers)]
+		c, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text(fmt.Sprintf("f%d", i)),
+			ReferringCustomer: &referral.CustomerRefInput{Key: text(r.key)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		friends = append(friends, person{pk: c.PK, key: c.Key, referrer: r.pk})
+	}
+	everyone := append(append([]person{}, referrers...), friends...)
+
+	m := &ledgerModel{txs: map[string]*mTx{}, refunds: map[string]bool{}, avail: map[string]int64{}, pend: map[string]int64{}}
+	purchases := map[int64]int{}
+	var keys []string
+	var refundKeys []string
+	currencies := []string{"usd", "usd", "usd", "eur", "jpy"}
+	const ops = 2500
+	for op := 0; op < ops; op++ {
+		switch n := rng.Intn(100); {
+		case n < 45 || len(keys) == 0: // a sale
+			f := friends[rng.Intn(len(friends))]
+			units := currencies[rng.Intn(len(currencies))]
+			amount := int64(rng.Intn(50000) + 1)
+			key := fmt.Sprintf("t%d", op)
+			tx, created, err := referral.RecordTransaction(ctx, db, p, referral.Sale{CustomerKey: f.key, Key: key, Amount: amount, Units: units})
+			if err != nil || !created {
+				t.Fatalf("sale %s: %v %v", key, created, err)
+			}
+			purchases[f.pk]++
+			earned, _ := rewards.ForPurchase(rules, rewards.Purchase{Amount: amount, Units: units, Number: purchases[f.pk], At: tx.CreatedAt, ReferredAt: tx.CreatedAt})
+			mt := &mTx{amount: amount}
+			for _, e := range earned {
+				r := &mReward{customer: f.referrer, units: e.Units, amount: e.Amount, prop: e.Proportional, pending: e.HoldDays > 0,
+					inBalance: e.Type != "discount"}
+				if e.Recipient == "referred" {
+					r.customer = f.pk
+				}
+				if r.inBalance {
+					if r.pending {
+						m.pend[bkey(r.customer, r.units)] += r.amount
+					} else {
+						m.avail[bkey(r.customer, r.units)] += r.amount
+					}
+				}
+				mt.rewards = append(mt.rewards, r)
+			}
+			if len(tx.Rewards) != len(earned) {
+				t.Fatalf("sale %s: %d rewards, model %d", key, len(tx.Rewards), len(earned))
+			}
+			m.txs[key] = mt
+			keys = append(keys, key)
+		case n < 50: // the same sale again: nothing changes
+			key := keys[rng.Intn(len(keys))]
+			got, err := referral.GetTransaction(ctx, db, p, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, created, err := referral.RecordTransaction(ctx, db, p, referral.Sale{CustomerKey: got.Buyer.Key, Key: key, Amount: got.Amount, Units: got.Units})
+			if err != nil || created {
+				t.Fatalf("retry of %s: created=%v %v", key, created, err)
+			}
+		case n < 70: // a partial refund, sometimes one seen before
+			key := keys[rng.Intn(len(keys))]
+			rk := fmt.Sprintf("re%d", op)
+			if len(refundKeys) > 0 && rng.Intn(4) == 0 {
+				rk = refundKeys[rng.Intn(len(refundKeys))]
+			} else {
+				refundKeys = append(refundKeys, rk)
+			}
+			amount := int64(rng.Intn(20000) + 1)
+			if _, _, err := referral.RefundTransaction(ctx, db, p, referral.Refund{TransactionKey: key, Key: rk, Amount: amount}); err != nil {
+				t.Fatal(err)
+			}
+			m.refund(key, rk, amount)
+		case n < 78: // a full refund
+			key := keys[rng.Intn(len(keys))]
+			if _, _, err := referral.RefundTransaction(ctx, db, p, referral.Refund{TransactionKey: key}); err != nil {
+				t.Fatal(err)
+			}
+			m.refund(key, "full:"+key, 0)
+		default: // a credit or a debit
+			c := everyone[rng.Intn(len(everyone))]
+			units := currencies[rng.Intn(len(currencies))]
+			amount := int64(rng.Intn(3000) - 2000)
+			if amount == 0 {
+				amount = 1
+			}
+			scale, _ := money.Scale(units)
+			in := referral.CreditInput{Amount: referral.Number(money.FormatMajor(amount, scale)), AmountUnits: units}
+			_, _, err := referral.CreditBalance(ctx, db, p, c.key, in)
+			var verr *referral.ValidationError
+			refused := errors.As(err, &verr)
+			if err != nil && !refused {
+				t.Fatal(err)
+			}
+			k := bkey(c.pk, units)
+			wantRefused := amount < 0 && m.avail[k]+amount < 0
+			if refused != wantRefused {
+				t.Fatalf("op %d: debit of %d from %d refused=%v, want %v (%v)", op, amount, m.avail[k], refused, wantRefused, err)
+			}
+			if !refused {
+				m.avail[k] += amount
+			}
+		}
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, c := range everyone {
+			bs, err := store.Balances(ctx, db, c.pk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums, err := store.LedgerSums(ctx, db, c.pk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(bs) != fmt.Sprint(sums) {
+				t.Errorf("%s: %s balances %v differ from the ledger's sums %v", stage, c.key, bs, sums)
+			}
+			got := map[string][2]int64{}
+			for _, b := range bs {
+				got[b.Units] = [2]int64{b.Amount, b.Pending}
+			}
+			for _, units := range []string{"usd", "eur", "jpy"} {
+				k := bkey(c.pk, units)
+				if want := [2]int64{m.avail[k], m.pend[k]}; got[units] != want {
+					t.Errorf("%s: %s %s balance %v, model %v", stage, c.key, units, got[units], want)
+				}
+			}
+		}
+		var bad int
+		if err := db.Get(&bad, `
+			SELECT count(*) FROM reward_totals t WHERE t.total <> (
+				SELECT coalesce(sum(amount - reversed), 0) FROM rewards w WHERE w.customer_pk = t.customer_pk AND w.units = t.units)`); err != nil || bad != 0 {
+			t.Errorf("%s: %d reward totals differ from their rewards (%v)", stage, bad, err)
+		}
+		if err := db.Get(&bad, `
+			SELECT count(*) FROM customer_stats s WHERE s.successful <> (
+				SELECT count(*) FROM customers f WHERE f.referrer_pk = s.customer_pk AND EXISTS (
+					SELECT FROM transactions x WHERE x.customer_pk = f.pk AND x.deleted_at IS NULL))`); err != nil || bad != 0 {
+			t.Errorf("%s: %d successful_referrals counters differ from the rows (%v)", stage, bad, err)
+		}
+	}
+	check("before approval")
+	if _, err := referral.ApproveDueRewards(ctx, db, time.Now().AddDate(0, 0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range m.txs {
+		for _, r := range tx.rewards {
+			if r.pending && r.inBalance {
+				net := r.amount - r.reversed
+				m.pend[bkey(r.customer, r.units)] -= net
+				m.avail[bkey(r.customer, r.units)] += net
+				r.pending = false
+			}
+		}
+	}
+	check("after approval")
+}
+
+func text(s string) *referral.Text {
+	t := referral.Text(s)
+	return &t
+}

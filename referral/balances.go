@@ -6,8 +6,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/referd/referd/money"
 	"github.com/referd/referd/store"
 )
@@ -77,7 +75,7 @@ func CreditBalance(ctx context.Context, db *store.DB, p store.Program, idOrKey s
 		return store.Customer{}, nil, err
 	}
 	credit.CustomerPK = c.PK
-	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.InTx(ctx, func(tx *store.Tx) error {
 		credit.At = store.Now()
 		_, err := store.ApplyCredit(ctx, tx, credit)
 		return err

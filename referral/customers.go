@@ -11,8 +11,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
 )
@@ -134,7 +132,7 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 		err = store.InsertCustomer(ctx, db, &c, refID, refKey, string(payload))
 	} else {
 		// Signup rewards commit with the customer.
-		err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+		err = db.InTx(ctx, func(tx *store.Tx) error {
 			n := c
 			if err := store.InsertCustomer(ctx, tx, &n, refID, refKey, string(payload)); err != nil {
 				return err
@@ -214,7 +212,7 @@ type CustomerUpdate struct {
 // writes nothing and emits no event.
 func UpdateCustomer(ctx context.Context, db *store.DB, p store.Program, idOrKey string, u CustomerUpdate) (store.Customer, error) {
 	var out store.Customer
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.InTx(ctx, func(tx *store.Tx) error {
 		c, err := store.GetCustomer(ctx, tx, p.PK, idOrKey, true)
 		if store.IsNotFound(err) {
 			return &NotFoundError{What: "customer"}
@@ -263,7 +261,7 @@ func UpdateCustomer(ctx context.Context, db *store.DB, p store.Program, idOrKey 
 // customer.deleted; deleting a deleted customer changes nothing.
 func DeleteCustomer(ctx context.Context, db *store.DB, p store.Program, idOrKey string) (store.Customer, error) {
 	var out store.Customer
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.InTx(ctx, func(tx *store.Tx) error {
 		c, err := store.GetCustomer(ctx, tx, p.PK, idOrKey, true)
 		if store.IsNotFound(err) {
 			return &NotFoundError{What: "customer"}
@@ -283,7 +281,7 @@ func DeleteCustomer(ctx context.Context, db *store.DB, p store.Program, idOrKey 
 	return out, err
 }
 
-func writeCustomer(ctx context.Context, tx *sqlx.Tx, p store.Program, c *store.Customer, event string, out *store.Customer) error {
+func writeCustomer(ctx context.Context, tx *store.Tx, p store.Program, c *store.Customer, event string, out *store.Customer) error {
 	payload, err := json.Marshal(CustomerJSON(p, *c))
 	if err != nil {
 		return err

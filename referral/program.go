@@ -10,8 +10,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/referd/referd/money"
 	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
@@ -73,7 +71,7 @@ type ProgramPatch struct {
 // program is locked while it changes, so concurrent patches all take effect.
 func UpdateProgram(ctx context.Context, db *store.DB, pk int64, patch ProgramPatch) (store.Program, error) {
 	var out store.Program
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.InTx(ctx, func(tx *store.Tx) error {
 		p, err := store.LockProgram(ctx, tx, pk)
 		if err != nil {
 			return err

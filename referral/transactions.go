@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/referd/referd/money"
 	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
@@ -88,7 +86,7 @@ func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sal
 	if err != nil {
 		return store.Transaction{}, false, err
 	}
-	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.InTx(ctx, func(tx *store.Tx) error {
 		t, created, err = recordInTx(ctx, tx, p, rules, s)
 		return err
 	})
@@ -108,7 +106,7 @@ func RecordTransactions(ctx context.Context, db *store.DB, p store.Program, sale
 	if err != nil {
 		return nil, 0, err
 	}
-	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.InTx(ctx, func(tx *store.Tx) error {
 		ts, created = nil, 0
 		for i, s := range sales {
 			t, c, err := recordInTx(ctx, tx, p, rules, s)
@@ -149,7 +147,7 @@ func programRules(p store.Program) ([]rewards.Rule, error) {
 	return rules, nil
 }
 
-func recordInTx(ctx context.Context, tx *sqlx.Tx, p store.Program, rules []rewards.Rule, s Sale) (store.Transaction, bool, error) {
+func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewards.Rule, s Sale) (store.Transaction, bool, error) {
 	buyer, err := store.FindCustomer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail)
 	if store.IsNotFound(err) {
 		return store.Transaction{}, false, Invalid("customer", "The customer does not exist.")
@@ -235,7 +233,7 @@ func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid:
 // grant stores the earned rewards: the referrer's go to referrerPK, the friend's to
 // referredPK. They are stored in customer and units order, the order in which every
 // writer locks balances.
-func grant(ctx context.Context, tx *sqlx.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64,
+func grant(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64,
 	transactionPK, signupPK sql.NullInt64, transactionKey string, now time.Time) ([]store.Reward, error) {
 	out := make([]store.Reward, 0, len(earned))
 	for _, e := range earned {
@@ -307,7 +305,7 @@ func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Ref
 	if r.Key == "" {
 		r.Key = "full:" + r.TransactionKey
 	}
-	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.InTx(ctx, func(tx *store.Tx) error {
 		found = false
 		if err := store.LockKey(ctx, tx, p.PK, "transaction:"+r.TransactionKey); err != nil {
 			return err
@@ -338,7 +336,7 @@ func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Ref
 }
 
 // applyRefund refunds amount (all that is left when not Valid) of the locked t.
-func applyRefund(ctx context.Context, tx *sqlx.Tx, p store.Program, t *store.Transaction, amount sql.NullInt64, now time.Time) error {
+func applyRefund(ctx context.Context, tx *store.Tx, p store.Program, t *store.Transaction, amount sql.NullInt64, now time.Time) error {
 	delta := t.Amount - t.Refunded
 	if amount.Valid && amount.Int64 < delta {
 		delta = amount.Int64

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Refund is a refund by its own idempotency key, applied or waiting for its sale.
@@ -21,8 +19,8 @@ type Refund struct {
 }
 
 // InsertRefund records a refund unless its key was seen before; inserted says which.
-func InsertRefund(ctx context.Context, tx *sqlx.Tx, r *Refund) (inserted bool, err error) {
-	err = tx.GetContext(ctx, &r.PK, `
+func InsertRefund(ctx context.Context, tx *Tx, r *Refund) (inserted bool, err error) {
+	err = get(ctx, tx, &r.PK, `
 		INSERT INTO refunds (program_pk, key, transaction_key, amount, applied, created_at) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (program_pk, key) DO NOTHING RETURNING pk`,
 		r.ProgramPK, r.Key, r.TransactionKey, r.Amount, r.Applied, r.CreatedAt)
@@ -36,9 +34,9 @@ func InsertRefund(ctx context.Context, tx *sqlx.Tx, r *Refund) (inserted bool, e
 }
 
 // WaitingRefunds locks and returns the refunds that arrived before their sale.
-func WaitingRefunds(ctx context.Context, tx *sqlx.Tx, programPK int64, transactionKey string) ([]Refund, error) {
+func WaitingRefunds(ctx context.Context, tx *Tx, programPK int64, transactionKey string) ([]Refund, error) {
 	var out []Refund
-	err := tx.SelectContext(ctx, &out, `
+	err := selectRows(ctx, tx, &out, `
 		SELECT * FROM refunds WHERE program_pk = $1 AND transaction_key = $2 AND NOT applied ORDER BY pk FOR UPDATE`,
 		programPK, transactionKey)
 	if err != nil {
@@ -48,8 +46,8 @@ func WaitingRefunds(ctx context.Context, tx *sqlx.Tx, programPK int64, transacti
 }
 
 // MarkRefundApplied marks a waiting refund as applied.
-func MarkRefundApplied(ctx context.Context, tx *sqlx.Tx, refundPK int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE refunds SET applied = true WHERE pk = $1`, refundPK)
+func MarkRefundApplied(ctx context.Context, tx *Tx, refundPK int64) error {
+	_, err := exec(ctx, tx, `UPDATE refunds SET applied = true WHERE pk = $1`, refundPK)
 	return err
 }
 
@@ -141,14 +139,14 @@ var ErrInsufficient = fmt.Errorf("insufficient balance")
 // ApplyCredit appends the credit to the ledger and applies it to the balance, in the
 // caller's transaction. A debit beyond the balance is ErrInsufficient and changes
 // nothing; a credit whose key was applied before changes nothing (applied=false).
-func ApplyCredit(ctx context.Context, tx *sqlx.Tx, c Credit) (applied bool, err error) {
+func ApplyCredit(ctx context.Context, tx *Tx, c Credit) (applied bool, err error) {
 	kind := "credit"
 	if c.Amount < 0 {
 		kind = "debit"
 	}
 	key := sql.NullString{String: c.Key, Valid: c.Key != ""}
 	var pk int64
-	err = tx.GetContext(ctx, &pk, `
+	err = get(ctx, tx, &pk, `
 		INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, amount, pending, key, note, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)
 		ON CONFLICT (program_pk, key) WHERE key IS NOT NULL DO NOTHING RETURNING pk`,
@@ -161,12 +159,12 @@ func ApplyCredit(ctx context.Context, tx *sqlx.Tx, c Credit) (applied bool, err 
 	}
 	var res sql.Result
 	if c.Amount > 0 {
-		res, err = tx.ExecContext(ctx, `
+		res, err = exec(ctx, tx, `
 			INSERT INTO balances AS b (customer_pk, units, program_pk, is_currency, amount) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (customer_pk, units) DO UPDATE SET amount = b.amount + EXCLUDED.amount`,
 			c.CustomerPK, c.Units, c.ProgramPK, c.IsCurrency, c.Amount)
 	} else {
-		res, err = tx.ExecContext(ctx, `
+		res, err = exec(ctx, tx, `
 			UPDATE balances SET amount = amount + $3 WHERE customer_pk = $1 AND units = $2 AND amount + $3 >= 0`,
 			c.CustomerPK, c.Units, c.Amount)
 	}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Transaction is a recorded sale of a referred customer.
@@ -168,12 +166,12 @@ func ListTransactions(ctx context.Context, q Querier, f TransactionFilter) ([]Tr
 
 // CountSale counts a new sale of the buyer (purchases and live sales), locking the
 // buyer's counters until the transaction ends, and returns the new counts.
-func CountSale(ctx context.Context, tx *sqlx.Tx, programPK, buyerPK int64) (purchases, liveSales int, err error) {
+func CountSale(ctx context.Context, tx *Tx, programPK, buyerPK int64) (purchases, liveSales int, err error) {
 	var row struct {
 		Purchases int `db:"purchases"`
 		Live      int `db:"live_sales"`
 	}
-	err = tx.GetContext(ctx, &row, `
+	err = get(ctx, tx, &row, `
 		INSERT INTO customer_stats AS s (customer_pk, program_pk, purchases, live_sales) VALUES ($2, $1, 1, 1)
 		ON CONFLICT (customer_pk) DO UPDATE SET purchases = s.purchases + 1, live_sales = s.live_sales + 1
 		RETURNING purchases, live_sales`, programPK, buyerPK)
@@ -184,9 +182,9 @@ func CountSale(ctx context.Context, tx *sqlx.Tx, programPK, buyerPK int64) (purc
 }
 
 // EndSale counts a sale of the buyer as fully refunded and returns the live sales left.
-func EndSale(ctx context.Context, tx *sqlx.Tx, buyerPK int64) (int, error) {
+func EndSale(ctx context.Context, tx *Tx, buyerPK int64) (int, error) {
 	var live int
-	err := tx.GetContext(ctx, &live, `UPDATE customer_stats SET live_sales = live_sales - 1 WHERE customer_pk = $1 RETURNING live_sales`, buyerPK)
+	err := get(ctx, tx, &live, `UPDATE customer_stats SET live_sales = live_sales - 1 WHERE customer_pk = $1 RETURNING live_sales`, buyerPK)
 	if err != nil {
 		return 0, fmt.Errorf("store.EndSale(%d): %w", buyerPK, translate(err))
 	}
@@ -194,8 +192,8 @@ func EndSale(ctx context.Context, tx *sqlx.Tx, buyerPK int64) (int, error) {
 }
 
 // AddSuccessful changes the referrer's count of successful referrals by delta.
-func AddSuccessful(ctx context.Context, tx *sqlx.Tx, programPK, referrerPK int64, delta int) error {
-	_, err := tx.ExecContext(ctx, `
+func AddSuccessful(ctx context.Context, tx *Tx, programPK, referrerPK int64, delta int) error {
+	_, err := exec(ctx, tx, `
 		INSERT INTO customer_stats AS s (customer_pk, program_pk, successful) VALUES ($2, $1, greatest($3, 0))
 		ON CONFLICT (customer_pk) DO UPDATE SET successful = s.successful + $3`, programPK, referrerPK, delta)
 	if err != nil {
@@ -207,8 +205,8 @@ func AddSuccessful(ctx context.Context, tx *sqlx.Tx, programPK, referrerPK int64
 // InsertTransaction stores t and its transaction.created event unless the program
 // already has a transaction with t's key; inserted says which. Concurrent inserts of
 // one key wait for each other, so exactly one is inserted.
-func InsertTransaction(ctx context.Context, tx *sqlx.Tx, t *Transaction) (inserted bool, err error) {
-	err = tx.GetContext(ctx, &t.PK, `
+func InsertTransaction(ctx context.Context, tx *Tx, t *Transaction) (inserted bool, err error) {
+	err = get(ctx, tx, &t.PK, `
 		INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
 			source, livemode, purchase_number, fingerprint, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -226,8 +224,8 @@ func InsertTransaction(ctx context.Context, tx *sqlx.Tx, t *Transaction) (insert
 
 // SetRefunded records the transaction's new refunded total (and deleted_at when it
 // is fully refunded).
-func SetRefunded(ctx context.Context, tx *sqlx.Tx, t *Transaction) error {
-	_, err := tx.ExecContext(ctx, `UPDATE transactions SET refunded = $2, deleted_at = $3 WHERE pk = $1`, t.PK, t.Refunded, t.DeletedAt)
+func SetRefunded(ctx context.Context, tx *Tx, t *Transaction) error {
+	_, err := exec(ctx, tx, `UPDATE transactions SET refunded = $2, deleted_at = $3 WHERE pk = $1`, t.PK, t.Refunded, t.DeletedAt)
 	if err != nil {
 		return fmt.Errorf("store.SetRefunded(%s): %w", t.Key, translate(err))
 	}
@@ -247,12 +245,12 @@ func InsertOutbox(ctx context.Context, q Querier, programPK int64, event, payloa
 // InsertReward stores r with its ledger entry and running sums (credit and cash only
 // enter the ledger and balance; every type counts in reward_totals) and the
 // reward.created event, in one statement. r.PK is set.
-func InsertReward(ctx context.Context, tx *sqlx.Tx, r *Reward, payload string) error {
+func InsertReward(ctx context.Context, tx *Tx, r *Reward, payload string) error {
 	avail, pending := r.Amount, int64(0)
 	if r.Status == "pending" {
 		avail, pending = 0, r.Amount
 	}
-	err := tx.GetContext(ctx, &r.PK, `
+	err := get(ctx, tx, &r.PK, `
 		WITH w AS (
 			INSERT INTO rewards (program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
 				proportional, status, transaction_pk, signup_pk, available_at, created_at)
@@ -283,9 +281,9 @@ func InsertReward(ctx context.Context, tx *sqlx.Tx, r *Reward, payload string) e
 
 // LockRewards locks and returns the rewards of a transaction, so that a refund
 // holds them before it touches any balance (the approval sweep skips locked rewards).
-func LockRewards(ctx context.Context, tx *sqlx.Tx, transactionPK int64) ([]Reward, error) {
+func LockRewards(ctx context.Context, tx *Tx, transactionPK int64) ([]Reward, error) {
 	var out []Reward
-	err := tx.SelectContext(ctx, &out, `
+	err := selectRows(ctx, tx, &out, `
 		SELECT w.*, NULL::text AS transaction_key FROM rewards w WHERE w.transaction_pk = $1 ORDER BY w.pk FOR UPDATE`, transactionPK)
 	if err != nil {
 		return nil, fmt.Errorf("store.LockRewards(%d): %w", transactionPK, err)
@@ -296,7 +294,7 @@ func LockRewards(ctx context.Context, tx *sqlx.Tx, transactionPK int64) ([]Rewar
 // ReverseReward takes delta more of the locked reward r back: its status becomes
 // reversed when nothing is left, the ledger gets a reversal entry (credit and cash),
 // the running sums follow, and reward.reversed is written. r is updated.
-func ReverseReward(ctx context.Context, tx *sqlx.Tx, r *Reward, delta int64, at time.Time, payload func(Reward) string) error {
+func ReverseReward(ctx context.Context, tx *Tx, r *Reward, delta int64, at time.Time, payload func(Reward) string) error {
 	prior := r.Status
 	r.Reversed += delta
 	if r.Reversed == r.Amount {
@@ -306,7 +304,7 @@ func ReverseReward(ctx context.Context, tx *sqlx.Tx, r *Reward, delta int64, at 
 	if prior == "pending" {
 		avail, pending = 0, -delta
 	}
-	_, err := tx.ExecContext(ctx, `
+	_, err := exec(ctx, tx, `
 		WITH w AS (
 			UPDATE rewards SET reversed = $2, status = $3 WHERE pk = $1 RETURNING pk, program_pk, customer_pk, units, is_currency
 		), l AS (
@@ -332,10 +330,10 @@ func ReverseReward(ctx context.Context, tx *sqlx.Tx, r *Reward, delta int64, at 
 // workers may run it at once. It returns how many it approved.
 func ApproveDue(ctx context.Context, db *DB, now time.Time, limit int, payload func(Reward) string) (int, error) {
 	n := 0
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.InTx(ctx, func(tx *Tx) error {
 		var due []Reward
 		// Ordered by customer and units: balances are then locked in one order by everyone.
-		if err := tx.SelectContext(ctx, &due, `
+		if err := selectRows(ctx, tx, &due, `
 			SELECT w.*, t.key AS transaction_key FROM rewards w LEFT JOIN transactions t ON t.pk = w.transaction_pk
 			WHERE w.pk IN (
 				SELECT pk FROM rewards WHERE status = 'pending' AND available_at <= $1
@@ -347,7 +345,7 @@ func ApproveDue(ctx context.Context, db *DB, now time.Time, limit int, payload f
 			r := &due[i]
 			r.Status = "approved"
 			net := r.Amount - r.Reversed
-			_, err := tx.ExecContext(ctx, `
+			_, err := exec(ctx, tx, `
 				WITH w AS (
 					UPDATE rewards SET status = 'approved' WHERE pk = $1 AND status = 'pending'
 					RETURNING pk, program_pk, customer_pk, units, is_currency

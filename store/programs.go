@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Program is a refer-a-friend program: the tenant every other row belongs to.
@@ -57,8 +55,8 @@ const programCols = `p.pk, p.id, p.name, p.website_url, p.currency, p.tracking, 
 // its first API key, in one transaction.
 func CreateProgram(ctx context.Context, db *DB, p Program, keyHash []byte, keyPrefix string) (Program, error) {
 	var out Program
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &out, `
+	err := db.InTx(ctx, func(tx *Tx) error {
+		err := get(ctx, tx, &out, `
 			INSERT INTO programs AS p (id, name, website_url, currency, tracking, rewards)
 			VALUES ($1, $2, $3, $4, $5, $6)
 			RETURNING `+programCols,
@@ -66,7 +64,7 @@ func CreateProgram(ctx context.Context, db *DB, p Program, keyHash []byte, keyPr
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (program_pk, hash, prefix) VALUES ($1, $2, $3)`,
+		_, err = exec(ctx, tx, `INSERT INTO api_keys (program_pk, hash, prefix) VALUES ($1, $2, $3)`,
 			out.PK, keyHash, keyPrefix)
 		return err
 	})

@@ -25,7 +25,7 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Querier is what the query functions need: the pool (*DB) or a transaction (*sqlx.Tx).
+// Querier is what the query functions need: the pool (*DB) or a transaction (*Tx).
 type Querier interface {
 	sqlx.ExtContext
 	GetContext(ctx context.Context, dest any, query string, args ...any) error
@@ -35,7 +35,8 @@ type Querier interface {
 // DB is the connection pool.
 type DB struct {
 	*sqlx.DB
-	stmts sync.Map // query text → *sqlx.Stmt
+	stmts     sync.Map // query text → *sqlx.Stmt
+	preparing sync.Map // query text → true while prepareLater works on it
 }
 
 // Options tune the pool; the zero value works.
@@ -193,28 +194,80 @@ func (db *DB) Close() error {
 	return db.DB.Close()
 }
 
-// get runs a one-row query, prepared when q is the pool.
-func get(ctx context.Context, q Querier, dest any, query string, args ...any) error {
-	if db, ok := q.(*DB); ok {
-		s, err := db.stmt(ctx, query)
-		if err != nil {
-			return err
-		}
-		return s.GetContext(ctx, dest, args...)
-	}
-	return q.GetContext(ctx, dest, query, args...)
+// Tx is a database transaction whose statements are the pool's prepared ones.
+type Tx struct {
+	*sqlx.Tx
+	db *DB
 }
 
-// selectRows runs a query of many rows, prepared when q is the pool.
-func selectRows(ctx context.Context, q Querier, dest any, query string, args ...any) error {
-	if db, ok := q.(*DB); ok {
-		s, err := db.stmt(ctx, query)
-		if err != nil {
-			return err
+// prepared returns query prepared for q (the pool or a transaction), or nil when q
+// is neither and the query must be sent as it is.
+func prepared(ctx context.Context, q Querier, query string) (*sqlx.Stmt, error) {
+	switch v := q.(type) {
+	case *DB:
+		return v.stmt(ctx, query)
+	case *Tx:
+		// Preparing on the pool needs a second connection, and a transaction must never
+		// wait for one while holding its own (with every connection held that way, all
+		// would wait forever). So a transaction uses a statement the pool has already
+		// prepared, and otherwise sends the query as it is this time while the pool
+		// prepares it in the background for the next.
+		if s, ok := v.db.stmts.Load(query); ok {
+			// Reuses the statement already prepared on the transaction's connection.
+			return v.Tx.StmtxContext(ctx, s.(*sqlx.Stmt)), nil
 		}
-		return s.SelectContext(ctx, dest, args...)
+		v.db.prepareLater(query)
 	}
-	return q.SelectContext(ctx, dest, query, args...)
+	return nil, nil
+}
+
+// prepareLater prepares query on the pool in the background, once.
+func (db *DB) prepareLater(query string) {
+	if _, busy := db.preparing.LoadOrStore(query, true); busy {
+		return
+	}
+	go func() {
+		defer db.preparing.Delete(query)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db.stmt(ctx, query)
+	}()
+}
+
+// get runs a one-row query as a prepared statement.
+func get(ctx context.Context, q Querier, dest any, query string, args ...any) error {
+	s, err := prepared(ctx, q, query)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return q.GetContext(ctx, dest, query, args...)
+	}
+	return s.GetContext(ctx, dest, args...)
+}
+
+// selectRows runs a query of many rows as a prepared statement.
+func selectRows(ctx context.Context, q Querier, dest any, query string, args ...any) error {
+	s, err := prepared(ctx, q, query)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return q.SelectContext(ctx, dest, query, args...)
+	}
+	return s.SelectContext(ctx, dest, args...)
+}
+
+// exec runs a statement as a prepared statement.
+func exec(ctx context.Context, q Querier, query string, args ...any) (sql.Result, error) {
+	s, err := prepared(ctx, q, query)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return q.ExecContext(ctx, query, args...)
+	}
+	return s.ExecContext(ctx, args...)
 }
 
 // ErrRetry asks InTx to run its function again in a new transaction (a concurrent
@@ -224,7 +277,7 @@ var ErrRetry = errors.New("retry the transaction")
 // InTx runs fn in a transaction, committing when it returns nil. A deadlock, a
 // serialization failure or ErrRetry rolls back and runs fn again, up to five times,
 // so fn must set its results afresh on each run.
-func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if err = db.inTx(ctx, fn); !retryable(err) {
@@ -234,11 +287,12 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return err
 }
 
-func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := db.BeginTxx(ctx, nil)
+func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqltx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	tx := &Tx{Tx: sqltx, db: db}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -257,8 +311,8 @@ func retryable(err error) bool {
 // LockKey takes a transaction-scoped advisory lock on a program's key (a transaction
 // key, say), so that writers of the same key, even one that will not find a row to
 // lock, go one at a time.
-func LockKey(ctx context.Context, tx *sqlx.Tx, programPK int64, key string) error {
-	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))`, programPK, key)
+func LockKey(ctx context.Context, tx *Tx, programPK int64, key string) error {
+	_, err := exec(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))`, programPK, key)
 	if err != nil {
 		return fmt.Errorf("store.LockKey(%s): %w", key, err)
 	}

@@ -4,6 +4,9 @@
 // Usage:
 //
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -c 64 -d 20s
+//	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario transactions -c 64 -d 20s
+//	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario stats -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
+//	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario balance -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
 //
 // Flags:
 //
@@ -17,7 +20,13 @@
 //	-warmup          warm-up duration whose requests are not counted
 //	                 (default 2s, at most 1m)
 //	-referrer-ratio  fraction 0..1 of created customers that name a
-//	                 referrer (default 0.5)
+//	                 referrer (default 0.5; customers scenario)
+//	-key-pattern     fmt pattern with exactly one %d (and no other verb;
+//	                 %% is a literal percent sign) giving the keys of the
+//	                 existing customers read by the stats and balance
+//	                 scenarios (default "seed-r-%d")
+//	-key-count       number of such keys: request n reads key
+//	                 fmt.Sprintf(pattern, n % count) (default 10000)
 //	-json            print the summary as one JSON object instead of text
 //
 // Safety: load may only be sent to this machine. The tool refuses to run
@@ -34,9 +43,29 @@
 //	           the body also carries "referring_customer" naming one of the
 //	           16 referrers. Success is HTTP 201.
 //
-// Keys are "<runid>-<n>" where <runid> is 8 random hex characters per run and
-// <n> a global counter, so repeated runs against the same database never
-// collide.
+//	transactions
+//	           Creates 64 referrers "<runid>-ref-<i>" and 1024 friends
+//	           "<runid>-f-<i>", friend i referred by referrer i%64 (not
+//	           measured; 16 requests in parallel). Then every request is
+//	           POST /v1/transactions recording a "sale" with key
+//	           "<runid>-t-<n>" for friend n%1024; the amount is a
+//	           deterministic decimal in [1.00, 500.00] derived from n
+//	           (100 + n*7919 mod 49901 cents). Success is HTTP 201.
+//
+//	stats      No setup and no writes. Every request is
+//	           GET /v1/customers/<key>/stats for an existing customer, key
+//	           from -key-pattern and -key-count. Success is HTTP 200.
+//
+//	balance    Like stats, but GET /v1/customers/<key>/balance.
+//
+// The stats and balance scenarios need customers that already exist, for
+// example seeded ones named seed-r-0 ... seed-r-9999; requests for unknown
+// keys fail (HTTP 404).
+//
+// Keys written by the customers scenario are "<runid>-<n>", those of the
+// transactions scenario are prefixed with "<runid>-" too, where <runid> is 8
+// random hex characters per run and <n> a global counter, so repeated runs
+// against the same database never collide.
 //
 // Measurement: every client sends requests back to back on a shared,
 // keep-alive HTTP/1.1 connection pool. The latency of a request is the time
@@ -110,6 +139,8 @@ type config struct {
 	Scenario      string
 	Warmup        time.Duration
 	ReferrerRatio float64
+	KeyPattern    string // stats, balance: fmt pattern with one %d
+	KeyCount      int    // stats, balance: number of keys
 	JSON          bool
 
 	// transport, if set, replaces the tuned loopback-only transport. It is
@@ -153,6 +184,30 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// usageHeader is printed by -h before the flag defaults.
+const usageHeader = `Usage of referd-load (loopback targets only):
+
+  referd-load [flags]
+
+Examples:
+
+  go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -c 64 -d 20s
+  go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario transactions -c 64 -d 20s
+  go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario stats -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
+  go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario balance -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
+
+Scenarios:
+
+  customers     POST /v1/customers, new customers, some referred (201)
+  transactions  POST /v1/transactions, sales by 1024 referred friends
+                created during setup (201)
+  stats         GET /v1/customers/<key>/stats for existing keys (200)
+  balance       GET /v1/customers/<key>/balance for existing keys (200)
+
+Flags:
+
+`
+
 // realMain parses args, runs the load test and prints the summary. It
 // returns the process exit status.
 func realMain(args []string, stdout, stderr io.Writer) int {
@@ -166,8 +221,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&cfg.MaxRequests, "n", 0, "max measured requests, 0 = unlimited (stops at whichever of -d/-n comes first)")
 	fs.StringVar(&cfg.Scenario, "scenario", "customers", "scenario: "+strings.Join(scenarioNames(), ", "))
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up duration whose requests are not counted (max 1m)")
-	fs.Float64Var(&cfg.ReferrerRatio, "referrer-ratio", 0.5, "fraction 0..1 of new customers that name a referrer")
+	fs.Float64Var(&cfg.ReferrerRatio, "referrer-ratio", 0.5, "fraction 0..1 of new customers that name a referrer (customers)")
+	fs.StringVar(&cfg.KeyPattern, "key-pattern", "seed-r-%d", "keys of existing customers, a fmt pattern with exactly one %d (stats, balance)")
+	fs.IntVar(&cfg.KeyCount, "key-count", 10000, "number of existing customer keys: request n uses pattern with n % count (stats, balance)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object")
+	fs.Usage = func() {
+		io.WriteString(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -227,6 +288,12 @@ func validate(cfg config) (*url.URL, error) {
 	if math.IsNaN(cfg.ReferrerRatio) || cfg.ReferrerRatio < 0 || cfg.ReferrerRatio > 1 {
 		return nil, fmt.Errorf("%w: -referrer-ratio must be in [0, 1]", errUsage)
 	}
+	if err := checkKeyPattern(cfg.KeyPattern); err != nil {
+		return nil, fmt.Errorf("%w: -key-pattern %q: %v", errUsage, cfg.KeyPattern, err)
+	}
+	if cfg.KeyCount < 1 {
+		return nil, fmt.Errorf("%w: -key-count must be at least 1", errUsage)
+	}
 	if _, ok := scenarios[cfg.Scenario]; !ok {
 		return nil, fmt.Errorf("%w: unknown scenario %q (have %s)", errUsage, cfg.Scenario, strings.Join(scenarioNames(), ", "))
 	}
@@ -241,6 +308,32 @@ func validate(cfg config) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: -url must not have a query or fragment", errUsage)
 	}
 	return u, nil
+}
+
+// checkKeyPattern accepts a fmt pattern with exactly one plain %d verb and no
+// other verb; %% stands for a literal percent sign.
+func checkKeyPattern(p string) error {
+	verbs := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' {
+			continue
+		}
+		if i+1 >= len(p) {
+			return errors.New("ends with a lone %")
+		}
+		i++
+		switch p[i] {
+		case '%':
+		case 'd':
+			verbs++
+		default:
+			return fmt.Errorf("only %%d and %%%% are allowed, found %%%c", p[i])
+		}
+	}
+	if verbs != 1 {
+		return fmt.Errorf("must contain exactly one %%d, found %d", verbs)
+	}
+	return nil
 }
 
 // checkLoopback returns nil only if host is a loopback IP or a name that
@@ -355,9 +448,79 @@ func (t target) newJSONRequest(ctx context.Context, method, path string, body []
 	return req, nil
 }
 
+// newGetRequest builds a GET request to base+path with the common headers.
+func (t target) newGetRequest(ctx context.Context, path string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if t.auth != "" {
+		req.Header.Set("Authorization", t.auth)
+	}
+	return req, nil
+}
+
+// create POSTs v as JSON to path and expects HTTP 201.
+func (t target) create(ctx context.Context, client *http.Client, path string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	req, err := t.newJSONRequest(ctx, http.MethodPost, path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("got HTTP %d, want 201: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// setupParallelism is how many setup requests run at the same time.
+const setupParallelism = 16
+
+// createAll creates count objects, body(i) for i in [0, count), with
+// setupParallelism concurrent requests. It stops at the first failure and
+// returns it.
+func (t target) createAll(ctx context.Context, client *http.Client, what, path string, count int, body func(i int) any) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(setupParallelism, count) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= count {
+					return
+				}
+				if err := t.create(ctx, client, path, body(i)); err != nil {
+					cancel(fmt.Errorf("creating %s %d: %w", what, i, err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
 // scenarios maps -scenario names to constructors.
 var scenarios = map[string]func(t target, cfg config) scenario{
-	"customers": newCustomersScenario,
+	"customers":    newCustomersScenario,
+	"transactions": newTransactionsScenario,
+	"stats":        newReadScenario("stats"),
+	"balance":      newReadScenario("balance"),
 }
 
 func scenarioNames() []string {
@@ -440,6 +603,106 @@ func (s *customersScenario) request(ctx context.Context, n int64) (*http.Request
 	}
 	req, err := s.t.newJSONRequest(ctx, http.MethodPost, "/v1/customers", body)
 	return req, http.StatusCreated, err
+}
+
+// Sizes of the transactions scenario's setup.
+const (
+	txReferrers = 64
+	txFriends   = 1024
+)
+
+// transactionsScenario records sales by friends (referred customers) that
+// its setup creates.
+type transactionsScenario struct {
+	t target
+}
+
+func newTransactionsScenario(t target, _ config) scenario {
+	return &transactionsScenario{t: t}
+}
+
+// newCustomerBody is a minimal POST /v1/customers body.
+type newCustomerBody struct {
+	Key               string       `json:"key"`
+	ReferringCustomer *customerRef `json:"referring_customer,omitempty"`
+}
+
+// transactionBody is the POST /v1/transactions body.
+type transactionBody struct {
+	Customer customerRef `json:"customer"`
+	Key      string      `json:"key"`
+	Amount   json.Number `json:"amount"`
+	Action   string      `json:"action"`
+}
+
+func (s *transactionsScenario) referrerKey(i int) string {
+	return s.t.runID + "-ref-" + strconv.Itoa(i)
+}
+
+func (s *transactionsScenario) friendKey(i int64) string {
+	return s.t.runID + "-f-" + strconv.FormatInt(i, 10)
+}
+
+func (s *transactionsScenario) setup(ctx context.Context, client *http.Client) error {
+	err := s.t.createAll(ctx, client, "referrer", "/v1/customers", txReferrers, func(i int) any {
+		return newCustomerBody{Key: s.referrerKey(i)}
+	})
+	if err != nil {
+		return err
+	}
+	return s.t.createAll(ctx, client, "friend", "/v1/customers", txFriends, func(i int) any {
+		return newCustomerBody{
+			Key:               s.friendKey(int64(i)),
+			ReferringCustomer: &customerRef{Key: s.referrerKey(i % txReferrers)},
+		}
+	})
+}
+
+// txAmount returns the amount of the n-th transaction as exact decimal text
+// in [1.00, 500.00], built from integer cents (no floating point).
+func txAmount(n int64) string {
+	if n < 0 {
+		n = -n
+	}
+	cents := 100 + (n%49901)*7919%49901
+	return fmt.Sprintf("%d.%02d", cents/100, cents%100)
+}
+
+func (s *transactionsScenario) request(ctx context.Context, n int64) (*http.Request, int, error) {
+	body, err := json.Marshal(transactionBody{
+		Customer: customerRef{Key: s.friendKey(n % txFriends)},
+		Key:      s.t.runID + "-t-" + strconv.FormatInt(n, 10),
+		Amount:   json.Number(txAmount(n)),
+		Action:   "sale",
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	req, err := s.t.newJSONRequest(ctx, http.MethodPost, "/v1/transactions", body)
+	return req, http.StatusCreated, err
+}
+
+// readScenario reads GET /v1/customers/<key>/<what> for existing customers;
+// it writes nothing.
+type readScenario struct {
+	t       target
+	what    string // "stats" or "balance"
+	pattern string
+	count   int64
+}
+
+func newReadScenario(what string) func(t target, cfg config) scenario {
+	return func(t target, cfg config) scenario {
+		return &readScenario{t: t, what: what, pattern: cfg.KeyPattern, count: int64(cfg.KeyCount)}
+	}
+}
+
+func (s *readScenario) setup(context.Context, *http.Client) error { return nil }
+
+func (s *readScenario) request(ctx context.Context, n int64) (*http.Request, int, error) {
+	key := fmt.Sprintf(s.pattern, n%s.count)
+	req, err := s.t.newGetRequest(ctx, "/v1/customers/"+url.PathEscape(key)+"/"+s.what)
+	return req, http.StatusOK, err
 }
 
 // ---------------------------------------------------------------------------

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +110,8 @@ func testConfig(url string) config {
 		Scenario:      "customers",
 		Warmup:        0,
 		ReferrerRatio: 0.5,
+		KeyPattern:    "seed-r-%d",
+		KeyCount:      10000,
 	}
 }
 
@@ -265,6 +270,8 @@ func TestValidateRejects(t *testing.T) {
 		"ratio > 1":        func(c *config) { c.ReferrerRatio = 1.5 },
 		"unknown scenario": func(c *config) { c.Scenario = "nope" },
 		"bad scheme":       func(c *config) { c.URL = "ftp://127.0.0.1" },
+		"zero key count":   func(c *config) { c.KeyCount = 0 },
+		"no %d in pattern": func(c *config) { c.KeyPattern = "seed" },
 	}
 	for name, mut := range cases {
 		cfg := base
@@ -329,5 +336,375 @@ func TestShortError(t *testing.T) {
 	}
 	if got, want := shortError(&url.Error{Op: "Post", URL: "http://x", Err: io.EOF}), "EOF"; got != want {
 		t.Errorf("shortError = %q, want %q", got, want)
+	}
+}
+
+// fakeTxServer mimics POST /v1/customers and POST /v1/transactions of referd
+// for the transactions scenario and records what it saw.
+type fakeTxServer struct {
+	mu          sync.Mutex
+	referrers   map[string]bool
+	friends     map[string]bool
+	txKeys      map[string]bool
+	txCustomers map[string]int // friend key -> transactions
+	badRequests []string
+	failSuffix  string // if set, creating a friend whose key ends so answers 500
+}
+
+func newFakeTxServer() *fakeTxServer {
+	return &fakeTxServer{
+		referrers:   make(map[string]bool),
+		friends:     make(map[string]bool),
+		txKeys:      make(map[string]bool),
+		txCustomers: make(map[string]int),
+	}
+}
+
+func (f *fakeTxServer) bad(msg string) {
+	f.mu.Lock()
+	f.badRequests = append(f.badRequests, msg)
+	f.mu.Unlock()
+}
+
+var amountRE = regexp.MustCompile(`^\d+\.\d{2}$`)
+
+func (f *fakeTxServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if got := r.Header.Get("Authorization"); got != "Bearer "+testKey {
+		f.bad("bad Authorization header: " + got)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		f.bad("bad Content-Type: " + ct)
+	}
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/customers":
+		f.createCustomer(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/transactions":
+		f.createTransaction(w, r)
+	default:
+		f.bad(r.Method + " " + r.URL.Path)
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeTxServer) createCustomer(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Key               string `json:"key"`
+		ReferringCustomer *struct {
+			Key string `json:"key"`
+		} `json:"referring_customer"`
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		f.bad("bad customer body: " + err.Error())
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.referrers[body.Key] || f.friends[body.Key] {
+		f.badRequests = append(f.badRequests, "duplicate customer "+body.Key)
+		w.WriteHeader(http.StatusConflict)
+		return
+	}
+	switch {
+	case strings.Contains(body.Key, "-ref-") && body.ReferringCustomer == nil:
+		f.referrers[body.Key] = true
+	case strings.Contains(body.Key, "-f-") && body.ReferringCustomer != nil:
+		if !f.referrers[body.ReferringCustomer.Key] {
+			f.badRequests = append(f.badRequests, "friend "+body.Key+" names unknown referrer "+body.ReferringCustomer.Key)
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			return
+		}
+		if f.failSuffix != "" && strings.HasSuffix(body.Key, f.failSuffix) {
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"error":"boom"}`)
+			return
+		}
+		f.friends[body.Key] = true
+	default:
+		f.badRequests = append(f.badRequests, "unexpected customer "+body.Key)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, `{"data":{},"status":1}`)
+}
+
+func (f *fakeTxServer) createTransaction(w http.ResponseWriter, r *http.Request) {
+	var raw map[string]json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+		f.bad("bad transaction body: " + err.Error())
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var (
+		customer struct {
+			Key string `json:"key"`
+		}
+		key, action string
+	)
+	errs := []error{
+		json.Unmarshal(raw["customer"], &customer),
+		json.Unmarshal(raw["key"], &key),
+		json.Unmarshal(raw["action"], &action),
+	}
+	if err := errors.Join(errs...); err != nil || len(raw) != 4 {
+		f.bad("bad transaction fields: " + string(mustJSON(raw)))
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	// The amount must be a JSON number written as exact decimal text.
+	amount := string(raw["amount"])
+	if !amountRE.MatchString(amount) {
+		f.bad("bad amount text: " + amount)
+	} else {
+		whole, frac, _ := strings.Cut(amount, ".")
+		w, _ := strconv.Atoi(whole)
+		c, _ := strconv.Atoi(frac)
+		if cents := w*100 + c; cents < 100 || cents > 50000 {
+			f.bad("amount out of range: " + amount)
+		}
+	}
+	if action != "sale" {
+		f.bad("bad action: " + action)
+	}
+	if !strings.Contains(key, "-t-") {
+		f.bad("bad transaction key: " + key)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.txKeys[key] {
+		f.badRequests = append(f.badRequests, "duplicate transaction key "+key)
+	}
+	f.txKeys[key] = true
+	if !f.friends[customer.Key] {
+		f.badRequests = append(f.badRequests, "transaction for unknown customer "+customer.Key)
+	}
+	f.txCustomers[customer.Key]++
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, `{"data":{},"status":1}`)
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func TestRunTransactions(t *testing.T) {
+	fake := newFakeTxServer()
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	cfg := testConfig(srv.URL)
+	cfg.Scenario = "transactions"
+	cfg.MaxRequests = 300
+	sum, err := run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if sum.Requests != 300 || sum.Successes != 300 || sum.Failures != 0 || sum.Aborted != 0 {
+		t.Errorf("requests=%d successes=%d failures=%d aborted=%d, want 300/300/0/0 (kinds %v, status %v)",
+			sum.Requests, sum.Successes, sum.Failures, sum.Aborted, sum.ErrorKinds, sum.StatusCounts)
+	}
+	if code := exitCode(sum); code != 0 {
+		t.Errorf("exitCode = %d, want 0", code)
+	}
+
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.badRequests) > 0 {
+		t.Errorf("server saw %d bad requests, first: %s", len(fake.badRequests), fake.badRequests[0])
+	}
+	if len(fake.referrers) != txReferrers || len(fake.friends) != txFriends {
+		t.Errorf("setup created %d referrers and %d friends, want %d and %d",
+			len(fake.referrers), len(fake.friends), txReferrers, txFriends)
+	}
+	if len(fake.txKeys) != 300 {
+		t.Errorf("server saw %d distinct transactions, want 300", len(fake.txKeys))
+	}
+	for k := range fake.txKeys {
+		if !strings.HasPrefix(k, sum.RunID+"-t-") {
+			t.Errorf("transaction key %q lacks run prefix %q", k, sum.RunID)
+			break
+		}
+	}
+	// 300 consecutive n spread over 300 distinct friends (300 < 1024).
+	if len(fake.txCustomers) != 300 {
+		t.Errorf("transactions went to %d distinct friends, want 300", len(fake.txCustomers))
+	}
+}
+
+func TestRunTransactionsSetupFailure(t *testing.T) {
+	fake := newFakeTxServer()
+	fake.failSuffix = "-f-500"
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	cfg := testConfig(srv.URL)
+	cfg.Scenario = "transactions"
+	cfg.MaxRequests = 10
+	sum, err := run(context.Background(), cfg, io.Discard)
+	if err == nil || sum != nil {
+		t.Fatalf("run = %v, %v; want a setup error", sum, err)
+	}
+	if errors.Is(err, errUsage) || !strings.Contains(err.Error(), "friend 500") || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Errorf("err = %v, want a setup error naming friend 500 and HTTP 500", err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.txKeys) != 0 {
+		t.Errorf("%d measured requests were sent after the failed setup", len(fake.txKeys))
+	}
+}
+
+// fakeReadServer answers GET /v1/customers/<key>/<what> for keys in a fixed
+// set and records what it saw.
+type fakeReadServer struct {
+	what  string
+	known map[string]bool
+
+	mu          sync.Mutex
+	seen        map[string]int
+	badRequests []string
+}
+
+func newFakeReadServer(what, pattern string, count int) *fakeReadServer {
+	f := &fakeReadServer{what: what, known: make(map[string]bool), seen: make(map[string]int)}
+	for i := range count {
+		f.known[fmt.Sprintf(pattern, i)] = true
+	}
+	return f
+}
+
+func (f *fakeReadServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bad := func(msg string) {
+		f.badRequests = append(f.badRequests, msg)
+	}
+	if got := r.Header.Get("Authorization"); got != "Bearer "+testKey {
+		bad("bad Authorization header: " + got)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/customers/")
+	key, ok2 := strings.CutSuffix(rest, "/"+f.what)
+	if r.Method != http.MethodGet || !ok || !ok2 || r.URL.RawQuery != "" {
+		bad(r.Method + " " + r.URL.String())
+		http.NotFound(w, r)
+		return
+	}
+	if b, _ := io.ReadAll(r.Body); len(b) != 0 || r.ContentLength > 0 {
+		bad("GET with a body")
+	}
+	if !f.known[key] {
+		bad("unknown customer key " + strconv.Quote(key))
+		http.NotFound(w, r)
+		return
+	}
+	f.seen[key]++
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"data":{},"status":1}`)
+}
+
+func TestRunReadScenarios(t *testing.T) {
+	cases := []struct {
+		scenario string
+		pattern  string
+		count    int
+	}{
+		{"stats", "seed-r-%d", 10000},
+		{"stats", "seed-r-%d", 37},
+		{"balance", "seed-r-%d", 10000},
+		// A literal percent sign and a slash must survive path escaping.
+		{"balance", "b%%/x %d", 37},
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("%s/%s/%d", c.scenario, c.pattern, c.count)
+		t.Run(name, func(t *testing.T) {
+			fake := newFakeReadServer(c.scenario, c.pattern, c.count)
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+
+			cfg := testConfig(srv.URL)
+			cfg.Scenario = c.scenario
+			cfg.KeyPattern = c.pattern
+			cfg.KeyCount = c.count
+			cfg.MaxRequests = 300
+			sum, err := run(context.Background(), cfg, io.Discard)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if sum.Requests != 300 || sum.Successes != 300 || sum.Failures != 0 || sum.Aborted != 0 {
+				t.Errorf("requests=%d successes=%d failures=%d aborted=%d, want 300/300/0/0 (kinds %v, status %v)",
+					sum.Requests, sum.Successes, sum.Failures, sum.Aborted, sum.ErrorKinds, sum.StatusCounts)
+			}
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			if len(fake.badRequests) > 0 {
+				t.Errorf("server saw %d bad requests, first: %s", len(fake.badRequests), fake.badRequests[0])
+			}
+			total := 0
+			for _, n := range fake.seen {
+				total += n
+			}
+			if want := min(300, c.count); total != 300 || len(fake.seen) != want {
+				t.Errorf("server answered %d requests for %d keys, want 300 for %d", total, len(fake.seen), want)
+			}
+		})
+	}
+}
+
+func TestCheckKeyPattern(t *testing.T) {
+	for _, p := range []string{"seed-r-%d", "%d", "a%%b-%d", "%d%%"} {
+		if err := checkKeyPattern(p); err != nil {
+			t.Errorf("checkKeyPattern(%q) = %v, want nil", p, err)
+		}
+	}
+	for _, p := range []string{"", "seed", "%d-%d", "%s", "seed-%s-%d", "%5d", "%-d", "seed-%", "%%d", "%v"} {
+		if err := checkKeyPattern(p); err == nil {
+			t.Errorf("checkKeyPattern(%q) = nil, want an error", p)
+		}
+	}
+	for _, args := range [][]string{
+		{"-scenario", "stats", "-key-pattern", "seed-r"},
+		{"-scenario", "stats", "-key-pattern", "seed-%d-%d"},
+		{"-scenario", "balance", "-key-pattern", "seed-%s"},
+		{"-scenario", "stats", "-key-count", "0"},
+	} {
+		// Validation fails before any connection is made.
+		var stderr bytes.Buffer
+		if code := realMain(append(args, "-d", "1s", "-warmup", "0"), io.Discard, &stderr); code != 2 {
+			t.Errorf("realMain(%q) exit = %d, want 2 (stderr %q)", args, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "-key-") {
+			t.Errorf("realMain(%q) stderr = %q, want it to name the flag", args, stderr.String())
+		}
+	}
+}
+
+func TestTxAmount(t *testing.T) {
+	seen := make(map[string]bool)
+	for n := int64(0); n < 200000; n++ {
+		a := txAmount(n)
+		cents := 100 + (n*7919)%49901
+		if want := fmt.Sprintf("%d.%02d", cents/100, cents%100); a != want {
+			t.Fatalf("txAmount(%d) = %q, want %q", n, a, want)
+		}
+		if !amountRE.MatchString(a) || cents < 100 || cents > 50000 {
+			t.Fatalf("txAmount(%d) = %q out of [1.00, 500.00]", n, a)
+		}
+		seen[a] = true
+	}
+	if len(seen) != 49901 || !seen["1.00"] || !seen["500.00"] {
+		t.Errorf("got %d distinct amounts (1.00: %v, 500.00: %v), want all 49901",
+			len(seen), seen["1.00"], seen["500.00"])
+	}
+	if got := txAmount(1 << 62); !amountRE.MatchString(got) {
+		t.Errorf("txAmount(2^62) = %q", got)
 	}
 }

@@ -137,7 +137,7 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 			if err := store.InsertCustomer(ctx, tx, &n, refID, refKey, string(payload)); err != nil {
 				return err
 			}
-			if _, err := grant(ctx, tx, p, signup, n.ReferrerPK.Int64, n.PK, sql.NullInt64{}, sql.NullInt64{Int64: n.PK, Valid: true}, "", n.CreatedAt); err != nil {
+			if err := grantSignup(ctx, tx, p, signup, n.ReferrerPK.Int64, n.PK, n.CreatedAt); err != nil {
 				return err
 			}
 			c = n

@@ -148,7 +148,9 @@ func programRules(p store.Program) ([]rewards.Rule, error) {
 }
 
 func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewards.Rule, s Sale) (store.Transaction, bool, error) {
-	buyer, err := store.FindCustomer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail)
+	// Finding the buyer also takes the lock of the sale's key: one writer per key at a
+	// time, including a refund that waits for this sale.
+	buyer, err := store.FindBuyer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail, "transaction:"+s.Key)
 	if store.IsNotFound(err) {
 		return store.Transaction{}, false, Invalid("customer", "The customer does not exist.")
 	}
@@ -159,45 +161,27 @@ func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewa
 		return store.Transaction{}, false, Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
 	}
 	fp := s.fingerprint(buyer.PK)
-	// One writer per key at a time, including a refund waiting for this sale.
-	if err := store.LockKey(ctx, tx, p.PK, "transaction:"+s.Key); err != nil {
-		return store.Transaction{}, false, err
-	}
-	existing, err := store.GetTransaction(ctx, tx, p.PK, s.Key, false)
-	if err == nil {
-		if existing.Fingerprint != fp {
-			return store.Transaction{}, false, &store.ConflictError{Field: "key"}
-		}
-		return existing, false, nil
-	}
-	if !store.IsNotFound(err) {
-		return store.Transaction{}, false, err
-	}
-
 	// Counters first, balances after: every writer locks in that order.
-	purchases, live, err := store.CountSale(ctx, tx, p.PK, buyer.PK)
+	st, err := store.CountSale(ctx, tx, p.PK, buyer.PK, buyer.ReferrerPK, s.Key)
 	if err != nil {
 		return store.Transaction{}, false, err
 	}
+	if st.Existing.Valid {
+		if st.Existing.String != fp {
+			return store.Transaction{}, false, &store.ConflictError{Field: "key"}
+		}
+		t, err := store.GetTransaction(ctx, tx, p.PK, s.Key, false)
+		return t, false, err
+	}
+	purchases, waiting := int(st.Purchases.Int64), st.Waiting
 	now := store.Now()
 	t := store.Transaction{
 		ProgramPK: p.PK, Key: s.Key, CustomerPK: buyer.PK, ReferrerPK: buyer.ReferrerPK, Action: s.Action,
 		Amount: s.Amount, Units: s.Units, ProductID: nullable(s.ProductID), ProductType: nullable(s.ProductType),
 		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchases, Fingerprint: fp, CreatedAt: now,
-		Buyer:    store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
-		Referrer: buyer.Referrer,
-	}
-	inserted, err := store.InsertTransaction(ctx, tx, &t)
-	if err != nil {
-		return store.Transaction{}, false, err
-	}
-	if !inserted { // cannot happen under the key lock; start over if it does
-		return store.Transaction{}, false, store.ErrRetry
-	}
-	if live == 1 {
-		if err := store.AddSuccessful(ctx, tx, p.PK, buyer.ReferrerPK.Int64, 1); err != nil {
-			return store.Transaction{}, false, err
-		}
+		Buyer: store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
+		Referrer: &store.CustomerRef{PK: buyer.ReferrerPK.Int64, ID: buyer.RefID.String, Key: buyer.RefKey.String,
+			Email: buyer.RefEmail, Name: buyer.RefName},
 	}
 	earned, err := rewards.ForPurchase(rules, rewards.Purchase{
 		Amount: s.Amount, Units: s.Units, Number: purchases, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
@@ -205,19 +189,28 @@ func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewa
 	if err != nil {
 		return store.Transaction{}, false, err
 	}
-	t.Rewards, err = grant(ctx, tx, p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{Int64: t.PK, Valid: true}, sql.NullInt64{}, t.Key, now)
-	if err != nil {
+	t.Rewards = newRewards(p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{}, t.Key, now)
+	events := make([]store.Event, 0, len(t.Rewards)+1)
+	for _, r := range t.Rewards {
+		events = append(events, event("reward.created", RewardJSON(r)))
+	}
+	events = append(events, event("transaction.created", TransactionJSON(t)))
+	if err := store.InsertSale(ctx, tx, &t, t.Rewards, events); err != nil {
 		return store.Transaction{}, false, err
 	}
-	if err := writeEvent(ctx, tx, p.PK, "transaction.created", TransactionJSON(t), now); err != nil {
-		return store.Transaction{}, false, err
+	if !waiting {
+		return t, true, nil
 	}
 	// Refunds that arrived before this sale apply now.
-	waiting, err := store.WaitingRefunds(ctx, tx, p.PK, t.Key)
+	t, err = store.GetTransaction(ctx, tx, p.PK, t.Key, true)
 	if err != nil {
 		return store.Transaction{}, false, err
 	}
-	for _, r := range waiting {
+	refunds, err := store.WaitingRefunds(ctx, tx, p.PK, t.Key)
+	if err != nil {
+		return store.Transaction{}, false, err
+	}
+	for _, r := range refunds {
 		if err := applyRefund(ctx, tx, p, &t, r.Amount, now); err != nil {
 			return store.Transaction{}, false, err
 		}
@@ -228,19 +221,20 @@ func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewa
 	return t, true, nil
 }
 
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+func event(name string, v any) store.Event {
+	b, _ := json.Marshal(v)
+	return store.Event{Event: name, Payload: b}
+}
 
-// grant stores the earned rewards: the referrer's go to referrerPK, the friend's to
-// referredPK. They are stored in customer and units order, the order in which every
-// writer locks balances.
-func grant(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64,
-	transactionPK, signupPK sql.NullInt64, transactionKey string, now time.Time) ([]store.Reward, error) {
+// newRewards turns what the rules earned into rewards: the referrer's go to
+// referrerPK, the friend's to referredPK; held ones are pending until their day.
+func newRewards(p store.Program, earned []rewards.Earned, referrerPK, referredPK int64, signupPK sql.NullInt64, transactionKey string, now time.Time) []store.Reward {
 	out := make([]store.Reward, 0, len(earned))
 	for _, e := range earned {
 		r := store.Reward{
 			ProgramPK: p.PK, Key: "rwd_" + randomString(16), CustomerPK: referrerPK, Recipient: e.Recipient, Rule: e.Rule,
 			Trigger: e.Trigger, Type: e.Type, Amount: e.Amount, Units: e.Units, IsCurrency: e.IsCurrency,
-			Proportional: e.Proportional, Status: "approved", TransactionPK: transactionPK, SignupPK: signupPK,
+			Proportional: e.Proportional, Status: "approved", SignupPK: signupPK,
 			AvailableAt: now, CreatedAt: now, TransactionKey: nullable(transactionKey),
 		}
 		if e.Recipient == "referred" {
@@ -252,25 +246,31 @@ func grant(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.
 		}
 		out = append(out, r)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].CustomerPK != out[j].CustomerPK {
-			return out[i].CustomerPK < out[j].CustomerPK
+	return out
+}
+
+func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// grantSignup stores the rewards a referred customer's sign-up earned, one by one in
+// customer and units order, the order in which every writer locks balances.
+func grantSignup(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64, now time.Time) error {
+	rs := newRewards(p, earned, referrerPK, referredPK, sql.NullInt64{Int64: referredPK, Valid: true}, "", now)
+	sort.SliceStable(rs, func(i, j int) bool {
+		if rs[i].CustomerPK != rs[j].CustomerPK {
+			return rs[i].CustomerPK < rs[j].CustomerPK
 		}
-		return out[i].Units < out[j].Units
+		return rs[i].Units < rs[j].Units
 	})
-	for i := range out {
-		payload, err := json.Marshal(RewardJSON(out[i]))
+	for i := range rs {
+		payload, err := json.Marshal(RewardJSON(rs[i]))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := store.InsertReward(ctx, tx, &out[i], string(payload)); err != nil {
-			return nil, err
+		if err := store.InsertReward(ctx, tx, &rs[i], string(payload)); err != nil {
+			return err
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		return out[i].Rule < out[j].Rule || out[i].Rule == out[j].Rule && out[i].Recipient < out[j].Recipient
-	})
-	return out, nil
+	return nil
 }
 
 func writeEvent(ctx context.Context, q store.Querier, programPK int64, event string, v any, at time.Time) error {

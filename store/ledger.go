@@ -164,23 +164,6 @@ func ListTransactions(ctx context.Context, q Querier, f TransactionFilter) ([]Tr
 	return out, total, nil
 }
 
-// CountSale counts a new sale of the buyer (purchases and live sales), locking the
-// buyer's counters until the transaction ends, and returns the new counts.
-func CountSale(ctx context.Context, tx *Tx, programPK, buyerPK int64) (purchases, liveSales int, err error) {
-	var row struct {
-		Purchases int `db:"purchases"`
-		Live      int `db:"live_sales"`
-	}
-	err = get(ctx, tx, &row, `
-		INSERT INTO customer_stats AS s (customer_pk, program_pk, purchases, live_sales) VALUES ($2, $1, 1, 1)
-		ON CONFLICT (customer_pk) DO UPDATE SET purchases = s.purchases + 1, live_sales = s.live_sales + 1
-		RETURNING purchases, live_sales`, programPK, buyerPK)
-	if err != nil {
-		return 0, 0, fmt.Errorf("store.CountSale(%d): %w", buyerPK, err)
-	}
-	return row.Purchases, row.Live, nil
-}
-
 // EndSale counts a sale of the buyer as fully refunded and returns the live sales left.
 func EndSale(ctx context.Context, tx *Tx, buyerPK int64) (int, error) {
 	var live int
@@ -200,26 +183,6 @@ func AddSuccessful(ctx context.Context, tx *Tx, programPK, referrerPK int64, del
 		return fmt.Errorf("store.AddSuccessful(%d): %w", referrerPK, err)
 	}
 	return nil
-}
-
-// InsertTransaction stores t and its transaction.created event unless the program
-// already has a transaction with t's key; inserted says which. Concurrent inserts of
-// one key wait for each other, so exactly one is inserted.
-func InsertTransaction(ctx context.Context, tx *Tx, t *Transaction) (inserted bool, err error) {
-	err = get(ctx, tx, &t.PK, `
-		INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
-			source, livemode, purchase_number, fingerprint, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-		ON CONFLICT (program_pk, key) DO NOTHING RETURNING pk`,
-		t.ProgramPK, t.Key, t.CustomerPK, t.ReferrerPK, t.Action, t.Amount, t.Units, t.ProductID, t.ProductType,
-		t.Source, t.Livemode, t.PurchaseNumber, t.Fingerprint, t.CreatedAt)
-	if err == sql.ErrNoRows {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("store.InsertTransaction(%s): %w", t.Key, translate(err))
-	}
-	return true, nil
 }
 
 // SetRefunded records the transaction's new refunded total (and deleted_at when it
@@ -369,4 +332,186 @@ func ApproveDue(ctx context.Context, db *DB, now time.Time, limit int, payload f
 		return 0, fmt.Errorf("store.ApproveDue: %w", err)
 	}
 	return n, nil
+}
+
+// Buyer is the customer a sale is for, with its referrer.
+type Buyer struct {
+	PK         int64          `db:"pk"`
+	ID         string         `db:"id"`
+	Key        string         `db:"key"`
+	Email      sql.NullString `db:"email"`
+	Name       sql.NullString `db:"name"`
+	ReferrerPK sql.NullInt64  `db:"referrer_pk"`
+	CreatedAt  time.Time      `db:"created_at"`
+	RefID      sql.NullString `db:"ref_id"`
+	RefKey     sql.NullString `db:"ref_key"`
+	RefEmail   sql.NullString `db:"ref_email"`
+	RefName    sql.NullString `db:"ref_name"`
+}
+
+// FindBuyer returns the program's customer with this id, else key, else email, and
+// takes the transaction-scoped lock of the sale's key (see LockKey) in the same
+// round trip.
+func FindBuyer(ctx context.Context, tx *Tx, programPK int64, id, key, email, saleKey string) (Buyer, error) {
+	var cond, v string
+	switch {
+	case id != "":
+		cond, v = `c.id = $2`, id
+	case key != "":
+		cond, v = `c.key = $2`, key
+	case email != "":
+		cond, v = `lower(c.email) = lower($2)`, email
+	default:
+		return Buyer{}, fmt.Errorf("store.FindBuyer: %w", ErrNotFound)
+	}
+	var b Buyer
+	err := get(ctx, tx, &b, `
+		SELECT c.pk, c.id, c.key, c.email, c.name, c.referrer_pk, c.created_at,
+			r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name
+		FROM customers c
+		LEFT JOIN customers r ON r.pk = c.referrer_pk
+		CROSS JOIN LATERAL pg_advisory_xact_lock(hashtextextended($3, 0)) AS l
+		WHERE c.program_pk = $1 AND `+cond, programPK, v, lockName(programPK, saleKey))
+	if err != nil {
+		return Buyer{}, fmt.Errorf("store.FindBuyer(%q): %w", v, translate(err))
+	}
+	return b, nil
+}
+
+// SaleState is what CountSale found under the sale key's lock.
+type SaleState struct {
+	// Existing is the fingerprint of a transaction already recorded with the key; when
+	// set, nothing was counted.
+	Existing sql.NullString `db:"existing"`
+	// Purchases is the new sale's number among the buyer's sales.
+	Purchases sql.NullInt64 `db:"purchases"`
+	// Waiting says that refunds arrived for this key before the sale.
+	Waiting bool `db:"waiting"`
+}
+
+// CountSale, unless the program already has a transaction with this key, counts a
+// new sale of the buyer (purchases and live sales) and, when it is the buyer's only
+// live sale, a successful referral of its referrer. It must run after FindBuyer took
+// the key's lock; it locks the buyer's counters until the transaction ends.
+func CountSale(ctx context.Context, tx *Tx, programPK, buyerPK int64, referrerPK sql.NullInt64, key string) (SaleState, error) {
+	var st SaleState
+	err := get(ctx, tx, &st, `
+		WITH e AS (
+			SELECT fingerprint FROM transactions WHERE program_pk = $1 AND key = $4
+		), s AS (
+			INSERT INTO customer_stats AS s (customer_pk, program_pk, purchases, live_sales)
+			SELECT $2, $1, 1, 1 WHERE NOT EXISTS (SELECT FROM e)
+			ON CONFLICT (customer_pk) DO UPDATE SET purchases = s.purchases + 1, live_sales = s.live_sales + 1
+			RETURNING purchases, live_sales
+		), r AS (
+			INSERT INTO customer_stats AS r (customer_pk, program_pk, successful)
+			SELECT $3, $1, 1 FROM s WHERE s.live_sales = 1 AND $3::bigint IS NOT NULL
+			ON CONFLICT (customer_pk) DO UPDATE SET successful = r.successful + 1
+		)
+		SELECT (SELECT fingerprint FROM e) AS existing, (SELECT purchases FROM s) AS purchases,
+			EXISTS (SELECT FROM refunds WHERE program_pk = $1 AND transaction_key = $4 AND NOT applied) AS waiting`,
+		programPK, buyerPK, referrerPK, key)
+	if err != nil {
+		return SaleState{}, fmt.Errorf("store.CountSale(%d, %s): %w", buyerPK, key, err)
+	}
+	return st, nil
+}
+
+// Event is an outbox event to write.
+type Event struct {
+	Event   string          `json:"event"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// InsertSale stores the transaction t with its rewards (their ledger entries and the
+// running sums) and the events, in one statement. t.PK and the rewards' PKs are set.
+func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, events []Event) error {
+	type rewardRow struct {
+		Key          string    `json:"key"`
+		CustomerPK   int64     `json:"customer_pk"`
+		Recipient    string    `json:"recipient"`
+		Rule         int       `json:"rule"`
+		Trigger      string    `json:"trigger"`
+		Type         string    `json:"type"`
+		Amount       int64     `json:"amount"`
+		Units        string    `json:"units"`
+		IsCurrency   bool      `json:"is_currency"`
+		Proportional bool      `json:"proportional"`
+		Status       string    `json:"status"`
+		InBalance    bool      `json:"in_balance"`
+		AvailableAt  time.Time `json:"available_at"`
+	}
+	rows := make([]rewardRow, len(rewards))
+	for i, r := range rewards {
+		rows[i] = rewardRow{r.Key, r.CustomerPK, r.Recipient, r.Rule, r.Trigger, r.Type, r.Amount, r.Units, r.IsCurrency,
+			r.Proportional, r.Status, r.InBalance(), r.AvailableAt}
+	}
+	rj, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	ej, err := json.Marshal(events)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		PK  int64  `db:"pk"`
+		PKs string `db:"reward_pks"`
+	}
+	err = get(ctx, tx, &out, `
+		WITH t AS (
+			INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
+				source, livemode, purchase_number, fingerprint, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			RETURNING pk
+		), x AS (
+			SELECT * FROM ROWS FROM (jsonb_to_recordset($15::jsonb) AS (key text, customer_pk bigint, recipient text,
+				rule int, trigger text, type text, amount bigint, units text, is_currency boolean, proportional boolean,
+				status text, in_balance boolean, available_at timestamptz)) WITH ORDINALITY
+				AS x(key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency, proportional, status, in_balance, available_at, n)
+		), w AS (
+			INSERT INTO rewards (program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
+				proportional, status, transaction_pk, available_at, created_at)
+			SELECT $1, x.key, x.customer_pk, x.recipient, x.rule, x.trigger, x.type, x.amount, x.units, x.is_currency,
+				x.proportional, x.status, t.pk, x.available_at, $14
+			FROM x, t ORDER BY x.n
+			RETURNING pk, key, customer_pk, units, is_currency, amount, status, type
+		), l AS (
+			INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
+			SELECT $1, customer_pk, units, is_currency, 'reward', pk,
+				CASE WHEN status = 'pending' THEN 0 ELSE amount END, CASE WHEN status = 'pending' THEN amount ELSE 0 END, $14
+			FROM w WHERE type IN ('credit', 'cash')
+		), b AS (
+			INSERT INTO balances AS b (customer_pk, units, program_pk, is_currency, amount, pending)
+			SELECT customer_pk, units, $1, bool_or(is_currency),
+				sum(CASE WHEN status = 'pending' THEN 0 ELSE amount END)::bigint, sum(CASE WHEN status = 'pending' THEN amount ELSE 0 END)::bigint
+			FROM x WHERE in_balance GROUP BY customer_pk, units ORDER BY customer_pk, units
+			ON CONFLICT (customer_pk, units) DO UPDATE SET amount = b.amount + EXCLUDED.amount, pending = b.pending + EXCLUDED.pending
+		), s AS (
+			INSERT INTO reward_totals AS s (customer_pk, units, program_pk, is_currency, total)
+			SELECT customer_pk, units, $1, bool_or(is_currency), sum(amount)::bigint
+			FROM x GROUP BY customer_pk, units ORDER BY customer_pk, units
+			ON CONFLICT (customer_pk, units) DO UPDATE SET total = s.total + EXCLUDED.total
+		), o AS (
+			INSERT INTO outbox (program_pk, event, payload, created_at)
+			SELECT $1, e.event, e.payload, $14
+			FROM ROWS FROM (jsonb_to_recordset($16::jsonb) AS (event text, payload jsonb)) WITH ORDINALITY AS e(event, payload, n)
+			ORDER BY e.n
+		)
+		SELECT t.pk, coalesce((SELECT json_object_agg(key, pk) FROM w), '{}')::text AS reward_pks FROM t`,
+		t.ProgramPK, t.Key, t.CustomerPK, t.ReferrerPK, t.Action, t.Amount, t.Units, t.ProductID, t.ProductType,
+		t.Source, t.Livemode, t.PurchaseNumber, t.Fingerprint, t.CreatedAt, string(rj), string(ej))
+	if err != nil {
+		return fmt.Errorf("store.InsertSale(%s): %w", t.Key, translate(err))
+	}
+	t.PK = out.PK
+	pks := map[string]int64{}
+	if err := json.Unmarshal([]byte(out.PKs), &pks); err != nil {
+		return err
+	}
+	for i := range rewards {
+		rewards[i].PK = pks[rewards[i].Key]
+		rewards[i].TransactionPK = sql.NullInt64{Int64: t.PK, Valid: true}
+	}
+	return nil
 }

@@ -308,11 +308,13 @@ func retryable(err error) bool {
 	return errors.Is(err, ErrRetry)
 }
 
+func lockName(programPK int64, key string) string { return fmt.Sprintf("%d:%s", programPK, key) }
+
 // LockKey takes a transaction-scoped advisory lock on a program's key (a transaction
 // key, say), so that writers of the same key, even one that will not find a row to
 // lock, go one at a time.
 func LockKey(ctx context.Context, tx *Tx, programPK int64, key string) error {
-	_, err := exec(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))`, programPK, key)
+	_, err := exec(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, lockName(programPK, key))
 	if err != nil {
 		return fmt.Errorf("store.LockKey(%s): %w", key, err)
 	}

@@ -78,9 +78,9 @@ CREATE TABLE rewards (
     CHECK ((transaction_pk IS NULL) <> (signup_pk IS NULL))
 );
 CREATE INDEX rewards_customer ON rewards (customer_pk, pk DESC);
-CREATE INDEX rewards_transaction ON rewards (transaction_pk) WHERE transaction_pk IS NOT NULL;
 CREATE INDEX rewards_due ON rewards (available_at) WHERE status = 'pending';
--- One reward per rule and recipient for each cause, however often it is retried.
+-- One reward per rule and recipient for each cause, however often it is retried; the
+-- first also finds the rewards of a transaction.
 CREATE UNIQUE INDEX rewards_once_per_transaction ON rewards (transaction_pk, rule, recipient) WHERE transaction_pk IS NOT NULL;
 CREATE UNIQUE INDEX rewards_once_per_signup ON rewards (signup_pk, rule, recipient) WHERE signup_pk IS NOT NULL;
 

@@ -1,0 +1,85 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/referral"
+	"github.com/referd/referd/store"
+	"github.com/referd/referd/store/storetest"
+)
+
+// The rewards:approve task, run by asynq, approves held rewards once their hold ends.
+func TestApproveRewardsTask(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	p, _, err := referral.CreateProgram(ctx, db, "Held", "https://held.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patch referral.ProgramPatch
+	json.Unmarshal([]byte(`{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 7, "amount_type": "fixed", "hold_days": 30}]}`), &patch)
+	if p, err = referral.UpdateProgram(ctx, db, p.PK, patch); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text("ref")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text("friend"), ReferringCustomer: &referral.CustomerRefInput{Key: text("ref")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := referral.RecordTransaction(ctx, db, p, referral.Sale{CustomerKey: "friend", Key: "t1", Amount: 1000, Units: "usd"}); err != nil {
+		t.Fatal(err)
+	}
+	// The hold has passed.
+	if _, err := db.Exec(`UPDATE rewards SET available_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+
+	e, err := jobs.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	redis := asynq.RedisClientOpt{Addr: e.Addr()}
+	stop := startRunner(t, &jobs.Runner{Redis: redis, Log: testLogger(t), Mux: jobs.Handlers(db, testLogger(t))})
+	defer stop()
+	client := asynq.NewClient(redis)
+	defer client.Close()
+	if _, err := client.Enqueue(asynq.NewTask(jobs.TypeApproveRewards, nil)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		bs, err := store.Balances(ctx, db, ref.PK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) == 1 && bs[0].Amount == 700 && bs[0].Pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("balance %+v, want 7.00 approved", bs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func text(s string) *referral.Text {
+	t := referral.Text(s)
+	return &t
+}
+
+func TestScheduleRegistersTheSweep(t *testing.T) {
+	s := jobs.Schedule()
+	if len(s) != 1 || s[0].Task.Type() != jobs.TypeApproveRewards || s[0].Spec != "@every 1m" {
+		t.Errorf("schedule = %+v", s)
+	}
+}

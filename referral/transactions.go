@@ -150,7 +150,7 @@ func programRules(p store.Program) ([]rewards.Rule, error) {
 func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewards.Rule, s Sale) (store.Transaction, bool, error) {
 	// Finding the buyer also takes the lock of the sale's key: one writer per key at a
 	// time, including a refund that waits for this sale.
-	buyer, err := store.FindBuyer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail, "transaction:"+s.Key)
+	buyer, err := store.FindBuyer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail, s.Key)
 	if store.IsNotFound(err) {
 		return store.Transaction{}, false, Invalid("customer", "The customer does not exist.")
 	}
@@ -161,19 +161,16 @@ func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewa
 		return store.Transaction{}, false, Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
 	}
 	fp := s.fingerprint(buyer.PK)
-	// Counters first, balances after: every writer locks in that order.
-	st, err := store.CountSale(ctx, tx, p.PK, buyer.PK, buyer.ReferrerPK, s.Key)
-	if err != nil {
-		return store.Transaction{}, false, err
-	}
-	if st.Existing.Valid {
-		if st.Existing.String != fp {
+	if buyer.Existing.Valid {
+		if buyer.Existing.String != fp {
 			return store.Transaction{}, false, &store.ConflictError{Field: "key"}
 		}
 		t, err := store.GetTransaction(ctx, tx, p.PK, s.Key, false)
 		return t, false, err
 	}
-	purchases, waiting := int(st.Purchases.Int64), st.Waiting
+	// The sale's number as FindBuyer saw it; InsertSale confirms it under the
+	// buyer's lock, or the transaction starts over.
+	purchases := buyer.Purchases + 1
 	now := store.Now()
 	t := store.Transaction{
 		ProgramPK: p.PK, Key: s.Key, CustomerPK: buyer.PK, ReferrerPK: buyer.ReferrerPK, Action: s.Action,
@@ -195,7 +192,8 @@ func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewa
 		events = append(events, event("reward.created", RewardJSON(r)))
 	}
 	events = append(events, event("transaction.created", TransactionJSON(t)))
-	if err := store.InsertSale(ctx, tx, &t, t.Rewards, events); err != nil {
+	waiting, err := store.InsertSale(ctx, tx, &t, t.Rewards, events)
+	if err != nil {
 		return store.Transaction{}, false, err
 	}
 	if !waiting {
@@ -307,7 +305,7 @@ func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Ref
 	}
 	err = db.InTx(ctx, func(tx *store.Tx) error {
 		found = false
-		if err := store.LockKey(ctx, tx, p.PK, "transaction:"+r.TransactionKey); err != nil {
+		if err := store.LockKey(ctx, tx, p.PK, store.TransactionLock(r.TransactionKey)); err != nil {
 			return err
 		}
 		var err error

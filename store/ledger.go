@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Transaction is a recorded sale of a referred customer.
@@ -347,11 +350,21 @@ type Buyer struct {
 	RefKey     sql.NullString `db:"ref_key"`
 	RefEmail   sql.NullString `db:"ref_email"`
 	RefName    sql.NullString `db:"ref_name"`
+
+	// Existing is the fingerprint of the program's transaction with the sale's key, if
+	// one was committed when the statement began.
+	Existing sql.NullString `db:"existing"`
+	// Purchases is how many sales of the buyer were recorded when the statement began.
+	Purchases int `db:"purchases"`
 }
 
+// TransactionLock is the LockKey name of a transaction key.
+func TransactionLock(key string) string { return "transaction:" + key }
+
 // FindBuyer returns the program's customer with this id, else key, else email, and
-// takes the transaction-scoped lock of the sale's key (see LockKey) in the same
-// round trip.
+// takes the transaction-scoped lock of the sale's key (see LockKey), in one round
+// trip. What it reads of the sale key and the buyer's sales predates the lock:
+// InsertSale detects what changed meanwhile.
 func FindBuyer(ctx context.Context, tx *Tx, programPK int64, id, key, email, saleKey string) (Buyer, error) {
 	var cond, v string
 	switch {
@@ -367,54 +380,17 @@ func FindBuyer(ctx context.Context, tx *Tx, programPK int64, id, key, email, sal
 	var b Buyer
 	err := get(ctx, tx, &b, `
 		SELECT c.pk, c.id, c.key, c.email, c.name, c.referrer_pk, c.created_at,
-			r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name
+			r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
+			(SELECT fingerprint FROM transactions WHERE program_pk = $1 AND key = $4) AS existing,
+			coalesce((SELECT purchases FROM customer_stats WHERE customer_pk = c.pk), 0) AS purchases
 		FROM customers c
 		LEFT JOIN customers r ON r.pk = c.referrer_pk
 		CROSS JOIN LATERAL pg_advisory_xact_lock(hashtextextended($3, 0)) AS l
-		WHERE c.program_pk = $1 AND `+cond, programPK, v, lockName(programPK, saleKey))
+		WHERE c.program_pk = $1 AND `+cond, programPK, v, lockName(programPK, TransactionLock(saleKey)), saleKey)
 	if err != nil {
 		return Buyer{}, fmt.Errorf("store.FindBuyer(%q): %w", v, translate(err))
 	}
 	return b, nil
-}
-
-// SaleState is what CountSale found under the sale key's lock.
-type SaleState struct {
-	// Existing is the fingerprint of a transaction already recorded with the key; when
-	// set, nothing was counted.
-	Existing sql.NullString `db:"existing"`
-	// Purchases is the new sale's number among the buyer's sales.
-	Purchases sql.NullInt64 `db:"purchases"`
-	// Waiting says that refunds arrived for this key before the sale.
-	Waiting bool `db:"waiting"`
-}
-
-// CountSale, unless the program already has a transaction with this key, counts a
-// new sale of the buyer (purchases and live sales) and, when it is the buyer's only
-// live sale, a successful referral of its referrer. It must run after FindBuyer took
-// the key's lock; it locks the buyer's counters until the transaction ends.
-func CountSale(ctx context.Context, tx *Tx, programPK, buyerPK int64, referrerPK sql.NullInt64, key string) (SaleState, error) {
-	var st SaleState
-	err := get(ctx, tx, &st, `
-		WITH e AS (
-			SELECT fingerprint FROM transactions WHERE program_pk = $1 AND key = $4
-		), s AS (
-			INSERT INTO customer_stats AS s (customer_pk, program_pk, purchases, live_sales)
-			SELECT $2, $1, 1, 1 WHERE NOT EXISTS (SELECT FROM e)
-			ON CONFLICT (customer_pk) DO UPDATE SET purchases = s.purchases + 1, live_sales = s.live_sales + 1
-			RETURNING purchases, live_sales
-		), r AS (
-			INSERT INTO customer_stats AS r (customer_pk, program_pk, successful)
-			SELECT $3, $1, 1 FROM s WHERE s.live_sales = 1 AND $3::bigint IS NOT NULL
-			ON CONFLICT (customer_pk) DO UPDATE SET successful = r.successful + 1
-		)
-		SELECT (SELECT fingerprint FROM e) AS existing, (SELECT purchases FROM s) AS purchases,
-			EXISTS (SELECT FROM refunds WHERE program_pk = $1 AND transaction_key = $4 AND NOT applied) AS waiting`,
-		programPK, buyerPK, referrerPK, key)
-	if err != nil {
-		return SaleState{}, fmt.Errorf("store.CountSale(%d, %s): %w", buyerPK, key, err)
-	}
-	return st, nil
 }
 
 // Event is an outbox event to write.
@@ -423,9 +399,19 @@ type Event struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// InsertSale stores the transaction t with its rewards (their ledger entries and the
-// running sums) and the events, in one statement. t.PK and the rewards' PKs are set.
-func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, events []Event) error {
+// ErrSaleRaced means that between FindBuyer and InsertSale another sale of the buyer
+// or with the key was committed; the caller starts over (store.ErrRetry).
+var ErrSaleRaced = fmt.Errorf("a concurrent sale changed the buyer's count or took the key: %w", ErrRetry)
+
+// InsertSale counts the sale (the buyer's purchases and live sales; the referrer's
+// successful referrals when this is the buyer's only live sale) and stores the
+// transaction t with its rewards (their ledger entries and the running sums) and the
+// events, in one statement. t.PurchaseNumber must be the number FindBuyer implied;
+// if the counters say otherwise, or the key was taken meanwhile, the statement
+// changes nothing that survives: it returns ErrSaleRaced and the caller rolls back.
+// waiting says that refunds arrived for the key before the sale. t.PK and the
+// rewards' PKs are set.
+func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, events []Event) (waiting bool, err error) {
 	type rewardRow struct {
 		Key          string    `json:"key"`
 		CustomerPK   int64     `json:"customer_pk"`
@@ -448,18 +434,30 @@ func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, e
 	}
 	rj, err := json.Marshal(rows)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ej, err := json.Marshal(events)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var out struct {
-		PK  int64  `db:"pk"`
-		PKs string `db:"reward_pks"`
+		PK        int64  `db:"pk"`
+		PKs       string `db:"reward_pks"`
+		Purchases int    `db:"purchases"`
+		Waiting   bool   `db:"waiting"`
 	}
+	// Counters are named first: the buyer's are locked while the main query runs,
+	// the referrer's before the balances.
 	err = get(ctx, tx, &out, `
-		WITH t AS (
+		WITH st AS (
+			INSERT INTO customer_stats AS st (customer_pk, program_pk, purchases, live_sales) VALUES ($3, $1, 1, 1)
+			ON CONFLICT (customer_pk) DO UPDATE SET purchases = st.purchases + 1, live_sales = st.live_sales + 1
+			RETURNING purchases, live_sales
+		), rs AS (
+			INSERT INTO customer_stats AS rs (customer_pk, program_pk, successful)
+			SELECT $4, $1, 1 FROM st WHERE st.live_sales = 1 AND $4::bigint IS NOT NULL
+			ON CONFLICT (customer_pk) DO UPDATE SET successful = rs.successful + 1
+		), t AS (
 			INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
 				source, livemode, purchase_number, fingerprint, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -498,20 +496,29 @@ func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, e
 			FROM ROWS FROM (jsonb_to_recordset($16::jsonb) AS (event text, payload jsonb)) WITH ORDINALITY AS e(event, payload, n)
 			ORDER BY e.n
 		)
-		SELECT t.pk, coalesce((SELECT json_object_agg(key, pk) FROM w), '{}')::text AS reward_pks FROM t`,
+		SELECT t.pk, coalesce((SELECT json_object_agg(key, pk) FROM w), '{}')::text AS reward_pks, st.purchases,
+			EXISTS (SELECT FROM refunds WHERE program_pk = $1 AND transaction_key = $2 AND NOT applied) AS waiting
+		FROM t, st`,
 		t.ProgramPK, t.Key, t.CustomerPK, t.ReferrerPK, t.Action, t.Amount, t.Units, t.ProductID, t.ProductType,
 		t.Source, t.Livemode, t.PurchaseNumber, t.Fingerprint, t.CreatedAt, string(rj), string(ej))
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "transactions_program_key" {
+		return false, ErrSaleRaced
+	}
 	if err != nil {
-		return fmt.Errorf("store.InsertSale(%s): %w", t.Key, translate(err))
+		return false, fmt.Errorf("store.InsertSale(%s): %w", t.Key, translate(err))
+	}
+	if out.Purchases != t.PurchaseNumber {
+		return false, ErrSaleRaced
 	}
 	t.PK = out.PK
 	pks := map[string]int64{}
 	if err := json.Unmarshal([]byte(out.PKs), &pks); err != nil {
-		return err
+		return false, err
 	}
 	for i := range rewards {
 		rewards[i].PK = pks[rewards[i].Key]
 		rewards[i].TransactionPK = sql.NullInt64{Int64: t.PK, Valid: true}
 	}
-	return nil
+	return out.Waiting, nil
 }

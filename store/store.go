@@ -35,7 +35,7 @@ type Querier interface {
 // DB is the connection pool.
 type DB struct {
 	*sqlx.DB
-	stmts     sync.Map // query text → *sqlx.Stmt
+	stmts     sync.Map // query text → *preparedStmt
 	preparing sync.Map // query text → true while prepareLater works on it
 }
 
@@ -166,28 +166,64 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// stmt returns the prepared statement for query, preparing it on first use. Hot
-// statements are prepared so PostgreSQL plans them once per connection, not once
-// per execution: for the multi-statement inserts planning costs more than running.
+// preparedStmt is a cached prepared statement and when to prepare it again.
+type preparedStmt struct {
+	stmt    *sqlx.Stmt
+	renewAt time.Time
+	age     time.Duration // how long this one is kept: doubles on each renewal
+}
+
+// A prepared statement's plan is made once, when it is prepared, from the table
+// statistics of that moment, and PostgreSQL replans it only when the statistics
+// change (ANALYZE). A plan made while a table was nearly empty keeps scanning all of
+// it as it grows; where autovacuum is off (as on our test machines) the statistics
+// never change. So statements are prepared again after 1 s, 2 s, 4 s ... up to a
+// minute: a young database outgrows its plans quickly, an old one hardly at all.
+const (
+	firstRenewal = time.Second
+	lastRenewal  = time.Minute
+)
+
+// stmt returns the prepared statement for query, preparing it on first use and again
+// when it is due for renewal. Hot statements are prepared so PostgreSQL plans them
+// once per connection, not once per execution: for the multi-statement inserts
+// planning costs more than running.
 func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	if s, ok := db.stmts.Load(query); ok {
-		return s.(*sqlx.Stmt), nil
+	v, ok := db.stmts.Load(query)
+	if ok && time.Now().Before(v.(*preparedStmt).renewAt) {
+		return v.(*preparedStmt).stmt, nil
+	}
+	age := firstRenewal
+	if ok {
+		age = min(2*v.(*preparedStmt).age, lastRenewal)
 	}
 	s, err := db.PreparexContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
-		s.Close()
-		return prev.(*sqlx.Stmt), nil
+	next := &preparedStmt{stmt: s, renewAt: time.Now().Add(age), age: age}
+	if !ok {
+		if prev, loaded := db.stmts.LoadOrStore(query, next); loaded {
+			s.Close()
+			return prev.(*preparedStmt).stmt, nil
+		}
+		return s, nil
 	}
+	if !db.stmts.CompareAndSwap(query, v, next) {
+		s.Close() // another goroutine renewed it first
+		cur, _ := db.stmts.Load(query)
+		return cur.(*preparedStmt).stmt, nil
+	}
+	// Callers that loaded the old statement a moment ago may still be about to use
+	// it; it is closed once they are surely done.
+	time.AfterFunc(time.Minute, func() { v.(*preparedStmt).stmt.Close() })
 	return s, nil
 }
 
 // Close closes the prepared statements and the pool.
 func (db *DB) Close() error {
 	db.stmts.Range(func(k, v any) bool {
-		v.(*sqlx.Stmt).Close()
+		v.(*preparedStmt).stmt.Close()
 		db.stmts.Delete(k)
 		return true
 	})
@@ -213,8 +249,11 @@ func prepared(ctx context.Context, q Querier, query string) (*sqlx.Stmt, error) 
 		// prepared, and otherwise sends the query as it is this time while the pool
 		// prepares it in the background for the next.
 		if s, ok := v.db.stmts.Load(query); ok {
+			if time.Now().After(s.(*preparedStmt).renewAt) {
+				v.db.prepareLater(query)
+			}
 			// Reuses the statement already prepared on the transaction's connection.
-			return v.Tx.StmtxContext(ctx, s.(*sqlx.Stmt)), nil
+			return v.Tx.StmtxContext(ctx, s.(*preparedStmt).stmt), nil
 		}
 		v.db.prepareLater(query)
 	}

@@ -114,11 +114,7 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p store
 }
 
 func (s *Server) customerFilter(w http.ResponseWriter, r *http.Request, p store.Program) (url.Values, page, store.CustomerFilter, error) {
-	v, err := params(w, r)
-	if err != nil {
-		return nil, page{}, store.CustomerFilter{}, err
-	}
-	pg, err := pagination(v)
+	v, pg, err := listParams(w, r)
 	if err != nil {
 		return nil, page{}, store.CustomerFilter{}, err
 	}
@@ -154,19 +150,11 @@ func (s *Server) writeCustomers(w http.ResponseWriter, r *http.Request, p store.
 }
 
 func customerViews(p store.Program, cs []store.Customer) []referral.CustomerView {
-	out := make([]referral.CustomerView, len(cs))
-	for i, c := range cs {
-		out[i] = referral.CustomerJSON(p, c)
-	}
-	return out
+	return views(cs, func(c store.Customer) referral.CustomerView { return referral.CustomerJSON(p, c) })
 }
 
 func (s *Server) customerReferrals(w http.ResponseWriter, r *http.Request, p store.Program) error {
-	v, err := params(w, r)
-	if err != nil {
-		return err
-	}
-	pg, err := pagination(v)
+	v, pg, err := listParams(w, r)
 	if err != nil {
 		return err
 	}
@@ -186,11 +174,7 @@ func (s *Server) customerLinks(w http.ResponseWriter, r *http.Request, p store.P
 	if err != nil {
 		return err
 	}
-	out := make([]referral.LinkView, len(ls))
-	for i, l := range ls {
-		out[i] = referral.LinkJSON(p, l)
-	}
-	respond(w, http.StatusOK, out)
+	respond(w, http.StatusOK, views(ls, func(l store.Link) referral.LinkView { return referral.LinkJSON(p, l) }))
 	return nil
 }
 

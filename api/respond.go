@@ -201,6 +201,25 @@ func params(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	return v, nil
 }
 
+// listParams are a list request's parameters and its validated page.
+func listParams(w http.ResponseWriter, r *http.Request) (url.Values, page, error) {
+	v, err := params(w, r)
+	if err != nil {
+		return nil, page{}, err
+	}
+	pg, err := pagination(v)
+	return v, pg, err
+}
+
+// views converts each of xs with f (domain rows to their JSON views).
+func views[T, V any](xs []T, f func(T) V) []V {
+	out := make([]V, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
+	}
+	return out
+}
+
 // page is a validated ?limit= and ?page=.
 type page struct {
 	Limit, Number int

@@ -111,24 +111,16 @@ func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p st
 	if err != nil {
 		return err
 	}
-	out := make([]referral.TransactionView, len(ts))
-	for i, t := range ts {
-		out[i] = referral.TransactionJSON(t)
-	}
 	status := http.StatusOK
 	if created > 0 {
 		status = http.StatusCreated
 	}
-	respond(w, status, out)
+	respond(w, status, views(ts, referral.TransactionJSON))
 	return nil
 }
 
 func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request, p store.Program) error {
-	v, err := params(w, r)
-	if err != nil {
-		return err
-	}
-	pg, err := pagination(v)
+	v, pg, err := listParams(w, r)
 	if err != nil {
 		return err
 	}
@@ -136,11 +128,7 @@ func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request, p stor
 	if err != nil {
 		return err
 	}
-	out := make([]referral.TransactionView, len(ts))
-	for i, t := range ts {
-		out[i] = referral.TransactionJSON(t)
-	}
-	s.respondList(w, r, v, out, total, pg)
+	s.respondList(w, r, v, views(ts, referral.TransactionJSON), total, pg)
 	return nil
 }
 
@@ -214,11 +202,7 @@ func (s *Server) creditBalance(w http.ResponseWriter, r *http.Request, p store.P
 }
 
 func (s *Server) customerRewards(w http.ResponseWriter, r *http.Request, p store.Program) error {
-	v, err := params(w, r)
-	if err != nil {
-		return err
-	}
-	pg, err := pagination(v)
+	v, pg, err := listParams(w, r)
 	if err != nil {
 		return err
 	}
@@ -226,10 +210,6 @@ func (s *Server) customerRewards(w http.ResponseWriter, r *http.Request, p store
 	if err != nil {
 		return err
 	}
-	out := make([]referral.RewardView, len(rs))
-	for i, rw := range rs {
-		out[i] = referral.RewardJSON(rw)
-	}
-	s.respondList(w, r, v, out, total, pg)
+	s.respondList(w, r, v, views(rs, referral.RewardJSON), total, pg)
 	return nil
 }

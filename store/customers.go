@@ -252,24 +252,3 @@ func NormalizeJSON(s string) string {
 	}
 	return string(out)
 }
-
-// FindCustomer returns the program's customer with this id, else this key, else this
-// email (case-insensitive): the first of them that is given.
-func FindCustomer(ctx context.Context, q Querier, programPK int64, id, key, email string) (Customer, error) {
-	var cond, v string
-	switch {
-	case id != "":
-		cond, v = `c.id = $2`, id
-	case key != "":
-		cond, v = `c.key = $2`, key
-	case email != "":
-		cond, v = `lower(c.email) = lower($2)`, email
-	default:
-		return Customer{}, fmt.Errorf("store.FindCustomer: %w", ErrNotFound)
-	}
-	var c Customer
-	if err := get(ctx, q, &c, customerSelect+` WHERE c.program_pk = $1 AND `+cond, programPK, v); err != nil {
-		return Customer{}, fmt.Errorf("store.FindCustomer(%q): %w", v, translate(err))
-	}
-	return c, c.finish()
-}

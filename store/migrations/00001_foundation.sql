@@ -78,9 +78,11 @@ CREATE INDEX referral_links_customer ON referral_links (customer_pk);
 
 -- The outbox: every event is written in the same transaction as its cause; the
 -- dispatcher turns undispatched rows into deliveries.
+-- No foreign key on program_pk: every write of every program appends here, and each
+-- check would share-lock the program's row (see 00002_ledger.sql).
 CREATE TABLE outbox (
     pk            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    program_pk    bigint NOT NULL REFERENCES programs (pk) ON DELETE CASCADE,
+    program_pk    bigint NOT NULL,
     event         text NOT NULL,
     payload       jsonb NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),

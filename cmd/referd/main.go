@@ -2,6 +2,7 @@
 //
 //	referd serve                      everything in one process: API, workers, scheduler
 //	referd api                        the REST API only (Procfile "web")
+//	referd worker                     the background workers and scheduler (Procfile "worker")
 //	referd migrate                    apply database migrations and exit
 //	referd program create --name N --website URL
 //	referd apikey create --program ID
@@ -39,6 +40,7 @@ const usage = `referd: a self-hosted, Partnero-compatible refer-a-friend backend
 Usage:
   referd serve     [flags]   run everything in one process (migrates first)
   referd api       [flags]   run the REST API only
+  referd worker    [flags]   run the background workers and scheduler only
   referd migrate   [flags]   apply database migrations and exit
   referd program create --name NAME --website URL
   referd apikey create --program PROGRAM_ID
@@ -83,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "PostgreSQL URL (DATABASE_URL)")
 	var name, website, programID string
 	switch cmd {
-	case "serve", "api":
+	case "serve", "api", "worker":
 		cfg.serverFlags(fs)
 	case "migrate":
 	case "program create":
@@ -142,7 +144,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return printJSON(stdout, map[string]any{"api_key": key})
 	}
+	if cmd == "worker" {
+		return work(ctx, cfg, db, log)
+	}
 	return serve(ctx, cmd, cfg, db, log)
+}
+
+// work runs the asynq workers and the scheduler (Procfile "worker") until ctx ends.
+func work(ctx context.Context, cfg config, db *store.DB, log *slog.Logger) error {
+	redis, stopRedis, err := jobs.Broker(cfg.RedisURL, log)
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
+		Mux: jobs.Handlers(db, log), Periodic: jobs.Schedule()}
+	return runner.Run(ctx)
 }
 
 // serve runs the HTTP server and, for "serve", the asynq workers and scheduler, until
@@ -163,15 +180,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 
 	g, gctx := errgroup.WithContext(ctx)
 	if role == "serve" {
-		redis, stopRedis, err := jobs.Broker(cfg.RedisURL, log)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		defer stopRedis()
-		runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
-			Mux: jobs.Handlers(db, log), Periodic: jobs.Schedule()}
-		g.Go(func() error { return runner.Run(gctx) })
+		g.Go(func() error { return work(gctx, cfg, db, log) })
 	}
 	g.Go(func() error {
 		log.Info("referd listening", "role", role, "addr", ln.Addr().String(), "public_url", cfg.PublicURL)

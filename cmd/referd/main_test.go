@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/referd/referd/jobs"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/store/storetest"
@@ -432,5 +433,41 @@ func wantDocumented(t *testing.T, c config, want documented) {
 	}
 	if got != want {
 		t.Errorf("config = %+v\nwant     %+v", got, want)
+	}
+}
+
+// The worker role runs the task handlers and the scheduler, and stops cleanly.
+func TestWorker(t *testing.T) {
+	t.Parallel()
+	_, dbURL := storetest.NewWithURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"worker", "--database-url", dbURL, "--redis-url", "", "--concurrency", "2"}, io.Discard, &stderr)
+	}()
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(stderr.String(), "workers started") {
+		select {
+		case err := <-done:
+			t.Fatalf("worker exited early: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker did not start:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf(`"periodic":%d`, len(jobs.Schedule()))) {
+		t.Errorf("worker runs no periodic tasks:\n%s", stderr.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("worker returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop")
 	}
 }

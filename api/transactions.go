@@ -85,7 +85,7 @@ func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p st
 		if err := verr.Err(); err != nil {
 			return err
 		}
-		t, created, err := referral.RecordTransaction(r.Context(), s.DB, p, sale)
+		t, created, err := s.sales.Record(r.Context(), p, sale)
 		if err != nil {
 			return err
 		}
@@ -107,6 +107,13 @@ func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p st
 	if err := verr.Err(); err != nil {
 		return err
 	}
+	// A batch is one database transaction of its own, admitted like other ledger writes.
+	select {
+	case s.ledger <- struct{}{}:
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+	defer func() { <-s.ledger }()
 	ts, created, err := referral.RecordTransactions(r.Context(), s.DB, p, sales)
 	if err != nil {
 		return err

@@ -454,3 +454,37 @@ func TestConcurrentTransactionsOfOneReferrer(t *testing.T) {
 		t.Errorf("stats = %v", st)
 	}
 }
+
+// Concurrent sales of one buyer (batched together or not) are numbered one by one:
+// exactly one of them is the first purchase.
+func TestConcurrentSalesOfOneBuyer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.rules(`[{"recipient": "referrer", "trigger": "first_purchase", "type": "credit", "amount": 7, "amount_type": "fixed"},
+		{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "max_purchases": 5}]`)
+	e.referral("ref", "friend")
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if r := e.call("POST", "/v1/transactions", fmt.Sprintf(`{"customer": {"key": "friend"}, "key": "b%d", "amount": 10}`, i)); r.Status != 201 {
+				t.Errorf("sale %d: %d %s", i, r.Status, r.Raw)
+			}
+		}(i)
+	}
+	wg.Wait()
+	// 7 for the first purchase, 1 for each of the first five.
+	if b := e.balance("ref"); b["usd"] != [2]string{"12", "0"} {
+		t.Errorf("balance = %v, want 12", b)
+	}
+	var numbers []int
+	if err := e.db.Select(&numbers, `SELECT purchase_number FROM transactions ORDER BY purchase_number`); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range numbers {
+		if n != i+1 {
+			t.Fatalf("purchase numbers %v, want 1..30", numbers)
+		}
+	}
+}

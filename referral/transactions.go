@@ -148,25 +148,47 @@ func programRules(p store.Program) ([]rewards.Rule, error) {
 }
 
 func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewards.Rule, s Sale) (store.Transaction, bool, error) {
-	// Finding the buyer also takes the lock of the sale's key: one writer per key at a
-	// time, including a refund that waits for this sale.
-	buyer, err := store.FindBuyer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail, s.Key)
-	if store.IsNotFound(err) {
-		return store.Transaction{}, false, Invalid("customer", "The customer does not exist.")
+	ps, err := prepareSale(ctx, tx, p, rules, s)
+	if err != nil || ps.done {
+		return ps.t, false, err
 	}
-	if err != nil {
+	if err := commitSale(ctx, tx, &ps); err != nil {
 		return store.Transaction{}, false, err
 	}
+	return ps.t, true, nil
+}
+
+// plannedSale is a sale whose buyer was found and whose rewards and events are
+// computed, ready for commitSale; done means there is nothing to write (the key was
+// recorded before, and t is that transaction).
+type plannedSale struct {
+	p      store.Program
+	t      store.Transaction
+	events []store.Event
+	done   bool
+}
+
+// prepareSale finds the buyer, taking the lock of the sale's key (one writer per key
+// at a time, including a refund that waits for this sale), and computes what the
+// sale earns. It writes nothing.
+func prepareSale(ctx context.Context, tx *store.Tx, p store.Program, rules []rewards.Rule, s Sale) (plannedSale, error) {
+	buyer, err := store.FindBuyer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail, s.Key)
+	if store.IsNotFound(err) {
+		return plannedSale{}, Invalid("customer", "The customer does not exist.")
+	}
+	if err != nil {
+		return plannedSale{}, err
+	}
 	if !buyer.ReferrerPK.Valid {
-		return store.Transaction{}, false, Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
+		return plannedSale{}, Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
 	}
 	fp := s.fingerprint(buyer.PK)
 	if buyer.Existing.Valid {
 		if buyer.Existing.String != fp {
-			return store.Transaction{}, false, &store.ConflictError{Field: "key"}
+			return plannedSale{}, &store.ConflictError{Field: "key"}
 		}
 		t, err := store.GetTransaction(ctx, tx, p.PK, s.Key, false)
-		return t, false, err
+		return plannedSale{t: t, done: true}, err
 	}
 	// The sale's number as FindBuyer saw it; InsertSale confirms it under the
 	// buyer's lock, or the transaction starts over.
@@ -184,7 +206,7 @@ func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewa
 		Amount: s.Amount, Units: s.Units, Number: purchases, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
 	})
 	if err != nil {
-		return store.Transaction{}, false, err
+		return plannedSale{}, err
 	}
 	t.Rewards = newRewards(p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{}, t.Key, now)
 	events := make([]store.Event, 0, len(t.Rewards)+1)
@@ -192,31 +214,34 @@ func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewa
 		events = append(events, event("reward.created", RewardJSON(r)))
 	}
 	events = append(events, event("transaction.created", TransactionJSON(t)))
-	waiting, err := store.InsertSale(ctx, tx, &t, t.Rewards, events)
-	if err != nil {
-		return store.Transaction{}, false, err
-	}
-	if !waiting {
-		return t, true, nil
+	return plannedSale{p: p, t: t, events: events}, nil
+}
+
+// commitSale writes a prepared sale and applies the refunds that arrived before it.
+func commitSale(ctx context.Context, tx *store.Tx, ps *plannedSale) error {
+	waiting, err := store.InsertSale(ctx, tx, &ps.t, ps.t.Rewards, ps.events)
+	if err != nil || !waiting {
+		return err
 	}
 	// Refunds that arrived before this sale apply now.
-	t, err = store.GetTransaction(ctx, tx, p.PK, t.Key, true)
+	t, err := store.GetTransaction(ctx, tx, ps.p.PK, ps.t.Key, true)
 	if err != nil {
-		return store.Transaction{}, false, err
+		return err
 	}
-	refunds, err := store.WaitingRefunds(ctx, tx, p.PK, t.Key)
+	refunds, err := store.WaitingRefunds(ctx, tx, ps.p.PK, t.Key)
 	if err != nil {
-		return store.Transaction{}, false, err
+		return err
 	}
 	for _, r := range refunds {
-		if err := applyRefund(ctx, tx, p, &t, r.Amount, now); err != nil {
-			return store.Transaction{}, false, err
+		if err := applyRefund(ctx, tx, ps.p, &t, r.Amount, t.CreatedAt); err != nil {
+			return err
 		}
 		if err := store.MarkRefundApplied(ctx, tx, r.PK); err != nil {
-			return store.Transaction{}, false, err
+			return err
 		}
 	}
-	return t, true, nil
+	ps.t = t
+	return nil
 }
 
 func event(name string, v any) store.Event {
@@ -348,8 +373,13 @@ func applyRefund(ctx context.Context, tx *store.Tx, p store.Program, t *store.Tr
 	if err != nil {
 		return err
 	}
-	// Counters before balances, as everywhere.
+	// The referrer's counters, then the buyer's, then balances, as everywhere.
 	if full {
+		if t.ReferrerPK.Valid {
+			if err := store.LockCounters(ctx, tx, t.ReferrerPK.Int64); err != nil {
+				return err
+			}
+		}
 		live, err := store.EndSale(ctx, tx, t.CustomerPK)
 		if err != nil {
 			return err

@@ -167,6 +167,16 @@ func ListTransactions(ctx context.Context, q Querier, f TransactionFilter) ([]Tr
 	return out, total, nil
 }
 
+// LockCounters locks a customer's counters row (if it has one) until the transaction
+// ends: refunds lock the referrer's before the buyer's, as sales do.
+func LockCounters(ctx context.Context, tx *Tx, customerPK int64) error {
+	_, err := exec(ctx, tx, `SELECT FROM customer_stats WHERE customer_pk = $1 FOR UPDATE`, customerPK)
+	if err != nil {
+		return fmt.Errorf("store.LockCounters(%d): %w", customerPK, err)
+	}
+	return nil
+}
+
 // EndSale counts a sale of the buyer as fully refunded and returns the live sales left.
 func EndSale(ctx context.Context, tx *Tx, buyerPK int64) (int, error) {
 	var live int
@@ -446,11 +456,16 @@ func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, e
 		Purchases int    `db:"purchases"`
 		Waiting   bool   `db:"waiting"`
 	}
-	// Counters are named first: the buyer's are locked while the main query runs,
-	// the referrer's before the balances.
+	// Rows are locked referrer first: the referrer's counters (rl, which st reads
+	// from so that it runs first), then the buyer's, then balances. Every sale, refund
+	// and batch of sales (sorted by referrer, then buyer) then waits for others in one
+	// order, the referrers', and they cannot deadlock.
 	err = get(ctx, tx, &out, `
-		WITH st AS (
-			INSERT INTO customer_stats AS st (customer_pk, program_pk, purchases, live_sales) VALUES ($3, $1, 1, 1)
+		WITH rl AS (
+			SELECT customer_pk FROM customer_stats WHERE customer_pk = $4 FOR UPDATE
+		), st AS (
+			INSERT INTO customer_stats AS st (customer_pk, program_pk, purchases, live_sales)
+			SELECT $3, $1, 1, 1 FROM (SELECT count(*) FROM rl) AS first
 			ON CONFLICT (customer_pk) DO UPDATE SET purchases = st.purchases + 1, live_sales = st.live_sales + 1
 			RETURNING purchases, live_sales
 		), rs AS (

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -314,13 +315,19 @@ func exec(ctx context.Context, q Querier, query string, args ...any) (sql.Result
 var ErrRetry = errors.New("retry the transaction")
 
 // InTx runs fn in a transaction, committing when it returns nil. A deadlock, a
-// serialization failure or ErrRetry rolls back and runs fn again, up to five times,
-// so fn must set its results afresh on each run.
+// serialization failure or ErrRetry rolls back and runs fn again, up to 20 times
+// with a short random pause, so fn must set its results afresh on each run.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 20; attempt++ {
 		if err = db.inTx(ctx, fn); !retryable(err) {
 			return err
+		}
+		// Writers that raced each other retry at different moments.
+		select {
+		case <-time.After(time.Duration(1+mrand.IntN(1+2*attempt)) * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return err

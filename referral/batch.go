@@ -44,12 +44,7 @@ func NewBatcher(db *store.DB, workers, max int) *Batcher {
 
 // Record is RecordTransaction through the batcher.
 func (b *Batcher) Record(ctx context.Context, p store.Program, s Sale) (store.Transaction, bool, error) {
-	verr := &ValidationError{}
-	s.check(verr, "")
-	if err := verr.Err(); err != nil {
-		return store.Transaction{}, false, err
-	}
-	rules, err := programRules(p)
+	s, rules, err := checkSale(p, s)
 	if err != nil {
 		return store.Transaction{}, false, err
 	}

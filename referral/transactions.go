@@ -77,12 +77,7 @@ func (s Sale) isSubscription() bool {
 // transaction. A sale whose key was recorded before returns that transaction
 // (created=false) if it says the same, and a conflict on key if it does not.
 func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sale) (t store.Transaction, created bool, err error) {
-	verr := &ValidationError{}
-	s.check(verr, "")
-	if err := verr.Err(); err != nil {
-		return store.Transaction{}, false, err
-	}
-	rules, err := programRules(p)
+	s, rules, err := checkSale(p, s)
 	if err != nil {
 		return store.Transaction{}, false, err
 	}
@@ -91,6 +86,17 @@ func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sal
 		return err
 	})
 	return t, created, err
+}
+
+// checkSale validates s and reads the program's reward rules.
+func checkSale(p store.Program, s Sale) (Sale, []rewards.Rule, error) {
+	verr := &ValidationError{}
+	s.check(verr, "")
+	if err := verr.Err(); err != nil {
+		return s, nil, err
+	}
+	rules, err := programRules(p)
+	return s, rules, err
 }
 
 // RecordTransactions records several sales atomically: all of them or none.

@@ -85,6 +85,11 @@ func (s *Server) Handler() http.Handler {
 	// Sales wait for the batcher, whose workers hold the connections: they take no slot.
 	mux.Handle("POST /v1/transactions", s.authenticated(s.createTransactions))
 	route("GET /v1/transactions", s.listTransactions)
+
+	route("GET /v1/integrations", s.listIntegrations)
+	route("GET /v1/integrations/{provider}", s.getIntegration)
+	route("PUT /v1/integrations/{provider}", s.putIntegration)
+	route("DELETE /v1/integrations/{provider}", s.deleteIntegration)
 	route("GET /v1/transactions/{key}", s.getTransaction)
 	ledgerRoute("DELETE /v1/transactions/{key}", s.deleteTransaction)
 

@@ -59,3 +59,17 @@ func (s *Server) deleteIntegration(w http.ResponseWriter, r *http.Request, p sto
 	respond(w, http.StatusOK, s.integrationView(p)(i))
 	return nil
 }
+
+// listProviderEvents is GET /v1/provider_events: ?provider= and ?status= filter.
+func (s *Server) listProviderEvents(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	v, pg, err := listParams(w, r)
+	if err != nil {
+		return err
+	}
+	es, total, err := referral.ProviderEvents(r.Context(), s.DB, p, v.Get("provider"), v.Get("status"), pg.Limit, pg.offset())
+	if err != nil {
+		return err
+	}
+	s.respondList(w, r, v, views(es, referral.ProviderEventJSON), total, pg)
+	return nil
+}

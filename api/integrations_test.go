@@ -1,8 +1,13 @@
 package api_test
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/referd/referd/store"
 )
 
 func TestIntegrations(t *testing.T) {
@@ -46,6 +51,67 @@ func TestIntegrations(t *testing.T) {
 	// Another program sees none of them.
 	_, keyB := e.newProgram("Beta", "https://beta.test")
 	if r := e.callKey(keyB, "GET", "/v1/integrations", nil); len(r.list()) != 0 {
+		t.Errorf("program B sees %s", r.Raw)
+	}
+}
+
+// Stored provider events are listed newest first and filtered; the same event stored
+// again, even concurrently, is one row.
+func TestProviderEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	now := time.Now().UTC()
+	ev := func(provider, id, typ string) store.ProviderEvent {
+		return store.ProviderEvent{ProgramPK: e.prog.PK, Provider: provider, EventID: id, Type: typ, Payload: []byte(`{"id":"` + id + `"}`), ReceivedAt: now}
+	}
+	var wg sync.WaitGroup
+	news := make(chan int, 5)
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := store.InsertProviderEvents(context.Background(), e.db, []store.ProviderEvent{
+				ev("stripe", "evt_1", "invoice.paid"), ev("paddle", "evt_1", "transaction.completed")})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n := 0
+			for _, b := range got {
+				if b {
+					n++
+				}
+			}
+			news <- n
+		}()
+	}
+	wg.Wait()
+	close(news)
+	total := 0
+	for n := range news {
+		total += n
+	}
+	if total != 2 {
+		t.Errorf("%d events inserted by 5 concurrent deliveries of 2, want 2", total)
+	}
+	l := e.must(200, "GET", "/v1/provider_events", nil).list()
+	if len(l) != 2 {
+		t.Fatalf("events = %v", l)
+	}
+	first := l[0].(map[string]any)
+	if first["status"] != "received" || first["event_id"] != "evt_1" || first["processed_at"] != nil || len(first["transaction_keys"].([]any)) != 0 {
+		t.Errorf("event = %v", first)
+	}
+	if l := e.must(200, "GET", "/v1/provider_events?provider=paddle", nil).list(); len(l) != 1 || l[0].(map[string]any)["type"] != "transaction.completed" {
+		t.Errorf("paddle events = %v", l)
+	}
+	if l := e.must(200, "GET", "/v1/provider_events?status=failed", nil).list(); len(l) != 0 {
+		t.Errorf("failed events = %v", l)
+	}
+	wantError(t, e.call("GET", "/v1/provider_events?status=lost", nil), 422, "status")
+	wantError(t, e.call("GET", "/v1/provider_events?provider=paypal", nil), 422, "provider")
+	_, keyB := e.newProgram("Beta", "https://beta.test")
+	if r := e.callKey(keyB, "GET", "/v1/provider_events", nil); len(r.list()) != 0 {
 		t.Errorf("program B sees %s", r.Raw)
 	}
 }

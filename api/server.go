@@ -90,6 +90,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/integrations/{provider}", s.getIntegration)
 	route("PUT /v1/integrations/{provider}", s.putIntegration)
 	route("DELETE /v1/integrations/{provider}", s.deleteIntegration)
+	route("GET /v1/provider_events", s.listProviderEvents)
 	route("GET /v1/transactions/{key}", s.getTransaction)
 	ledgerRoute("DELETE /v1/transactions/{key}", s.deleteTransaction)
 

@@ -60,7 +60,9 @@ func InsertProviderEvents(ctx context.Context, q Querier, events []ProviderEvent
 	}
 	out := make([]bool, len(events))
 	for i, e := range events {
-		out[i] = inserted[fmt.Sprintf("%d|%s|%s", e.ProgramPK, e.Provider, e.EventID)]
+		k := fmt.Sprintf("%d|%s|%s", e.ProgramPK, e.Provider, e.EventID)
+		out[i] = inserted[k]
+		inserted[k] = false // the same event twice in one batch is new once
 	}
 	return out, nil
 }

@@ -95,3 +95,28 @@ func TestUniqueViolationsAreTyped(t *testing.T) {
 		t.Error("two programs share one API key hash")
 	}
 }
+
+// One event twice in one multi-row insert is stored once and new once.
+func TestInsertProviderEventsDuplicatesInOneBatch(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	p, err := store.CreateProgram(ctx, db, store.Program{ID: "p1", Name: "P", WebsiteURL: "https://p.test", Currency: "usd"}, make32(2), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := store.ProviderEvent{ProgramPK: p.PK, Provider: "stripe", EventID: "evt_1", Type: "invoice.paid", Payload: []byte("{}"), ReceivedAt: store.Now()}
+	news, err := store.InsertProviderEvents(ctx, db, []store.ProviderEvent{ev, ev})
+	if err != nil || len(news) != 2 || !news[0] || news[1] {
+		t.Fatalf("news = %v, %v; want [true false]", news, err)
+	}
+	news, err = store.InsertProviderEvents(ctx, db, []store.ProviderEvent{ev})
+	if err != nil || news[0] {
+		t.Fatalf("redelivery news = %v, %v", news, err)
+	}
+	var n int
+	db.Get(&n, `SELECT count(*) FROM provider_events`)
+	if n != 1 {
+		t.Errorf("%d rows", n)
+	}
+}

@@ -2,6 +2,7 @@
 //
 //	referd serve                      everything in one process: API, workers, scheduler
 //	referd api                        the REST API only (Procfile "web")
+//	referd ingest                     the billing webhook receivers only (Procfile "ingest")
 //	referd worker                     the background workers and scheduler (Procfile "worker")
 //	referd migrate                    apply database migrations and exit
 //	referd program create --name N --website URL
@@ -30,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/referd/referd/api"
+	"github.com/referd/referd/ingest"
 	"github.com/referd/referd/jobs"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
@@ -40,6 +42,7 @@ const usage = `referd: a self-hosted, Partnero-compatible refer-a-friend backend
 Usage:
   referd serve     [flags]   run everything in one process (migrates first)
   referd api       [flags]   run the REST API only
+  referd ingest    [flags]   run the billing webhook receivers only
   referd worker    [flags]   run the background workers and scheduler only
   referd migrate   [flags]   apply database migrations and exit
   referd program create --name NAME --website URL
@@ -85,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "PostgreSQL URL (DATABASE_URL)")
 	var name, website, programID string
 	switch cmd {
-	case "serve", "api", "worker":
+	case "serve", "api", "ingest", "worker":
 		cfg.serverFlags(fs)
 	case "migrate":
 	case "program create":
@@ -170,7 +173,12 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`)
 	})
-	mux.Handle("/v1/", api.New(db, cfg.PublicURL, log, cfg.DBConns).Handler())
+	if role != "ingest" {
+		mux.Handle("/v1/", api.New(db, cfg.PublicURL, log, cfg.DBConns).Handler())
+	}
+	if role != "api" {
+		ingest.New(db, log, max(cfg.DBConns/4, 1)).Register(mux)
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
 	if err != nil {

@@ -1,0 +1,183 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/referd/referd/providers"
+	"github.com/referd/referd/providers/chargebee"
+	"github.com/referd/referd/providers/paddle"
+	"github.com/referd/referd/providers/stripe"
+	"github.com/referd/referd/store"
+)
+
+// MaxBody is the largest webhook body read (413 above).
+const MaxBody = 1 << 20
+
+// provider is how one billing provider's webhooks are verified and parsed.
+type provider struct {
+	// verify checks the request against the integration; a failure is answered with
+	// status and nothing is stored.
+	verify func(r *http.Request, body []byte, in store.Integration, now time.Time) error
+	status int
+	parse  func(body []byte, opt providers.Options) (providers.Parsed, error)
+}
+
+var providerSet = map[string]provider{
+	"stripe": {
+		verify: func(r *http.Request, body []byte, in store.Integration, now time.Time) error {
+			return stripe.Verify(body, r.Header.Get("Stripe-Signature"), in.WebhookSecrets, now)
+		},
+		status: http.StatusBadRequest,
+		parse:  stripe.Parse,
+	},
+	"paddle": {
+		verify: func(r *http.Request, body []byte, in store.Integration, now time.Time) error {
+			return paddle.Verify(body, r.Header.Get("Paddle-Signature"), in.WebhookSecrets, now)
+		},
+		status: http.StatusBadRequest,
+		parse:  paddle.Parse,
+	},
+	"chargebee": {
+		verify: func(r *http.Request, _ []byte, in store.Integration, _ time.Time) error {
+			return chargebee.Verify(r.Header.Get("Authorization"), in.Username.String, in.Password.String)
+		},
+		status: http.StatusUnauthorized,
+		parse:  chargebee.Parse,
+	},
+}
+
+// Handler serves POST /ingest/{provider}/{program_id}.
+type Handler struct {
+	DB  *store.DB
+	Log *slog.Logger
+
+	committer *committer
+	cache     configCache
+	// Stored is called after an event is durable, with whether it was new: the hook
+	// that hands new events to the workers. A failure there never fails the request:
+	// the event is stored and a sweep picks it up.
+	Stored func(ctx context.Context, ev store.ProviderEvent, isNew bool)
+}
+
+// New returns a Handler whose stores group-commit on workers connections.
+func New(db *store.DB, log *slog.Logger, workers int) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{DB: db, Log: log, committer: newCommitter(db, max(workers, 1), 64)}
+}
+
+// Register mounts the receiver on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /ingest/{provider}/{program_id}", h.receive)
+}
+
+func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("provider")
+	prov, ok := providerSet[name]
+	if !ok {
+		reply(w, http.StatusNotFound, "unknown provider")
+		return
+	}
+	cfg, err := h.cache.get(r.Context(), h.DB, r.PathValue("program_id"), name)
+	switch {
+	case store.IsNotFound(err):
+		reply(w, http.StatusNotFound, "unknown program, or "+name+" is not configured for it")
+		return
+	case err != nil:
+		h.Log.ErrorContext(r.Context(), "ingest: reading configuration", "err", err)
+		reply(w, http.StatusServiceUnavailable, "try again")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reply(w, http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
+			return
+		}
+		reply(w, http.StatusBadRequest, "could not read the body")
+		return
+	}
+	now := time.Now()
+	if err := prov.verify(r, body, cfg.integration, now); err != nil {
+		reply(w, prov.status, "signature does not verify")
+		return
+	}
+	parsed, err := prov.parse(body, providers.Options{CustomerKeyField: cfg.integration.CustomerKeyField})
+	if err != nil {
+		reply(w, http.StatusBadRequest, "not a "+name+" webhook")
+		return
+	}
+	ev := store.ProviderEvent{ProgramPK: cfg.program.PK, Provider: name, EventID: parsed.EventID, Type: parsed.Type,
+		Payload: body, ReceivedAt: store.Now()}
+	isNew, err := h.committer.store(r.Context(), ev)
+	if err != nil {
+		// Not stored: the provider must deliver it again.
+		h.Log.ErrorContext(r.Context(), "ingest: storing event", "provider", name, "event", parsed.EventID, "err", err)
+		reply(w, http.StatusServiceUnavailable, "could not store the event; deliver it again")
+		return
+	}
+	if h.Stored != nil {
+		h.Stored(r.Context(), ev, isNew)
+	}
+	reply(w, http.StatusOK, "stored")
+}
+
+func reply(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	ok := "true"
+	if status >= 300 {
+		ok = "false"
+	}
+	io.WriteString(w, `{"ok":`+ok+`,"message":"`+msg+`"}`)
+}
+
+// configCache keeps programs and integrations for a short while: the receiver's hot
+// path should not read them on every webhook. A changed secret applies within ttl.
+type configCache struct {
+	mu sync.Mutex
+	m  map[string]cachedConfig
+}
+
+type cachedConfig struct {
+	program     store.Program
+	integration store.Integration
+	exp         time.Time
+}
+
+const configTTL = 2 * time.Second
+
+func (c *configCache) get(ctx context.Context, db *store.DB, programID, provider string) (cachedConfig, error) {
+	k := programID + "|" + provider
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if ok && now.Before(e.exp) {
+		return e, nil
+	}
+	p, err := store.ProgramByID(ctx, db, programID)
+	if err != nil {
+		return cachedConfig{}, err
+	}
+	in, err := store.GetIntegration(ctx, db, p.PK, provider)
+	if err != nil {
+		return cachedConfig{}, err
+	}
+	e = cachedConfig{program: p, integration: in, exp: now.Add(configTTL)}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 10_000 {
+		c.m = map[string]cachedConfig{}
+	}
+	c.m[k] = e
+	c.mu.Unlock()
+	return e, nil
+}

@@ -7,6 +7,7 @@
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario transactions -c 64 -d 20s
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario stats -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario balance -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
+//	go run ./cmd/referd-load -url http://127.0.0.1:8080 -scenario ingest-stripe -program $PROGRAM_ID -secret $WHSEC -c 64 -d 20s
 //
 // Flags:
 //
@@ -86,7 +87,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -141,6 +144,8 @@ type config struct {
 	ReferrerRatio float64
 	KeyPattern    string // stats, balance: fmt pattern with one %d
 	KeyCount      int    // stats, balance: number of keys
+	Program       string // ingest-stripe: the program id in /ingest/stripe/{program}
+	Secret        string // ingest-stripe: the Stripe webhook signing secret
 	JSON          bool
 
 	// transport, if set, replaces the tuned loopback-only transport. It is
@@ -222,6 +227,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Scenario, "scenario", "customers", "scenario: "+strings.Join(scenarioNames(), ", "))
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up duration whose requests are not counted (max 1m)")
 	fs.Float64Var(&cfg.ReferrerRatio, "referrer-ratio", 0.5, "fraction 0..1 of new customers that name a referrer (customers)")
+	fs.StringVar(&cfg.Program, "program", "", "program id (ingest-stripe)")
+	fs.StringVar(&cfg.Secret, "secret", "", "Stripe webhook signing secret configured for the program (ingest-stripe)")
 	fs.StringVar(&cfg.KeyPattern, "key-pattern", "seed-r-%d", "keys of existing customers, a fmt pattern with exactly one %d (stats, balance)")
 	fs.IntVar(&cfg.KeyCount, "key-count", 10000, "number of existing customer keys: request n uses pattern with n % count (stats, balance)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object")
@@ -517,10 +524,48 @@ func (t target) createAll(ctx context.Context, client *http.Client, what, path s
 
 // scenarios maps -scenario names to constructors.
 var scenarios = map[string]func(t target, cfg config) scenario{
-	"customers":    newCustomersScenario,
-	"transactions": newTransactionsScenario,
-	"stats":        newReadScenario("stats"),
-	"balance":      newReadScenario("balance"),
+	"customers":     newCustomersScenario,
+	"transactions":  newTransactionsScenario,
+	"stats":         newReadScenario("stats"),
+	"balance":       newReadScenario("balance"),
+	"ingest-stripe": newIngestStripeScenario,
+}
+
+// ingestStripeScenario posts signed Stripe invoice.paid events, each with a new event
+// id, to /ingest/stripe/{program}. Success is HTTP 200.
+type ingestStripeScenario struct {
+	t       target
+	program string
+	secret  string
+}
+
+func newIngestStripeScenario(t target, cfg config) scenario {
+	return &ingestStripeScenario{t: t, program: cfg.Program, secret: cfg.Secret}
+}
+
+func (s *ingestStripeScenario) setup(ctx context.Context, client *http.Client) error {
+	if s.program == "" || s.secret == "" {
+		return errors.New("ingest-stripe needs -program and -secret")
+	}
+	return nil
+}
+
+func (s *ingestStripeScenario) request(ctx context.Context, n int64) (*http.Request, int, error) {
+	now := time.Now().Unix()
+	body := fmt.Appendf(nil, `{"id":"evt_%s_%d","object":"event","api_version":"2023-10-16","created":%d,"livemode":false,`+
+		`"type":"invoice.paid","data":{"object":{"id":"in_%s_%d","object":"invoice","amount_paid":%d,"currency":"usd",`+
+		`"customer":"cus_%s_%d","customer_email":"load%d@load.test","subscription":null,"metadata":{}}}}`,
+		s.t.runID, n, now, s.t.runID, n, 100+(n%49901), s.t.runID, n%1024, n%1024)
+	mac := hmac.New(sha256.New, []byte(s.secret))
+	fmt.Fprintf(mac, "%d.", now)
+	mac.Write(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.t.base+"/ingest/stripe/"+s.program, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now, hex.EncodeToString(mac.Sum(nil))))
+	return req, http.StatusOK, nil
 }
 
 func scenarioNames() []string {

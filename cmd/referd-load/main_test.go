@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stripe/stripe-go/v76/webhook"
 	"io"
 	"net"
 	"net/http"
@@ -706,5 +707,47 @@ func TestTxAmount(t *testing.T) {
 	}
 	if got := txAmount(1 << 62); !amountRE.MatchString(got) {
 		t.Errorf("txAmount(2^62) = %q", got)
+	}
+}
+
+// The ingest-stripe scenario's events verify with stripe-go's own check and never
+// repeat an event id.
+func TestRunIngestStripe(t *testing.T) {
+	const secret = "whsec_load_test_secret"
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path != "/ingest/stripe/prg1" {
+			w.WriteHeader(404)
+			return
+		}
+		ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
+			webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+		if err != nil || ev.Type != "invoice.paid" {
+			w.WriteHeader(400)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[ev.ID] {
+			w.WriteHeader(409)
+			return
+		}
+		seen[ev.ID] = true
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Scenario, cfg.Program, cfg.Secret, cfg.MaxRequests = "ingest-stripe", "prg1", secret, 300
+	sum, err := run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Requests != 300 || sum.Successes != 300 {
+		t.Errorf("summary %+v", sum)
+	}
+	cfg.Secret = "whsec_wrong"
+	if sum, err := run(context.Background(), cfg, io.Discard); err != nil || sum.Successes != 0 {
+		t.Errorf("wrongly signed events accepted: %+v %v", sum, err)
 	}
 }

@@ -239,7 +239,7 @@ func commitSale(ctx context.Context, tx *store.Tx, ps *plannedSale) error {
 		return err
 	}
 	for _, r := range refunds {
-		if err := applyRefund(ctx, tx, ps.p, &t, r.Amount, t.CreatedAt); err != nil {
+		if err := applyRefund(ctx, tx, ps.p, &t, refundDelta(t, r.Amount, r.Cumulative), t.CreatedAt); err != nil {
 			return err
 		}
 		if err := store.MarkRefundApplied(ctx, tx, r.PK); err != nil {
@@ -317,6 +317,10 @@ type Refund struct {
 	Key string
 	// Amount in minor units of the transaction's units; 0 refunds all that is left.
 	Amount int64
+	// Cumulative says Amount is the total refunded so far on the transaction (Stripe's
+	// amount_refunded), not this refund alone: only what exceeds the refunded amount
+	// already recorded is refunded.
+	Cumulative bool
 	// WaitForSale keeps a refund of an unknown transaction until the sale is recorded
 	// (billing providers may deliver the refund first); without it such a refund is
 	// NotFoundError.
@@ -350,7 +354,8 @@ func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Ref
 		}
 		amount := sql.NullInt64{Int64: r.Amount, Valid: r.Amount > 0}
 		inserted, err := store.InsertRefund(ctx, tx, &store.Refund{
-			ProgramPK: p.PK, Key: r.Key, TransactionKey: r.TransactionKey, Amount: amount, Applied: !notFound, CreatedAt: store.Now(),
+			ProgramPK: p.PK, Key: r.Key, TransactionKey: r.TransactionKey, Amount: amount, Cumulative: r.Cumulative,
+			Applied: !notFound, CreatedAt: store.Now(),
 		})
 		if err != nil || notFound {
 			return err
@@ -359,9 +364,22 @@ func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Ref
 		if !inserted {
 			return nil // this refund was applied before
 		}
-		return applyRefund(ctx, tx, p, &t, amount, store.Now())
+		return applyRefund(ctx, tx, p, &t, refundDelta(t, amount, r.Cumulative), store.Now())
 	})
 	return t, found, err
+}
+
+// refundDelta is what a refund adds to t's refunded amount: amount itself, or for a
+// cumulative refund what exceeds what t has refunded already (never negative).
+func refundDelta(t store.Transaction, amount sql.NullInt64, cumulative bool) sql.NullInt64 {
+	if !cumulative || !amount.Valid {
+		return amount
+	}
+	d := amount.Int64 - t.Refunded
+	if d <= 0 {
+		return sql.NullInt64{Int64: 0, Valid: true}
+	}
+	return sql.NullInt64{Int64: d, Valid: true}
 }
 
 // applyRefund refunds amount (all that is left when not Valid) of the locked t.

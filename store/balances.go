@@ -14,6 +14,7 @@ type Refund struct {
 	Key            string        `db:"key"`
 	TransactionKey string        `db:"transaction_key"`
 	Amount         sql.NullInt64 `db:"amount"` // NULL: all that is left
+	Cumulative     bool          `db:"cumulative"`
 	Applied        bool          `db:"applied"`
 	CreatedAt      time.Time     `db:"created_at"`
 }
@@ -21,9 +22,9 @@ type Refund struct {
 // InsertRefund records a refund unless its key was seen before; inserted says which.
 func InsertRefund(ctx context.Context, tx *Tx, r *Refund) (inserted bool, err error) {
 	err = get(ctx, tx, &r.PK, `
-		INSERT INTO refunds (program_pk, key, transaction_key, amount, applied, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO refunds (program_pk, key, transaction_key, amount, cumulative, applied, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (program_pk, key) DO NOTHING RETURNING pk`,
-		r.ProgramPK, r.Key, r.TransactionKey, r.Amount, r.Applied, r.CreatedAt)
+		r.ProgramPK, r.Key, r.TransactionKey, r.Amount, r.Cumulative, r.Applied, r.CreatedAt)
 	if err == sql.ErrNoRows {
 		return false, nil
 	}

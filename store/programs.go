@@ -141,3 +141,12 @@ func UpdateProgram(ctx context.Context, q Querier, p Program) (Program, error) {
 
 // IsNotFound reports whether err means that nothing matched.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// ProgramByPK returns the program with primary key pk.
+func ProgramByPK(ctx context.Context, q Querier, pk int64) (Program, error) {
+	var p Program
+	if err := get(ctx, q, &p, `SELECT `+programCols+` FROM programs p WHERE p.pk = $1`, pk); err != nil {
+		return Program{}, fmt.Errorf("store.ProgramByPK(%d): %w", pk, translate(err))
+	}
+	return p, nil
+}

@@ -95,3 +95,58 @@ func ListProviderEvents(ctx context.Context, q Querier, f ProviderEventFilter) (
 	}
 	return out, total, nil
 }
+
+// GetProviderEvent returns a stored event with its payload.
+func GetProviderEvent(ctx context.Context, q Querier, pk int64) (ProviderEvent, error) {
+	var e ProviderEvent
+	if err := get(ctx, q, &e, `SELECT * FROM provider_events WHERE pk = $1`, pk); err != nil {
+		return ProviderEvent{}, fmt.Errorf("store.GetProviderEvent(%d): %w", pk, translate(err))
+	}
+	return e, nil
+}
+
+// FinishProviderEvent records how processing a stored event ended.
+func FinishProviderEvent(ctx context.Context, q Querier, pk int64, status string, errText string, keys []string, at time.Time) error {
+	if keys == nil {
+		keys = []string{}
+	}
+	_, err := exec(ctx, q, `UPDATE provider_events SET status = $2, error = NULLIF($3, ''), transaction_keys = $4, processed_at = $5 WHERE pk = $1`,
+		pk, status, errText, pq.StringArray(keys), at)
+	if err != nil {
+		return fmt.Errorf("store.FinishProviderEvent(%d): %w", pk, err)
+	}
+	return nil
+}
+
+// LinkProviderCustomer records that the provider's customer is referd's customer;
+// a link learned earlier stays.
+func LinkProviderCustomer(ctx context.Context, q Querier, programPK int64, provider, providerCustomerID string, customerPK int64) error {
+	_, err := exec(ctx, q, `
+		INSERT INTO provider_customers (program_pk, provider, provider_customer_id, customer_pk, created_at)
+		VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING`, programPK, provider, providerCustomerID, customerPK)
+	if err != nil {
+		return fmt.Errorf("store.LinkProviderCustomer(%s): %w", providerCustomerID, err)
+	}
+	return nil
+}
+
+// LinkedCustomer returns the referd customer linked to the provider's customer.
+func LinkedCustomer(ctx context.Context, q Querier, programPK int64, provider, providerCustomerID string) (Customer, error) {
+	var c Customer
+	err := get(ctx, q, &c, customerSelect+`
+		WHERE c.pk = (SELECT customer_pk FROM provider_customers WHERE program_pk = $1 AND provider = $2 AND provider_customer_id = $3)`,
+		programPK, provider, providerCustomerID)
+	if err != nil {
+		return Customer{}, fmt.Errorf("store.LinkedCustomer(%s): %w", providerCustomerID, translate(err))
+	}
+	return c, c.finish()
+}
+
+// CustomerByEmail returns the program's customer with this email (case-insensitive).
+func CustomerByEmail(ctx context.Context, q Querier, programPK int64, email string) (Customer, error) {
+	var c Customer
+	if err := get(ctx, q, &c, customerSelect+` WHERE c.program_pk = $1 AND lower(c.email) = lower($2)`, programPK, email); err != nil {
+		return Customer{}, fmt.Errorf("store.CustomerByEmail: %w", translate(err))
+	}
+	return c, c.finish()
+}

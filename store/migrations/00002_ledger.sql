@@ -54,6 +54,7 @@ CREATE TABLE refunds (
     key             text NOT NULL,
     transaction_key text NOT NULL,
     amount          bigint CHECK (amount > 0), -- NULL: the whole remaining amount
+    cumulative      boolean NOT NULL DEFAULT false, -- amount is the total refunded so far
     applied         boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL,
     CONSTRAINT refunds_program_key UNIQUE (program_pk, key)

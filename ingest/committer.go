@@ -26,6 +26,7 @@ type pendingEvent struct {
 
 type commitResult struct {
 	isNew bool
+	pk    int64
 	err   error
 }
 
@@ -38,9 +39,10 @@ func newCommitter(db *store.DB, workers, max int) *committer {
 	return c
 }
 
-// store makes ev durable and says whether it was new (false: a redelivery).
-func (c *committer) store(ctx context.Context, ev store.ProviderEvent) (bool, error) {
-	p := &pendingEvent{ev: ev, done: make(chan commitResult, 1)}
+// store makes ev durable and says whether it was new (false: a redelivery), setting
+// a new one's PK.
+func (c *committer) store(ctx context.Context, ev *store.ProviderEvent) (bool, error) {
+	p := &pendingEvent{ev: *ev, done: make(chan commitResult, 1)}
 	select {
 	case c.queue <- p:
 	case <-ctx.Done():
@@ -48,6 +50,7 @@ func (c *committer) store(ctx context.Context, ev store.ProviderEvent) (bool, er
 	}
 	select {
 	case r := <-p.done:
+		ev.PK = r.pk
 		return r.isNew, r.err
 	case <-ctx.Done():
 		return false, ctx.Err()
@@ -76,7 +79,7 @@ func (c *committer) work() {
 		for i, p := range batch {
 			r := commitResult{err: err}
 			if err == nil {
-				r.isNew = news[i]
+				r.isNew, r.pk = news[i], events[i].PK
 			}
 			p.done <- r
 		}

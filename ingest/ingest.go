@@ -117,7 +117,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := store.ProviderEvent{ProgramPK: cfg.program.PK, Provider: name, EventID: parsed.EventID, Type: parsed.Type,
 		Payload: body, ReceivedAt: store.Now()}
-	isNew, err := h.committer.store(r.Context(), ev)
+	isNew, err := h.committer.store(r.Context(), &ev)
 	if err != nil {
 		// Not stored: the provider must deliver it again.
 		h.Log.ErrorContext(r.Context(), "ingest: storing event", "provider", name, "event", parsed.EventID, "err", err)

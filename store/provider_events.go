@@ -28,7 +28,7 @@ type ProviderEvent struct {
 // InsertProviderEvents stores events in one multi-row statement (one commit for all
 // of them: the ingest path's group commit); an event already stored (same program,
 // provider and event id) is left as it is. It returns, for each event, whether it was
-// new.
+// new, and sets the new ones' PK.
 func InsertProviderEvents(ctx context.Context, q Querier, events []ProviderEvent) ([]bool, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -45,8 +45,9 @@ func InsertProviderEvents(ctx context.Context, q Querier, events []ProviderEvent
 		// With binary parameters the payload's bytes go as they are (bytea's wire format).
 		args = append(args, e.ProgramPK, e.Provider, e.EventID, e.Type, e.Payload, e.ReceivedAt)
 	}
-	sb.WriteString(` ON CONFLICT (program_pk, provider, event_id) DO NOTHING RETURNING program_pk, provider, event_id`)
+	sb.WriteString(` ON CONFLICT (program_pk, provider, event_id) DO NOTHING RETURNING pk, program_pk, provider, event_id`)
 	var rows []struct {
+		PK        int64  `db:"pk"`
 		ProgramPK int64  `db:"program_pk"`
 		Provider  string `db:"provider"`
 		EventID   string `db:"event_id"`
@@ -54,15 +55,17 @@ func InsertProviderEvents(ctx context.Context, q Querier, events []ProviderEvent
 	if err := q.SelectContext(ctx, &rows, sb.String(), args...); err != nil {
 		return nil, fmt.Errorf("store.InsertProviderEvents(%d): %w", len(events), err)
 	}
-	inserted := map[string]bool{}
+	inserted := map[string]int64{}
 	for _, r := range rows {
-		inserted[fmt.Sprintf("%d|%s|%s", r.ProgramPK, r.Provider, r.EventID)] = true
+		inserted[fmt.Sprintf("%d|%s|%s", r.ProgramPK, r.Provider, r.EventID)] = r.PK
 	}
 	out := make([]bool, len(events))
-	for i, e := range events {
-		k := fmt.Sprintf("%d|%s|%s", e.ProgramPK, e.Provider, e.EventID)
-		out[i] = inserted[k]
-		inserted[k] = false // the same event twice in one batch is new once
+	for i := range events {
+		k := fmt.Sprintf("%d|%s|%s", events[i].ProgramPK, events[i].Provider, events[i].EventID)
+		if pk := inserted[k]; pk != 0 {
+			out[i], events[i].PK = true, pk
+			delete(inserted, k) // the same event twice in one batch is new once
+		}
 	}
 	return out, nil
 }
@@ -149,4 +152,20 @@ func CustomerByEmail(ctx context.Context, q Querier, programPK int64, email stri
 		return Customer{}, fmt.Errorf("store.CustomerByEmail: %w", translate(err))
 	}
 	return c, c.finish()
+}
+
+// StaleProviderEvents lists events to process again: received ones the workers have
+// not finished for a while (their task was lost, say), and unattributed ones whose
+// customer may have appeared since.
+func StaleProviderEvents(ctx context.Context, q Querier, receivedBefore, unattributedSince time.Time, limit int) ([]int64, error) {
+	var pks []int64
+	err := selectRows(ctx, q, &pks, `
+		(SELECT pk FROM provider_events WHERE status = 'received' AND received_at < $1 ORDER BY received_at LIMIT $3)
+		UNION ALL
+		(SELECT pk FROM provider_events WHERE status = 'unattributed' AND received_at >= $2 ORDER BY received_at LIMIT $3)`,
+		receivedBefore, unattributedSince, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store.StaleProviderEvents: %w", err)
+	}
+	return pks, nil
 }

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/referd/referd/api"
@@ -160,6 +161,10 @@ func work(ctx context.Context, cfg config, db *store.DB, log *slog.Logger) error
 		return err
 	}
 	defer stopRedis()
+	return workOn(ctx, redis, cfg, db, log)
+}
+
+func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store.DB, log *slog.Logger) error {
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
 		Mux: jobs.Handlers(db, log), Periodic: jobs.Schedule()}
 	return runner.Run(ctx)
@@ -176,8 +181,30 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 	if role != "ingest" {
 		mux.Handle("/v1/", api.New(db, cfg.PublicURL, log, cfg.DBConns).Handler())
 	}
+	var redis asynq.RedisConnOpt
 	if role != "api" {
-		ingest.New(db, log, max(cfg.DBConns/4, 1)).Register(mux)
+		h := ingest.New(db, log, max(cfg.DBConns/4, 1))
+		// New events are handed to the workers at once; if that fails, the worker's
+		// sweep finds them in PostgreSQL.
+		var err error
+		var stopRedis func()
+		redis, stopRedis, err = jobs.Broker(cfg.RedisURL, log)
+		if err != nil {
+			return err
+		}
+		defer stopRedis()
+		client := asynq.NewClient(redis)
+		defer client.Close()
+		h.Stored = func(ctx context.Context, ev store.ProviderEvent, isNew bool) {
+			if !isNew {
+				return
+			}
+			task, opts := jobs.ProcessEventTask(ev.PK)
+			if _, err := client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				log.Warn("ingest: enqueueing a stored event failed; the sweep will process it", "pk", ev.PK, "err", err)
+			}
+		}
+		h.Register(mux)
 	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
@@ -188,7 +215,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 
 	g, gctx := errgroup.WithContext(ctx)
 	if role == "serve" {
-		g.Go(func() error { return work(gctx, cfg, db, log) })
+		g.Go(func() error { return workOn(gctx, redis, cfg, db, log) })
 	}
 	g.Go(func() error {
 		log.Info("referd listening", "role", role, "addr", ln.Addr().String(), "public_url", cfg.PublicURL)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/stripe/stripe-go/v76/webhook"
 	"io"
 	"net"
 	"net/http"
@@ -288,6 +289,42 @@ func TestServe(t *testing.T) {
 	}
 	if link := data["referral_link"]; link != "https://acme.test?ref=customer_123" {
 		t.Errorf("referral_link = %v, want https://acme.test?ref=customer_123", link)
+	}
+
+	// Billing ingest end to end: a signed Stripe invoice.paid for a referred friend
+	// becomes a transaction, processed by the asynq workers on the embedded Redis.
+	progID, _ := prog.Program["id"].(string)
+	if status, body := call("PUT", "/v1/integrations/stripe", `{"webhook_secrets": ["whsec_e2e_secret_0123456789"]}`); status != 200 {
+		t.Fatalf("PUT integration: %d %v", status, body)
+	}
+	if status, body := call("POST", "/v1/customers", `{"key":"friend_1","referring_customer":{"key":"customer_123"}}`); status != 201 {
+		t.Fatalf("POST friend: %d %v", status, body)
+	}
+	event := []byte(fmt.Sprintf(`{"id": "evt_e2e", "object": "event", "api_version": "2023-10-16", "created": %d, "livemode": false,
+		"type": "invoice.paid", "data": {"object": {"id": "in_e2e", "object": "invoice", "amount_paid": 4200, "currency": "usd",
+		"customer": "cus_e2e", "customer_email": null, "subscription": null, "metadata": {"customer_key": "friend_1"}}}}`, time.Now().Unix()))
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: event, Secret: "whsec_e2e_secret_0123456789", Timestamp: time.Now()})
+	ireq, _ := http.NewRequest("POST", base+"/ingest/stripe/"+progID, bytes.NewReader(event))
+	ireq.Header.Set("Stripe-Signature", signed.Header)
+	if resp, err := client.Do(ireq); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /ingest/stripe: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	deadline = time.Now().Add(wait)
+	for {
+		_, body := call("GET", "/v1/transactions?key=stripe:in_e2e", "")
+		if l, _ := body["data"].([]any); len(l) == 1 {
+			tx := l[0].(map[string]any)
+			if tx["amount"] != 42.0 || tx["source"] != "stripe" || tx["customer"].(map[string]any)["key"] != "friend_1" {
+				t.Errorf("ingested transaction = %v", tx)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ingested payment never became a transaction\nstderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// A request without a key is refused, through the same server.

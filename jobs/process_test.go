@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/jobs"
 	"github.com/referd/referd/referral"
@@ -153,3 +157,84 @@ func TestProcessUnattributedThenReferralKey(t *testing.T) {
 }
 
 func strptr(s string) *string { return &s }
+
+// deliverRaw stores a provider's event body received at at and processes it once.
+func (e *processEnv) deliverRaw(provider, id, typ, body string, at time.Time, process bool) store.ProviderEvent {
+	e.t.Helper()
+	evs := []store.ProviderEvent{{ProgramPK: e.p.PK, Provider: provider, EventID: id, Type: typ, Payload: []byte(body), ReceivedAt: at}}
+	if _, err := store.InsertProviderEvents(e.ctx, e.db, evs); err != nil {
+		e.t.Fatal(err)
+	}
+	if process {
+		if err := jobs.ProcessEvent(e.ctx, e.db, evs[0].PK); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	ev, err := store.GetProviderEvent(e.ctx, e.db, evs[0].PK)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ev
+}
+
+func TestProcessPaddleAndChargebee(t *testing.T) {
+	t.Parallel()
+	e := newProcessEnv(t)
+	if _, err := referral.CreateCustomer(e.ctx, e.db, e.p, referral.CustomerInput{Key: text("friend"), Email: strptr("friend@example.com"),
+		ReferringCustomer: &referral.CustomerRefInput{Key: text("ref")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Paddle: a completed transaction with custom_data, then its approved refund.
+	ev := e.deliverRaw("paddle", "evt_p1", "transaction.completed", `{"event_id": "evt_p1", "event_type": "transaction.completed",
+		"occurred_at": "2026-11-21T06:00:00Z", "data": {"id": "txn_p1", "currency_code": "EUR", "customer_id": "ctm_1",
+		"custom_data": {"customer_key": "friend"}, "details": {"totals": {"total": "10000"}}}}`, store.Now(), true)
+	if ev.Status != "processed" || ev.TransactionKeys[0] != "paddle:txn_p1" {
+		t.Fatalf("paddle event = %+v", ev)
+	}
+	e.deliverRaw("paddle", "evt_p2", "adjustment.updated", `{"event_id": "evt_p2", "event_type": "adjustment.updated",
+		"occurred_at": "2026-11-21T06:05:00Z", "data": {"id": "adj_1", "action": "refund", "status": "approved",
+		"transaction_id": "txn_p1", "currency_code": "EUR", "customer_id": "ctm_1", "totals": {"total": "2500"}}}`, store.Now(), true)
+	if tx, _ := referral.GetTransaction(e.ctx, e.db, e.p, "paddle:txn_p1"); tx.Refunded != 2500 || tx.Units != "eur" {
+		t.Errorf("paddle transaction %+v", tx)
+	}
+	// Chargebee: a payment found by the customer's email.
+	ev = e.deliverRaw("chargebee", "ev_c1", "payment_succeeded", `{"id": "ev_c1", "occurred_at": 1763700000, "event_type": "payment_succeeded",
+		"api_version": "v2", "content": {"transaction": {"id": "txn_c1", "amount": 3000, "currency_code": "USD", "status": "success",
+		"customer_id": "cb_1"}, "customer": {"id": "cb_1", "email": "FRIEND@example.com"}}}`, store.Now(), true)
+	if ev.Status != "processed" {
+		t.Fatalf("chargebee event = %+v", ev)
+	}
+	if tx, err := referral.GetTransaction(e.ctx, e.db, e.p, "chargebee:txn_c1"); err != nil || tx.Amount != 3000 || tx.Buyer.Key != "friend" {
+		t.Errorf("chargebee transaction %+v %v", tx, err)
+	}
+}
+
+// With the queue unreachable an event is still stored; the sweep processes it.
+func TestSweepProcessesStoredEvents(t *testing.T) {
+	t.Parallel()
+	e := newProcessEnv(t)
+	if _, err := referral.CreateCustomer(e.ctx, e.db, e.p, referral.CustomerInput{Key: text("friend"),
+		ReferringCustomer: &referral.CustomerRefInput{Key: text("ref")}}); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"id": "evt_s", "object": "event", "created": %d, "livemode": true, "type": "invoice.paid", "data": {"object":
+		{"id": "in_s", "object": "invoice", "amount_paid": 800, "currency": "usd", "customer": "cus_s", "metadata": {"customer_key": "friend"}}}}`, time.Now().Unix())
+	ev := e.deliverRaw("stripe", "evt_s", "invoice.paid", body, store.Now().Add(-2*time.Minute), false)
+	if ev.Status != "received" {
+		t.Fatalf("status %s before the sweep", ev.Status)
+	}
+	pks, err := store.StaleProviderEvents(e.ctx, e.db, time.Now().Add(-time.Minute), time.Now().AddDate(0, 0, -30), 500)
+	if err != nil || len(pks) != 1 || pks[0] != ev.PK {
+		t.Fatalf("stale events %v %v", pks, err)
+	}
+	mux := jobs.Handlers(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := mux.ProcessTask(e.ctx, asynq.NewTask(jobs.TypeSweepEvents, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ = store.GetProviderEvent(e.ctx, e.db, ev.PK); ev.Status != "processed" {
+		t.Errorf("status %s after the sweep", ev.Status)
+	}
+	if b := e.balance("ref"); b != 80 {
+		t.Errorf("balance %d, want 80", b)
+	}
+}

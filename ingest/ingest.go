@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/providers"
+	"github.com/referd/referd/providers/all"
 	"github.com/referd/referd/providers/chargebee"
 	"github.com/referd/referd/providers/paddle"
 	"github.com/referd/referd/providers/stripe"
@@ -19,13 +20,13 @@ import (
 // MaxBody is the largest webhook body read (413 above).
 const MaxBody = 1 << 20
 
-// provider is how one billing provider's webhooks are verified and parsed.
+// provider is how one billing provider's webhooks are verified (package providers/all
+// parses them).
 type provider struct {
 	// verify checks the request against the integration; a failure is answered with
 	// status and nothing is stored.
 	verify func(r *http.Request, body []byte, in store.Integration, now time.Time) error
 	status int
-	parse  func(body []byte, opt providers.Options) (providers.Parsed, error)
 }
 
 var providerSet = map[string]provider{
@@ -34,21 +35,18 @@ var providerSet = map[string]provider{
 			return stripe.Verify(body, r.Header.Get("Stripe-Signature"), in.WebhookSecrets, now)
 		},
 		status: http.StatusBadRequest,
-		parse:  stripe.Parse,
 	},
 	"paddle": {
 		verify: func(r *http.Request, body []byte, in store.Integration, now time.Time) error {
 			return paddle.Verify(body, r.Header.Get("Paddle-Signature"), in.WebhookSecrets, now)
 		},
 		status: http.StatusBadRequest,
-		parse:  paddle.Parse,
 	},
 	"chargebee": {
 		verify: func(r *http.Request, _ []byte, in store.Integration, _ time.Time) error {
 			return chargebee.Verify(r.Header.Get("Authorization"), in.Username.String, in.Password.String)
 		},
 		status: http.StatusUnauthorized,
-		parse:  chargebee.Parse,
 	},
 }
 
@@ -110,7 +108,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		reply(w, prov.status, "signature does not verify")
 		return
 	}
-	parsed, err := prov.parse(body, providers.Options{CustomerKeyField: cfg.integration.CustomerKeyField})
+	parsed, err := all.Parse(name, body, providers.Options{CustomerKeyField: cfg.integration.CustomerKeyField})
 	if err != nil {
 		reply(w, http.StatusBadRequest, "not a "+name+" webhook")
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/referd/referd/attribution"
@@ -20,25 +21,70 @@ import (
 // ignored (nothing to do), unattributed (a payment that matches no customer yet:
 // retried later) or failed (with the error).
 func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
+	return (&processor{db: db}).process(ctx, pk)
+}
+
+// processor processes stored events; the workers share one, so programs and their
+// integrations are read once a few seconds, and sales go through a Batcher (group
+// commit) when it has one.
+type processor struct {
+	db    *store.DB
+	sales *referral.Batcher
+
+	mu    sync.Mutex
+	cache map[string]programConfig
+}
+
+type programConfig struct {
+	p        store.Program
+	keyField string
+	exp      time.Time
+}
+
+func (pr *processor) config(ctx context.Context, programPK int64, provider string) (programConfig, error) {
+	k := fmt.Sprintf("%d|%s", programPK, provider)
+	now := time.Now()
+	pr.mu.Lock()
+	c, ok := pr.cache[k]
+	pr.mu.Unlock()
+	if ok && now.Before(c.exp) {
+		return c, nil
+	}
+	p, err := store.ProgramByPK(ctx, pr.db, programPK)
+	if err != nil {
+		return programConfig{}, err
+	}
+	c = programConfig{p: p, keyField: "customer_key", exp: now.Add(2 * time.Second)}
+	if in, err := store.GetIntegration(ctx, pr.db, p.PK, provider); err == nil {
+		c.keyField = in.CustomerKeyField
+	}
+	pr.mu.Lock()
+	if pr.cache == nil || len(pr.cache) > 10_000 {
+		pr.cache = map[string]programConfig{}
+	}
+	pr.cache[k] = c
+	pr.mu.Unlock()
+	return c, nil
+}
+
+func (pr *processor) process(ctx context.Context, pk int64) error {
+	db := pr.db
 	ev, err := store.GetProviderEvent(ctx, db, pk)
 	if err != nil {
 		return err
 	}
-	p, err := store.ProgramByPK(ctx, db, ev.ProgramPK)
+	cfg, err := pr.config(ctx, ev.ProgramPK, ev.Provider)
 	if err != nil {
 		return err
 	}
-	keyField := "customer_key"
-	if in, err := store.GetIntegration(ctx, db, p.PK, ev.Provider); err == nil {
-		keyField = in.CustomerKeyField
-	}
+	p, keyField := cfg.p, cfg.keyField
 	parsed, err := all.Parse(ev.Provider, ev.Payload, providers.Options{CustomerKeyField: keyField})
 	if err != nil {
 		return store.FinishProviderEvent(ctx, db, pk, "failed", err.Error(), nil, time.Now())
 	}
 	status, keys := "ignored", []string{}
 	for _, e := range parsed.Events {
-		st, key, err := apply(ctx, db, p, ev.Provider, e)
+		st, key, err := pr.apply(ctx, p, ev.Provider, e)
 		if err != nil {
 			var verr *referral.ValidationError
 			if errors.As(err, &verr) {
@@ -64,7 +110,8 @@ func worse(a, b string) string {
 }
 
 // apply handles one provider-neutral event and says what became of it.
-func apply(ctx context.Context, db *store.DB, p store.Program, provider string, e providers.Event) (status, key string, err error) {
+func (pr *processor) apply(ctx context.Context, p store.Program, provider string, e providers.Event) (status, key string, err error) {
+	db := pr.db
 	switch e.Kind {
 	case providers.CustomerSeen:
 		if e.ProviderCustomerID == "" {
@@ -91,7 +138,13 @@ func apply(ctx context.Context, db *store.DB, p store.Program, provider string, 
 		if e.Subscription {
 			sale.ProductType = "subscription"
 		}
-		t, _, err := referral.RecordTransaction(ctx, db, p, sale)
+		record := referral.RecordTransaction
+		if pr.sales != nil {
+			record = func(ctx context.Context, _ *store.DB, p store.Program, s referral.Sale) (store.Transaction, bool, error) {
+				return pr.sales.Record(ctx, p, s)
+			}
+		}
+		t, _, err := record(ctx, db, p, sale)
 		if err != nil {
 			return "", "", err
 		}

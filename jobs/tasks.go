@@ -34,6 +34,8 @@ func ProcessEventTask(pk int64) (*asynq.Task, []asynq.Option) {
 // Handlers returns the mux of referd's task handlers.
 func Handlers(db *store.DB, log *slog.Logger) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
+	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
+	pr := &processor{db: db, sales: referral.NewBatcher(db, 4, 8)}
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
 		n, err := referral.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {
@@ -49,7 +51,7 @@ func Handlers(db *store.DB, log *slog.Logger) *asynq.ServeMux {
 		if err != nil {
 			return fmt.Errorf("%w: payload %q", asynq.SkipRetry, t.Payload())
 		}
-		return ProcessEvent(ctx, db, pk)
+		return pr.process(ctx, pk)
 	})
 	mux.HandleFunc(TypeSweepEvents, func(ctx context.Context, _ *asynq.Task) error {
 		now := time.Now()
@@ -58,7 +60,7 @@ func Handlers(db *store.DB, log *slog.Logger) *asynq.ServeMux {
 			return err
 		}
 		for _, pk := range pks {
-			if err := ProcessEvent(ctx, db, pk); err != nil {
+			if err := pr.process(ctx, pk); err != nil {
 				log.Warn("sweep: processing a stored event failed", "pk", pk, "err", err)
 			}
 		}

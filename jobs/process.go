@@ -73,6 +73,9 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 	if err != nil {
 		return err
 	}
+	if ev.Status == "processed" || ev.Status == "ignored" {
+		return nil // a task delivered again, or the sweep got there first: nothing left to do
+	}
 	cfg, err := pr.config(ctx, ev.ProgramPK, ev.Provider)
 	if err != nil {
 		return err

@@ -99,6 +99,14 @@ func TestProcessStripePaymentAndRefund(t *testing.T) {
 	if err != nil || tx.Amount != 5000 || tx.Source != "stripe" || !tx.Livemode || !tx.ProductType.Valid {
 		t.Fatalf("transaction = %+v %v", tx, err)
 	}
+	// Processing the event again from scratch (as a replay, or two workers at once,
+	// would) changes nothing.
+	if _, err := e.db.Exec(`UPDATE provider_events SET status = 'received' WHERE pk = $1`, ev.PK); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.ProcessEvent(e.ctx, e.db, ev.PK); err != nil {
+		t.Fatal(err)
+	}
 	if b := e.balance("ref"); b != 500 {
 		t.Errorf("referrer balance %d, want 500 (processed twice, counted once)", b)
 	}

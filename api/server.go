@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/referd/referd/referral"
@@ -23,7 +22,7 @@ type Server struct {
 	PublicURL string
 	Log       *slog.Logger
 
-	keys keyCache
+	keys *store.Cache[[32]byte, store.Program]
 	// sales groups concurrent POST /v1/transactions into shared database transactions.
 	sales *referral.Batcher
 	// slots admits requests to the database in arrival order (see authed); ledger
@@ -42,7 +41,7 @@ func New(db *store.DB, publicURL string, log *slog.Logger, dbConns int) *Server 
 		dbConns = 16
 	}
 	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log,
-		slots: make(chan struct{}, dbConns), ledger: make(chan struct{}, max(dbConns/2, 1)),
+		keys: &store.Cache[[32]byte, store.Program]{TTL: keyTTL}, slots: make(chan struct{}, dbConns), ledger: make(chan struct{}, max(dbConns/2, 1)),
 		// 4 workers of up to 8 sales each (with 16 connections): on two cores that
 		// recorded 2,650-2,740 sales/s at p99 36-38 ms; 2 x 16 gave 2,520-2,570/s at
 		// p99 37-39 ms, 8 x 8 had a p99 of 60 ms (BENCHMARKS.md).
@@ -210,45 +209,14 @@ func (s *Server) ledgerWrite(h handlerFunc) handlerFunc {
 // see the change within keyTTL.
 const keyTTL = 5 * time.Second
 
-type keyCache struct {
-	mu sync.RWMutex
-	m  map[[32]byte]keyEntry
-}
-
-type keyEntry struct {
-	p   store.Program
-	exp time.Time
-}
-
 func (s *Server) program(ctx context.Context, key string) (store.Program, error) {
 	h := sha256.Sum256([]byte(key))
-	now := time.Now()
-	s.keys.mu.RLock()
-	e, ok := s.keys.m[h]
-	s.keys.mu.RUnlock()
-	if ok && now.Before(e.exp) {
-		return e.p, nil
-	}
-	p, err := store.ProgramByKeyHash(ctx, s.DB, h[:])
-	if err != nil {
-		return store.Program{}, err
-	}
-	s.keys.mu.Lock()
-	if s.keys.m == nil || len(s.keys.m) > 10_000 {
-		s.keys.m = map[[32]byte]keyEntry{}
-	}
-	s.keys.m[h] = keyEntry{p: p, exp: now.Add(keyTTL)}
-	s.keys.mu.Unlock()
-	return p, nil
+	return s.keys.Get(ctx, h, func(ctx context.Context) (store.Program, error) {
+		return store.ProgramByKeyHash(ctx, s.DB, h[:])
+	})
 }
 
 // refreshProgram replaces the cached copies of p after it changed.
 func (s *Server) refreshProgram(p store.Program) {
-	s.keys.mu.Lock()
-	defer s.keys.mu.Unlock()
-	for h, e := range s.keys.m {
-		if e.p.PK == p.PK {
-			s.keys.m[h] = keyEntry{p: p, exp: e.exp}
-		}
-	}
+	s.keys.Update(func(old store.Program) (store.Program, bool) { return p, old.PK == p.PK })
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/referd/referd/providers"
@@ -56,7 +55,7 @@ type Handler struct {
 	Log *slog.Logger
 
 	committer *committer
-	cache     configCache
+	cache     *store.Cache[string, cachedConfig]
 	// Stored is called after an event is durable, with whether it was new: the hook
 	// that hands new events to the workers. A failure there never fails the request:
 	// the event is stored and a sweep picks it up.
@@ -68,7 +67,8 @@ func New(db *store.DB, log *slog.Logger, workers int) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{DB: db, Log: log, committer: newCommitter(db, max(workers, 1), 64)}
+	return &Handler{DB: db, Log: log, committer: newCommitter(db, max(workers, 1), 64),
+		cache: &store.Cache[string, cachedConfig]{TTL: configTTL}}
 }
 
 // Register mounts the receiver on mux.
@@ -83,7 +83,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, "unknown provider")
 		return
 	}
-	cfg, err := h.cache.get(r.Context(), h.DB, r.PathValue("program_id"), name)
+	cfg, err := h.config(r.Context(), r.PathValue("program_id"), name)
 	switch {
 	case store.IsNotFound(err):
 		reply(w, http.StatusNotFound, "unknown program, or "+name+" is not configured for it")
@@ -138,44 +138,23 @@ func reply(w http.ResponseWriter, status int, msg string) {
 	io.WriteString(w, `{"ok":`+ok+`,"message":"`+msg+`"}`)
 }
 
-// configCache keeps programs and integrations for a short while: the receiver's hot
-// path should not read them on every webhook. A changed secret applies within ttl.
-type configCache struct {
-	mu sync.Mutex
-	m  map[string]cachedConfig
-}
+// configTTL bounds how long the receiver reuses a program and its integration
+// without reading them: its hot path should not read them on every webhook. A changed
+// secret applies within configTTL.
+const configTTL = 2 * time.Second
 
 type cachedConfig struct {
 	program     store.Program
 	integration store.Integration
-	exp         time.Time
 }
 
-const configTTL = 2 * time.Second
-
-func (c *configCache) get(ctx context.Context, db *store.DB, programID, provider string) (cachedConfig, error) {
-	k := programID + "|" + provider
-	now := time.Now()
-	c.mu.Lock()
-	e, ok := c.m[k]
-	c.mu.Unlock()
-	if ok && now.Before(e.exp) {
-		return e, nil
-	}
-	p, err := store.ProgramByID(ctx, db, programID)
-	if err != nil {
-		return cachedConfig{}, err
-	}
-	in, err := store.GetIntegration(ctx, db, p.PK, provider)
-	if err != nil {
-		return cachedConfig{}, err
-	}
-	e = cachedConfig{program: p, integration: in, exp: now.Add(configTTL)}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) > 10_000 {
-		c.m = map[string]cachedConfig{}
-	}
-	c.m[k] = e
-	c.mu.Unlock()
-	return e, nil
+func (h *Handler) config(ctx context.Context, programID, provider string) (cachedConfig, error) {
+	return h.cache.Get(ctx, programID+"|"+provider, func(ctx context.Context) (cachedConfig, error) {
+		p, err := store.ProgramByID(ctx, h.DB, programID)
+		if err != nil {
+			return cachedConfig{}, err
+		}
+		in, err := store.GetIntegration(ctx, h.DB, p.PK, provider)
+		return cachedConfig{program: p, integration: in}, err
+	})
 }

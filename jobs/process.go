@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/referd/referd/attribution"
@@ -30,41 +29,30 @@ func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
 type processor struct {
 	db    *store.DB
 	sales *referral.Batcher
-
-	mu    sync.Mutex
-	cache map[string]programConfig
+	cache *store.Cache[string, programConfig]
 }
 
 type programConfig struct {
 	p        store.Program
 	keyField string
-	exp      time.Time
 }
 
 func (pr *processor) config(ctx context.Context, programPK int64, provider string) (programConfig, error) {
-	k := fmt.Sprintf("%d|%s", programPK, provider)
-	now := time.Now()
-	pr.mu.Lock()
-	c, ok := pr.cache[k]
-	pr.mu.Unlock()
-	if ok && now.Before(c.exp) {
+	load := func(ctx context.Context) (programConfig, error) {
+		p, err := store.ProgramByPK(ctx, pr.db, programPK)
+		if err != nil {
+			return programConfig{}, err
+		}
+		c := programConfig{p: p, keyField: "customer_key"}
+		if in, err := store.GetIntegration(ctx, pr.db, p.PK, provider); err == nil {
+			c.keyField = in.CustomerKeyField
+		}
 		return c, nil
 	}
-	p, err := store.ProgramByPK(ctx, pr.db, programPK)
-	if err != nil {
-		return programConfig{}, err
+	if pr.cache == nil {
+		return load(ctx)
 	}
-	c = programConfig{p: p, keyField: "customer_key", exp: now.Add(2 * time.Second)}
-	if in, err := store.GetIntegration(ctx, pr.db, p.PK, provider); err == nil {
-		c.keyField = in.CustomerKeyField
-	}
-	pr.mu.Lock()
-	if pr.cache == nil || len(pr.cache) > 10_000 {
-		pr.cache = map[string]programConfig{}
-	}
-	pr.cache[k] = c
-	pr.mu.Unlock()
-	return c, nil
+	return pr.cache.Get(ctx, fmt.Sprintf("%d|%s", programPK, provider), load)
 }
 
 func (pr *processor) process(ctx context.Context, pk int64) error {

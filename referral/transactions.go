@@ -284,22 +284,22 @@ func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid:
 // customer and units order, the order in which every writer locks balances.
 func grantSignup(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64, now time.Time) error {
 	rs := newRewards(p, earned, referrerPK, referredPK, sql.NullInt64{Int64: referredPK, Valid: true}, "", now)
-	sort.SliceStable(rs, func(i, j int) bool {
-		if rs[i].CustomerPK != rs[j].CustomerPK {
-			return rs[i].CustomerPK < rs[j].CustomerPK
-		}
-		return rs[i].Units < rs[j].Units
-	})
+	sort.SliceStable(rs, func(i, j int) bool { return balanceOrder(&rs[i], &rs[j]) })
 	for i := range rs {
-		payload, err := json.Marshal(RewardJSON(rs[i]))
-		if err != nil {
-			return err
-		}
-		if err := store.InsertReward(ctx, tx, &rs[i], string(payload)); err != nil {
+		if err := store.InsertReward(ctx, tx, &rs[i], rewardPayload(rs[i])); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// balanceOrder is the order in which every writer locks balance rows: by customer,
+// then units.
+func balanceOrder(a, b *store.Reward) bool {
+	if a.CustomerPK != b.CustomerPK {
+		return a.CustomerPK < b.CustomerPK
+	}
+	return a.Units < b.Units
 }
 
 func writeEvent(ctx context.Context, q store.Querier, programPK int64, event string, v any, at time.Time) error {
@@ -420,12 +420,7 @@ func applyRefund(ctx context.Context, tx *store.Tx, p store.Program, t *store.Tr
 		rs[i].TransactionKey = nullable(t.Key)
 		order[i] = &rs[i]
 	}
-	sort.SliceStable(order, func(i, j int) bool {
-		if order[i].CustomerPK != order[j].CustomerPK {
-			return order[i].CustomerPK < order[j].CustomerPK
-		}
-		return order[i].Units < order[j].Units
-	})
+	sort.SliceStable(order, func(i, j int) bool { return balanceOrder(order[i], order[j]) })
 	for _, r := range order {
 		target := int64(0)
 		switch {

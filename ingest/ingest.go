@@ -54,8 +54,11 @@ type Handler struct {
 	DB  *store.DB
 	Log *slog.Logger
 
-	committer *committer
-	cache     *store.Cache[string, cachedConfig]
+	// events group-commits stored events: events that arrive while a commit is under
+	// way share the next one (one multi-row INSERT, one WAL flush), and each request
+	// is answered once its own row is durable.
+	events *store.Group[store.ProviderEvent, storedEvent]
+	cache  *store.Cache[string, cachedConfig]
 	// Stored is called after an event is durable, with whether it was new: the hook
 	// that hands new events to the workers. A failure there never fails the request:
 	// the event is stored and a sweep picks it up.
@@ -67,7 +70,9 @@ func New(db *store.DB, log *slog.Logger, workers int) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{DB: db, Log: log, committer: newCommitter(db, max(workers, 1), 64),
+	return &Handler{DB: db, Log: log, events: store.NewGroup(max(workers, 1), 64, func(ctx context.Context, evs []store.ProviderEvent) ([]storedEvent, error) {
+		return insertEvents(ctx, db, evs)
+	}),
 		cache: &store.Cache[string, cachedConfig]{TTL: configTTL}}
 }
 
@@ -115,7 +120,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := store.ProviderEvent{ProgramPK: cfg.program.PK, Provider: name, EventID: parsed.EventID, Type: parsed.Type,
 		Payload: body, ReceivedAt: store.Now()}
-	isNew, err := h.committer.store(r.Context(), &ev)
+	stored, err := h.events.Do(r.Context(), ev)
 	if err != nil {
 		// Not stored: the provider must deliver it again.
 		h.Log.ErrorContext(r.Context(), "ingest: storing event", "provider", name, "event", parsed.EventID, "err", err)
@@ -123,7 +128,8 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.Stored != nil {
-		h.Stored(r.Context(), ev, isNew)
+		ev.PK = stored.pk
+		h.Stored(r.Context(), ev, stored.isNew)
 	}
 	reply(w, http.StatusOK, "stored")
 }
@@ -157,4 +163,22 @@ func (h *Handler) config(ctx context.Context, programID, provider string) (cache
 		in, err := store.GetIntegration(ctx, h.DB, p.PK, provider)
 		return cachedConfig{program: p, integration: in}, err
 	})
+}
+
+// storedEvent says whether an event was new (false: a redelivery) and, if so, its PK.
+type storedEvent struct {
+	isNew bool
+	pk    int64
+}
+
+func insertEvents(ctx context.Context, db *store.DB, events []store.ProviderEvent) ([]storedEvent, error) {
+	news, err := store.InsertProviderEvents(ctx, db, events)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]storedEvent, len(events))
+	for i := range events {
+		out[i] = storedEvent{news[i], events[i].PK}
+	}
+	return out, nil
 }

@@ -12,60 +12,55 @@ import (
 	"github.com/referd/referd/store"
 )
 
+// Match is whom an event is about.
+type Match struct {
+	Customer store.CustomerMatch
+	Found    bool
+	// Link is the provider-customer link this match teaches, for the caller to store
+	// with the event's outcome (store.FinishProviderEvents); nil when the event named
+	// no provider customer or the match came from that very link.
+	Link *store.ProviderLink
+}
+
 // Resolve finds the program's customer an event is about, in this order: the customer
 // key the payload carries (a referd id, else key), a provider-customer link already
 // known, the email. When create is set, a payment that carries a referrer's key and
-// matches nobody creates the referred customer on the spot. Whoever is found is linked
-// to the provider's customer id for later events. found is false when nobody matches.
-func Resolve(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event, create bool) (c store.Customer, found bool, err error) {
-	c, found, err = match(ctx, db, p, provider, ev)
-	if err != nil || (!found && (!create || ev.ReferralKey == "")) {
-		return c, found, err
+// matches nobody creates the referred customer on the spot. Found is false when
+// nobody matches.
+func Resolve(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event, create bool) (Match, error) {
+	c, err := match(ctx, db, p, provider, ev)
+	if err != nil || (c.Via == "" && (!create || ev.ReferralKey == "")) {
+		return Match{}, err
 	}
-	if !found {
-		c, err = createReferred(ctx, db, p, ev)
+	if c.Via == "" {
+		created, err := createReferred(ctx, db, p, ev)
 		var conflict *store.ConflictError
-		if errors.As(err, &conflict) {
+		switch {
+		case errors.As(err, &conflict):
 			// Created meanwhile by a concurrent delivery: find it.
-			c, found, err = match(ctx, db, p, provider, ev)
-			if err != nil || !found {
-				return c, found, err
+			if c, err = match(ctx, db, p, provider, ev); err != nil || c.Via == "" {
+				return Match{}, err
 			}
-		} else if err != nil {
-			return store.Customer{}, false, err
+		case err != nil:
+			return Match{}, err
+		default:
+			c = store.CustomerMatch{PK: created.PK, ID: created.ID, ReferrerPK: created.ReferrerPK, Via: "created"}
 		}
 	}
-	if ev.ProviderCustomerID != "" {
-		if err := store.LinkProviderCustomer(ctx, db, p.PK, provider, ev.ProviderCustomerID, c.PK); err != nil {
-			return store.Customer{}, false, err
-		}
+	m := Match{Customer: c, Found: true}
+	if ev.ProviderCustomerID != "" && c.Via != "link" {
+		m.Link = &store.ProviderLink{ProgramPK: p.PK, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, CustomerPK: c.PK}
 	}
-	return c, true, nil
+	return m, nil
 }
 
-func match(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event) (store.Customer, bool, error) {
-	try := func(c store.Customer, err error) (store.Customer, bool, error) {
-		if store.IsNotFound(err) {
-			return store.Customer{}, false, nil
-		}
-		return c, err == nil, err
+// match finds whom the event names; Via is empty when nobody.
+func match(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event) (store.CustomerMatch, error) {
+	m, err := store.MatchCustomer(ctx, db, p.PK, ev.CustomerKey, provider, ev.ProviderCustomerID, ev.Email)
+	if store.IsNotFound(err) {
+		return store.CustomerMatch{}, nil
 	}
-	if ev.CustomerKey != "" {
-		if c, ok, err := try(store.GetCustomer(ctx, db, p.PK, ev.CustomerKey, false)); ok || err != nil {
-			return c, ok, err
-		}
-	}
-	if ev.ProviderCustomerID != "" {
-		if c, ok, err := try(store.LinkedCustomer(ctx, db, p.PK, provider, ev.ProviderCustomerID)); ok || err != nil {
-			return c, ok, err
-		}
-	}
-	if ev.Email != "" {
-		if c, ok, err := try(store.CustomerByEmail(ctx, db, p.PK, ev.Email)); ok || err != nil {
-			return c, ok, err
-		}
-	}
-	return store.Customer{}, false, nil
+	return m, err
 }
 
 // createReferred creates the customer a payment names by its referrer's key.

@@ -18,18 +18,46 @@ import (
 // the REST API. Every effect is keyed by the provider's ids, so processing an event
 // again changes nothing. The event ends processed (with its transaction keys),
 // ignored (nothing to do), unattributed (a payment that matches no customer yet:
-// retried later) or failed (with the error).
+// retried when one appears, and by the sweep) or failed (with the error).
 func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
 	return (&processor{db: db}).process(ctx, pk)
 }
 
-// processor processes stored events; the workers share one, so programs and their
-// integrations are read once a few seconds, and sales go through a Batcher (group
-// commit) when it has one.
+// processor processes stored events. The workers share one, which batches what
+// events that are processed at the same time do alike: reading the event, recording
+// its outcome and the links it taught (store.Group), and recording sales (a
+// referral.Batcher). Programs and their integrations are read once a few seconds.
 type processor struct {
-	db    *store.DB
-	sales *referral.Batcher
-	cache *store.Cache[string, programConfig]
+	db       *store.DB
+	sales    *referral.Batcher
+	cache    *store.Cache[string, programConfig]
+	events   *store.Group[int64, *store.ProviderEvent]
+	outcomes *store.Group[store.EventOutcome, struct{}]
+}
+
+// newProcessor returns the workers' shared processor.
+func newProcessor(db *store.DB) *processor {
+	return &processor{db: db, sales: referral.NewBatcher(db, 2, 16),
+		cache: &store.Cache[string, programConfig]{TTL: 2 * time.Second},
+		events: store.NewGroup(4, 32, func(ctx context.Context, pks []int64) ([]*store.ProviderEvent, error) {
+			evs, err := store.ProviderEventsByPK(ctx, db, pks)
+			if err != nil {
+				return nil, err
+			}
+			byPK := make(map[int64]*store.ProviderEvent, len(evs))
+			for i := range evs {
+				byPK[evs[i].PK] = &evs[i]
+			}
+			out := make([]*store.ProviderEvent, len(pks))
+			for i, pk := range pks {
+				out[i] = byPK[pk]
+			}
+			return out, nil
+		}),
+		outcomes: store.NewGroup(4, 32, func(ctx context.Context, outs []store.EventOutcome) ([]struct{}, error) {
+			return nil, store.FinishProviderEvents(ctx, db, outs)
+		}),
+	}
 }
 
 type programConfig struct {
@@ -55,9 +83,31 @@ func (pr *processor) config(ctx context.Context, programPK int64, provider strin
 	return pr.cache.Get(ctx, fmt.Sprintf("%d|%s", programPK, provider), load)
 }
 
+func (pr *processor) load(ctx context.Context, pk int64) (store.ProviderEvent, error) {
+	if pr.events == nil {
+		return store.GetProviderEvent(ctx, pr.db, pk)
+	}
+	ev, err := pr.events.Do(ctx, pk)
+	if err == nil && ev == nil {
+		err = fmt.Errorf("provider event %d: %w", pk, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.ProviderEvent{}, err
+	}
+	return *ev, nil
+}
+
+func (pr *processor) finish(ctx context.Context, out store.EventOutcome) error {
+	out.At = time.Now()
+	if pr.outcomes == nil {
+		return store.FinishProviderEvents(ctx, pr.db, []store.EventOutcome{out})
+	}
+	_, err := pr.outcomes.Do(ctx, out)
+	return err
+}
+
 func (pr *processor) process(ctx context.Context, pk int64) error {
-	db := pr.db
-	ev, err := store.GetProviderEvent(ctx, db, pk)
+	ev, err := pr.load(ctx, pk)
 	if err != nil {
 		return err
 	}
@@ -71,24 +121,58 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 	p, keyField := cfg.p, cfg.keyField
 	parsed, err := all.Parse(ev.Provider, ev.Payload, providers.Options{CustomerKeyField: keyField})
 	if err != nil {
-		return store.FinishProviderEvent(ctx, db, pk, "failed", err.Error(), nil, time.Now())
+		return pr.finish(ctx, store.EventOutcome{PK: pk, Status: "failed", Error: err.Error()})
 	}
-	status, keys := "ignored", []string{}
+	out := store.EventOutcome{PK: pk, Status: "ignored"}
 	for _, e := range parsed.Events {
-		st, key, err := pr.apply(ctx, p, ev.Provider, e)
+		st, key, link, err := pr.apply(ctx, p, ev.Provider, e)
 		if err != nil {
 			var verr *referral.ValidationError
 			if errors.As(err, &verr) {
-				return store.FinishProviderEvent(ctx, db, pk, "failed", err.Error(), keys, time.Now())
+				out.Status, out.Error = "failed", err.Error()
+				return pr.finish(ctx, out)
 			}
 			return err // a database problem: asynq retries the task
 		}
 		if key != "" {
-			keys = append(keys, key)
+			out.TransactionKeys = append(out.TransactionKeys, key)
 		}
-		status = worse(status, st)
+		if link != nil {
+			out.Links = append(out.Links, *link)
+		}
+		if st == "unattributed" {
+			out.CustomerKey, out.ProviderCustomerID, out.Email = e.CustomerKey, e.ProviderCustomerID, e.Email
+		}
+		out.Status = worse(out.Status, st)
 	}
-	return store.FinishProviderEvent(ctx, db, pk, status, "", keys, time.Now())
+	if out.Status != "unattributed" {
+		out.CustomerKey, out.ProviderCustomerID, out.Email = "", "", ""
+	}
+	if err := pr.finish(ctx, out); err != nil {
+		return err
+	}
+	// A provider customer just linked may have paid before referd knew who it was.
+	for _, l := range out.Links {
+		if err := pr.retryUnattributed(ctx, l.ProgramPK, nil, "", l.Provider, l.ProviderCustomerID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retryUnattributed processes again the program's unattributed events that may be
+// about a customer with these keys, email or provider customer id.
+func (pr *processor) retryUnattributed(ctx context.Context, programPK int64, keys []string, email, provider, providerCustomerID string) error {
+	pks, err := store.UnattributedEvents(ctx, pr.db, programPK, keys, email, provider, providerCustomerID, 100)
+	if err != nil {
+		return err
+	}
+	for _, pk := range pks {
+		if err := pr.process(ctx, pk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // worse keeps the status that says most: unattributed > processed > ignored.
@@ -100,29 +184,31 @@ func worse(a, b string) string {
 	return a
 }
 
-// apply handles one provider-neutral event and says what became of it.
-func (pr *processor) apply(ctx context.Context, p store.Program, provider string, e providers.Event) (status, key string, err error) {
+// apply handles one provider-neutral event and says what became of it, and which
+// provider-customer link it taught.
+func (pr *processor) apply(ctx context.Context, p store.Program, provider string, e providers.Event) (status, key string, link *store.ProviderLink, err error) {
 	db := pr.db
 	switch e.Kind {
 	case providers.CustomerSeen:
 		if e.ProviderCustomerID == "" {
-			return "ignored", "", nil
+			return "ignored", "", nil, nil
 		}
-		_, found, err := attribution.Resolve(ctx, db, p, provider, e, false)
-		if err != nil || !found {
-			return "ignored", "", err
+		m, err := attribution.Resolve(ctx, db, p, provider, e, false)
+		if err != nil || !m.Found {
+			return "ignored", "", nil, err
 		}
-		return "processed", "", nil
+		return "processed", "", m.Link, nil
 	case providers.Payment:
-		c, found, err := attribution.Resolve(ctx, db, p, provider, e, true)
+		m, err := attribution.Resolve(ctx, db, p, provider, e, true)
 		if err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		if !found {
-			return "unattributed", "", nil
+		if !m.Found {
+			return "unattributed", "", nil, nil
 		}
+		c := m.Customer
 		if !c.ReferrerPK.Valid {
-			return "ignored", "", nil // a customer nobody referred: nothing to reward
+			return "ignored", "", m.Link, nil // a customer nobody referred: nothing to reward
 		}
 		sale := referral.Sale{CustomerID: c.ID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
 			ProductID: e.ProductID, Source: provider, Livemode: e.Livemode}
@@ -137,17 +223,17 @@ func (pr *processor) apply(ctx context.Context, p store.Program, provider string
 		}
 		t, _, err := record(ctx, db, p, sale)
 		if err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		return "processed", t.Key, nil
+		return "processed", t.Key, m.Link, nil
 	case providers.Refund:
 		key := provider + ":" + e.ObjectID
 		_, _, err := referral.RefundTransaction(ctx, db, p, referral.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
 			Amount: e.Amount, Cumulative: e.Cumulative, WaitForSale: true})
 		if err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		return "processed", key, nil
+		return "processed", key, nil, nil
 	}
-	return "ignored", "", fmt.Errorf("unknown event kind %q", e.Kind)
+	return "ignored", "", nil, fmt.Errorf("unknown event kind %q", e.Kind)
 }

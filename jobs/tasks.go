@@ -35,8 +35,7 @@ func ProcessEventTask(pk int64) (*asynq.Task, []asynq.Option) {
 func Handlers(db *store.DB, log *slog.Logger) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
-	pr := &processor{db: db, sales: referral.NewBatcher(db, 4, 8),
-		cache: &store.Cache[string, programConfig]{TTL: 2 * time.Second}}
+	pr := newProcessor(db)
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
 		n, err := referral.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +26,10 @@ type ProviderEvent struct {
 	Payload         []byte         `db:"payload"`
 	ReceivedAt      time.Time      `db:"received_at"`
 	ProcessedAt     sql.NullTime   `db:"processed_at"`
+	// Who an unattributed payment may be about (see EventOutcome).
+	CustomerKey        sql.NullString `db:"customer_key"`
+	ProviderCustomerID sql.NullString `db:"provider_customer_id"`
+	Email              sql.NullString `db:"email"`
 }
 
 // InsertProviderEvents stores events in one multi-row statement (one commit for all
@@ -99,38 +106,127 @@ func ListProviderEvents(ctx context.Context, q Querier, f ProviderEventFilter) (
 	return out, total, nil
 }
 
+// providerEventColumns are a stored event's columns, payload included.
+const providerEventColumns = `pk, program_pk, provider, event_id, type, status, error, transaction_keys, payload, received_at,
+	processed_at, customer_key, provider_customer_id, email`
+
 // GetProviderEvent returns a stored event with its payload.
 func GetProviderEvent(ctx context.Context, q Querier, pk int64) (ProviderEvent, error) {
 	var e ProviderEvent
-	if err := get(ctx, q, &e, `SELECT * FROM provider_events WHERE pk = $1`, pk); err != nil {
+	if err := get(ctx, q, &e, `SELECT `+providerEventColumns+` FROM provider_events WHERE pk = $1`, pk); err != nil {
 		return ProviderEvent{}, fmt.Errorf("store.GetProviderEvent(%d): %w", pk, translate(err))
 	}
 	return e, nil
 }
 
-// FinishProviderEvent records how processing a stored event ended.
-func FinishProviderEvent(ctx context.Context, q Querier, pk int64, status string, errText string, keys []string, at time.Time) error {
-	if keys == nil {
-		keys = []string{}
+// ProviderEventsByPK returns the stored events with these pks, payloads included, in
+// one statement; pks that match nothing are left out.
+func ProviderEventsByPK(ctx context.Context, q Querier, pks []int64) ([]ProviderEvent, error) {
+	var out []ProviderEvent
+	if err := selectRows(ctx, q, &out, `SELECT `+providerEventColumns+` FROM provider_events WHERE pk = ANY($1)`,
+		pq.Int64Array(pks)); err != nil {
+		return nil, fmt.Errorf("store.ProviderEventsByPK(%d): %w", len(pks), err)
 	}
-	_, err := exec(ctx, q, `UPDATE provider_events SET status = $2, error = NULLIF($3, ''), transaction_keys = $4, processed_at = $5 WHERE pk = $1`,
-		pk, status, errText, pq.StringArray(keys), at)
+	return out, nil
+}
+
+// EventOutcome is how processing a stored event ended.
+type EventOutcome struct {
+	PK              int64     `json:"pk"`
+	Status          string    `json:"status"`
+	Error           string    `json:"error"`
+	TransactionKeys []string  `json:"keys"`
+	At              time.Time `json:"at"`
+	// Who an unattributed payment may be about, so that a customer who appears later
+	// finds it (UnattributedEvents).
+	CustomerKey        string `json:"customer_key"`
+	ProviderCustomerID string `json:"provider_customer_id"`
+	Email              string `json:"email"`
+	// Links are the provider-customer links processing learned; they are stored with
+	// the outcome.
+	Links []ProviderLink `json:"-"`
+}
+
+// ProviderLink says that a billing provider's customer is a referd customer.
+type ProviderLink struct {
+	ProgramPK          int64
+	Provider           string
+	ProviderCustomerID string
+	CustomerPK         int64
+}
+
+// FinishProviderEvents records how processing stored events ended, and the links it
+// learned, in one transaction (a link learned earlier stays).
+func FinishProviderEvents(ctx context.Context, db *DB, outs []EventOutcome) error {
+	outs = slices.Clone(outs)
+	var links []ProviderLink
+	for i := range outs {
+		if outs[i].TransactionKeys == nil {
+			outs[i].TransactionKeys = []string{}
+		}
+		links = append(links, outs[i].Links...)
+	}
+	// The same order in every transaction: concurrent batches wait, never deadlock.
+	slices.SortFunc(outs, func(a, b EventOutcome) int { return cmp.Compare(a.PK, b.PK) })
+	slices.SortFunc(links, func(a, b ProviderLink) int {
+		return cmp.Or(cmp.Compare(a.ProgramPK, b.ProgramPK), cmp.Compare(a.Provider, b.Provider),
+			cmp.Compare(a.ProviderCustomerID, b.ProviderCustomerID))
+	})
+	links = slices.CompactFunc(links, func(a, b ProviderLink) bool {
+		return a.ProgramPK == b.ProgramPK && a.Provider == b.Provider && a.ProviderCustomerID == b.ProviderCustomerID
+	})
+	rows, err := json.Marshal(outs)
 	if err != nil {
-		return fmt.Errorf("store.FinishProviderEvent(%d): %w", pk, err)
+		return fmt.Errorf("store.FinishProviderEvents: %w", err)
+	}
+	err = db.InTx(ctx, func(tx *Tx) error {
+		if len(links) > 0 {
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO provider_customers (program_pk, provider, provider_customer_id, customer_pk, created_at) VALUES `)
+			args := make([]any, 0, 4*len(links))
+			for i, l := range links {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, now())", n+1, n+2, n+3, n+4)
+				args = append(args, l.ProgramPK, l.Provider, l.ProviderCustomerID, l.CustomerPK)
+			}
+			sb.WriteString(` ON CONFLICT DO NOTHING`)
+			if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+				return err
+			}
+		}
+		_, err := exec(ctx, tx, `
+			UPDATE provider_events e SET status = r.status, error = NULLIF(r.error, ''), transaction_keys = r.keys,
+				processed_at = r.at, customer_key = NULLIF(r.customer_key, ''),
+				provider_customer_id = NULLIF(r.provider_customer_id, ''), email = NULLIF(r.email, '')
+			FROM jsonb_to_recordset($1::jsonb) AS r(pk bigint, status text, error text, keys text[], at timestamptz,
+				customer_key text, provider_customer_id text, email text)
+			WHERE e.pk = r.pk`, string(rows))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store.FinishProviderEvents(%d): %w", len(outs), err)
 	}
 	return nil
 }
 
-// LinkProviderCustomer records that the provider's customer is referd's customer;
-// a link learned earlier stays.
-func LinkProviderCustomer(ctx context.Context, q Querier, programPK int64, provider, providerCustomerID string, customerPK int64) error {
-	_, err := exec(ctx, q, `
-		INSERT INTO provider_customers (program_pk, provider, provider_customer_id, customer_pk, created_at)
-		VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING`, programPK, provider, providerCustomerID, customerPK)
+// UnattributedEvents returns the program's unattributed events that may be about a
+// customer with one of these keys (its id and key), this email, or this provider
+// customer id; empty values match nothing.
+func UnattributedEvents(ctx context.Context, q Querier, programPK int64, keys []string, email, provider, providerCustomerID string, limit int) ([]int64, error) {
+	var pks []int64
+	err := selectRows(ctx, q, &pks, `
+		SELECT pk FROM provider_events WHERE program_pk = $1 AND status = 'unattributed' AND (
+			(customer_key IS NOT NULL AND customer_key = ANY($2))
+			OR (email IS NOT NULL AND $3 <> '' AND lower(email) = lower($3))
+			OR (provider_customer_id IS NOT NULL AND provider = $4 AND provider_customer_id = $5))
+		ORDER BY pk LIMIT $6`, programPK, pq.StringArray(keys), email, provider, providerCustomerID, limit)
 	if err != nil {
-		return fmt.Errorf("store.LinkProviderCustomer(%s): %w", providerCustomerID, err)
+		return nil, fmt.Errorf("store.UnattributedEvents: %w", err)
 	}
-	return nil
+	return pks, nil
 }
 
 // LinkedCustomer returns the referd customer linked to the provider's customer.
@@ -168,4 +264,34 @@ func StaleProviderEvents(ctx context.Context, q Querier, receivedBefore, unattri
 		return nil, fmt.Errorf("store.StaleProviderEvents: %w", err)
 	}
 	return pks, nil
+}
+
+// CustomerMatch is whom a billing event names, and by what: "key", "link" or "email".
+type CustomerMatch struct {
+	PK         int64         `db:"pk"`
+	ID         string        `db:"id"`
+	ReferrerPK sql.NullInt64 `db:"referrer_pk"`
+	Via        string        `db:"via"`
+}
+
+// MatchCustomer finds, in one statement, the program's customer a billing event names:
+// by the customer key it carries (a referd id, else key), else by a provider-customer
+// link already known, else by email (case-insensitive). Empty values match nothing.
+func MatchCustomer(ctx context.Context, q Querier, programPK int64, key, provider, providerCustomerID, email string) (CustomerMatch, error) {
+	var m CustomerMatch
+	err := get(ctx, q, &m, `
+		SELECT pk, id, referrer_pk, via FROM (
+			(SELECT c.pk, c.id, c.referrer_pk, 1 AS rank, 'key' AS via FROM customers c
+				WHERE $2 <> '' AND c.program_pk = $1 AND (c.id = $2 OR c.key = $2) ORDER BY c.id = $2 DESC LIMIT 1)
+			UNION ALL
+			(SELECT c.pk, c.id, c.referrer_pk, 2, 'link' FROM provider_customers l JOIN customers c ON c.pk = l.customer_pk
+				WHERE $4 <> '' AND l.program_pk = $1 AND l.provider = $3 AND l.provider_customer_id = $4)
+			UNION ALL
+			(SELECT c.pk, c.id, c.referrer_pk, 3, 'email' FROM customers c
+				WHERE $5 <> '' AND c.program_pk = $1 AND lower(c.email) = lower($5) LIMIT 1)
+		) m ORDER BY rank LIMIT 1`, programPK, key, provider, providerCustomerID, email)
+	if err != nil {
+		return CustomerMatch{}, fmt.Errorf("store.MatchCustomer: %w", translate(err))
+	}
+	return m, nil
 }

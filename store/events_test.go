@@ -1,0 +1,145 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/referd/referd/store"
+	"github.com/referd/referd/store/storetest"
+)
+
+// Calls that arrive together share a batch; each gets its own output, and a batch's
+// error is each of its calls' error.
+func TestGroupBatchesCalls(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sizes []int
+	release := make(chan struct{})
+	g := store.NewGroup(1, 8, func(_ context.Context, in []int) ([]string, error) {
+		<-release
+		mu.Lock()
+		sizes = append(sizes, len(in))
+		mu.Unlock()
+		if slices.Contains(in, -1) {
+			return nil, errors.New("bad batch")
+		}
+		out := make([]string, len(in))
+		for i, v := range in {
+			out[i] = fmt.Sprint(v * 2)
+		}
+		return out, nil
+	})
+	var wg sync.WaitGroup
+	results := make([]string, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			out, err := g.Do(context.Background(), i)
+			if err != nil {
+				t.Errorf("Do(%d): %v", i, err)
+			}
+			results[i] = out
+		})
+	}
+	close(release)
+	wg.Wait()
+	for i, r := range results {
+		if r != fmt.Sprint(i*2) {
+			t.Errorf("Do(%d) = %q", i, r)
+		}
+	}
+	total := 0
+	for _, s := range sizes {
+		if s > 8 {
+			t.Errorf("a batch of %d, max 8", s)
+		}
+		total += s
+	}
+	if total != 20 {
+		t.Errorf("%d calls ran, want 20", total)
+	}
+	if _, err := g.Do(context.Background(), -1); err == nil {
+		t.Error("a failed batch answered no error")
+	}
+}
+
+// MatchCustomer prefers the key, then a provider link, then the email; outcomes
+// store links and the unattributed hints that UnattributedEvents finds.
+func TestMatchCustomerAndOutcomes(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	p, err := store.CreateProgram(ctx, db, store.Program{ID: "p1", Name: "P", WebsiteURL: "https://p.test", Currency: "usd"}, make32(3), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []store.Customer
+	for i, email := range []string{"a@x.test", "b@x.test", "c@x.test"} {
+		c := store.Customer{ProgramPK: p.PK, ID: fmt.Sprintf("id%d", i), Key: fmt.Sprintf("key%d", i), Email: sqlString(email), Metadata: "{}", CreatedAt: store.Now()}
+		if err := store.InsertCustomer(ctx, db, &c, "", "", "{}"); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	evs := []store.ProviderEvent{
+		{ProgramPK: p.PK, Provider: "stripe", EventID: "evt_1", Type: "invoice.paid", Payload: []byte("{}"), ReceivedAt: store.Now()},
+		{ProgramPK: p.PK, Provider: "stripe", EventID: "evt_2", Type: "invoice.paid", Payload: []byte("{}"), ReceivedAt: store.Now()},
+	}
+	if _, err := store.InsertProviderEvents(ctx, db, evs); err != nil {
+		t.Fatal(err)
+	}
+	err = store.FinishProviderEvents(ctx, db, []store.EventOutcome{
+		{PK: evs[0].PK, Status: "processed", TransactionKeys: []string{"stripe:in_1"},
+			Links: []store.ProviderLink{{ProgramPK: p.PK, Provider: "stripe", ProviderCustomerID: "cus_b", CustomerPK: cs[1].PK}}},
+		{PK: evs[1].PK, Status: "unattributed", CustomerKey: "later", ProviderCustomerID: "cus_z", Email: "Z@x.test",
+			Links: []store.ProviderLink{{ProgramPK: p.PK, Provider: "stripe", ProviderCustomerID: "cus_b", CustomerPK: cs[1].PK}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := store.GetProviderEvent(ctx, db, evs[0].PK)
+	if got.Status != "processed" || !slices.Equal(got.TransactionKeys, []string{"stripe:in_1"}) || !got.ProcessedAt.Valid || got.Email.Valid {
+		t.Errorf("processed event = %+v", got)
+	}
+	for _, tc := range []struct {
+		key, pcid, email string
+		want             int
+		via              string
+	}{
+		{"key0", "cus_b", "c@x.test", 0, "key"},
+		{"id2", "", "", 2, "key"},
+		{"nobody", "cus_b", "a@x.test", 1, "link"},
+		{"", "cus_unknown", "C@X.test", 2, "email"},
+	} {
+		m, err := store.MatchCustomer(ctx, db, p.PK, tc.key, "stripe", tc.pcid, tc.email)
+		if err != nil || m.PK != cs[tc.want].PK || m.Via != tc.via {
+			t.Errorf("MatchCustomer(%q, %q, %q) = %+v, %v; want customer %d by %s", tc.key, tc.pcid, tc.email, m, err, tc.want, tc.via)
+		}
+	}
+	if _, err := store.MatchCustomer(ctx, db, p.PK, "", "stripe", "", ""); !store.IsNotFound(err) {
+		t.Errorf("nothing to match: %v", err)
+	}
+	for _, tc := range []struct {
+		keys             []string
+		email, provider  string
+		providerCustomer string
+		want             bool
+	}{
+		{[]string{"x", "later"}, "", "", "", true},
+		{nil, "z@X.TEST", "", "", true},
+		{nil, "", "stripe", "cus_z", true},
+		{nil, "", "paddle", "cus_z", false},
+		{[]string{"", "other"}, "", "", "", false},
+	} {
+		pks, err := store.UnattributedEvents(ctx, db, p.PK, tc.keys, tc.email, tc.provider, tc.providerCustomer, 10)
+		if err != nil || (len(pks) == 1 && pks[0] == evs[1].PK) != tc.want || len(pks) > 1 {
+			t.Errorf("UnattributedEvents(%v, %q, %q, %q) = %v, %v; want found %v", tc.keys, tc.email, tc.provider, tc.providerCustomer, pks, err, tc.want)
+		}
+	}
+}
+
+func sqlString(s string) sql.NullString { return sql.NullString{String: s, Valid: true} }

@@ -167,7 +167,11 @@ func work(ctx context.Context, cfg config, db *store.DB, log *slog.Logger) error
 func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store.DB, log *slog.Logger) error {
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
 		Mux: jobs.Handlers(db, log), Periodic: jobs.Schedule()}
-	return runner.Run(ctx)
+	relay := &jobs.Relay{DB: db, Redis: redis, Log: log, Consumers: []jobs.Consumer{jobs.RetryUnattributed}}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error { return relay.Run(gctx) })
+	return g.Wait()
 }
 
 // serve runs the HTTP server and, for "serve", the asynq workers and scheduler, until

@@ -1,0 +1,146 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/referd/referd/store"
+)
+
+// Job is a task to enqueue once the transaction that planned it has committed.
+type Job struct {
+	Task *asynq.Task
+	Opts []asynq.Option
+}
+
+// Consumer takes claimed outbox rows, writes what they cause in the relay's
+// transaction, and returns the tasks to enqueue once it commits.
+type Consumer func(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]Job, error)
+
+// Relay passes outbox rows on: it claims them in order, lets each consumer act on
+// them in one transaction with marking them dispatched, then enqueues the tasks the
+// consumers asked for. Work a lost enqueue leaves behind is found again by the
+// sweeps, from what the transaction stored.
+type Relay struct {
+	DB        *store.DB
+	Redis     asynq.RedisConnOpt
+	Consumers []Consumer
+	// Queue is the asynq queue of the tasks ("" is asynq's default queue).
+	Queue string
+	// Interval is the pause after finding nothing to do (default 50ms).
+	Interval time.Duration
+	Log      *slog.Logger
+}
+
+// relayBatch is how many rows one transaction claims.
+const relayBatch = 500
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	log := r.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 50 * time.Millisecond
+	}
+	client := asynq.NewClient(r.Redis)
+	defer client.Close()
+	for {
+		n, err := r.Once(ctx, client)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("outbox relay", "err", err)
+		}
+		if n == relayBatch && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// Once relays one batch and says how many rows it claimed.
+func (r *Relay) Once(ctx context.Context, client *asynq.Client) (int, error) {
+	var jobs []Job
+	var n int
+	err := r.DB.InTx(ctx, func(tx *store.Tx) error {
+		jobs, n = nil, 0
+		rows, err := store.ClaimOutbox(ctx, tx, relayBatch)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		n = len(rows)
+		for _, c := range r.Consumers {
+			js, err := c(ctx, tx, rows)
+			if err != nil {
+				return err
+			}
+			jobs = append(jobs, js...)
+		}
+		pks := make([]int64, len(rows))
+		for i, row := range rows {
+			pks[i] = row.PK
+		}
+		return store.MarkDispatched(ctx, tx, pks, store.Now())
+	})
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, j := range jobs {
+		opts := j.Opts
+		if r.Queue != "" {
+			opts = append(opts[:len(opts):len(opts)], asynq.Queue(r.Queue))
+		}
+		if _, err := client.EnqueueContext(ctx, j.Task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// RetryUnattributed is the consumer that applies unattributed payments as soon as a
+// matching customer appears: a customer created or updated (its id, key or email may
+// now match) has the program's unattributed events that name it processed again.
+func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]Job, error) {
+	var jobs []Job
+	seen := map[int64]bool{}
+	for _, row := range rows {
+		if row.Event != "customer.created" && row.Event != "customer.updated" {
+			continue
+		}
+		var c struct {
+			ID    string  `json:"id"`
+			Key   string  `json:"key"`
+			Email *string `json:"email"`
+		}
+		if err := json.Unmarshal([]byte(row.Payload), &c); err != nil {
+			continue // not a customer: nothing to match
+		}
+		email := ""
+		if c.Email != nil {
+			email = *c.Email
+		}
+		pks, err := store.UnattributedEvents(ctx, tx, row.ProgramPK, []string{c.ID, c.Key}, email, "", "", 100)
+		if err != nil {
+			return nil, err
+		}
+		for _, pk := range pks {
+			if !seen[pk] {
+				seen[pk] = true
+				task, opts := ProcessEventTask(pk)
+				jobs = append(jobs, Job{task, opts})
+			}
+		}
+	}
+	return jobs, nil
+}

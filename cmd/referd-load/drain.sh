@@ -45,9 +45,9 @@ api() { curl -sf -X "$1" -H "Authorization: Bearer $key" -H 'Content-Type: appli
 api PATCH /v1/program '{"rewards":[{"recipient":"referrer","trigger":"purchase","type":"credit","amount":10,"amount_type":"percent"}]}'
 api PUT /v1/integrations/stripe '{"webhook_secrets":["whsec_drain"]}'
 for r in $(seq 0 15); do api POST /v1/customers "{\"key\":\"ref$r\"}"; done
-seq 0 1023 | xargs -P 16 -I{} curl -sf -o /dev/null -X POST -H "Authorization: Bearer $key" \
-  -H 'Content-Type: application/json' http://127.0.0.1:18092/v1/customers \
-  -d '{"key":"friend{}","email":"load{}@load.test","referring_customer":{"key":"ref0"}}'
+for i in $(seq 0 1023); do echo "$i $((i % 16))"; done | xargs -P 16 -L 1 sh -c 'curl -sf -o /dev/null -X POST \
+  -H "Authorization: Bearer $0" -H "Content-Type: application/json" http://127.0.0.1:18092/v1/customers \
+  -d "{\"key\":\"friend$1\",\"email\":\"load$1@load.test\",\"referring_customer\":{\"key\":\"ref$2\"}}"' "$key"
 
 "$bin/referd-load" -url http://127.0.0.1:18091 -scenario ingest-stripe -program "$program" \
   -secret whsec_drain -c 64 -d "$DURATION" | grep -E 'requests/s|ok|p99' || true

@@ -391,10 +391,11 @@ func (e *InvalidError) Error() string { return "invalid value: " + e.Msg }
 
 // uniqueFields maps unique indexes to the API field they protect.
 var uniqueFields = map[string]string{
-	"customers_program_id":       "id",
-	"customers_program_key":      "key",
-	"customers_program_email":    "email",
-	"referral_links_program_key": "key", // the primary key: every referral key of a program
+	"customers_program_id":          "id",
+	"customers_program_key":         "key",
+	"customers_program_email":       "email",
+	"referral_links_program_key":    "key", // the primary key: every referral key of a program
+	"webhook_endpoints_program_key": "key",
 }
 
 // translate turns driver errors into the package's typed errors.

@@ -21,6 +21,9 @@ type Server struct {
 	// PublicURL is the base URL shown in pagination links (REFERD_PUBLIC_URL).
 	PublicURL string
 	Log       *slog.Logger
+	// AllowPrivateTargets lets webhook URLs name loopback, private and link-local
+	// addresses (REFERD_ALLOW_PRIVATE_TARGETS); off, they are refused with a 422.
+	AllowPrivateTargets bool
 
 	keys *store.Cache[[32]byte, store.Program]
 	// sales groups concurrent POST /v1/transactions into shared database transactions.
@@ -92,6 +95,14 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/provider_events", s.listProviderEvents)
 	route("GET /v1/transactions/{key}", s.getTransaction)
 	ledgerRoute("DELETE /v1/transactions/{key}", s.deleteTransaction)
+
+	route("GET /v1/webhooks", s.listWebhooks)
+	route("POST /v1/webhooks", s.createWebhook)
+	route("GET /v1/webhooks/{key}", s.getWebhook)
+	route("PUT /v1/webhooks/{key}", s.updateWebhook)
+	route("DELETE /v1/webhooks/{key}", s.deleteWebhook)
+	route("GET /v1/webhooks/{key}/deliveries", s.listDeliveries)
+	route("POST /v1/webhooks/{key}/deliveries/{id}/retry", s.retryDelivery)
 
 	return s.recoverer(jsonMux(mux))
 }

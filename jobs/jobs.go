@@ -80,6 +80,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		Logger:          logger,
 		LogLevel:        asynq.WarnLevel,
 		ShutdownTimeout: timeout,
+		RetryDelayFunc:  retryDelay,
+		IsFailure:       isFailure,
 	})
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("jobs: starting worker server: %w", err)

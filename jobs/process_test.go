@@ -235,7 +235,7 @@ func TestSweepProcessesStoredEvents(t *testing.T) {
 	if err != nil || len(pks) != 1 || pks[0] != ev.PK {
 		t.Fatalf("stale events %v %v", pks, err)
 	}
-	mux := jobs.Handlers(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mux := jobs.Handlers(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err := mux.ProcessTask(e.ctx, asynq.NewTask(jobs.TypeSweepEvents, nil)); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/store"
 )
 
@@ -22,6 +23,9 @@ type Job struct {
 // transaction, and returns the tasks to enqueue once it commits.
 type Consumer func(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]Job, error)
 
+// Poller finds work in the relay's transaction and returns the tasks to enqueue.
+type Poller func(ctx context.Context, tx *store.Tx) ([]Job, error)
+
 // Relay passes outbox rows on: it claims them in order, lets each consumer act on
 // them in one transaction with marking them dispatched, then enqueues the tasks the
 // consumers asked for. Work a lost enqueue leaves behind is found again by the
@@ -30,6 +34,9 @@ type Relay struct {
 	DB        *store.DB
 	Redis     asynq.RedisConnOpt
 	Consumers []Consumer
+	// Pollers run in each batch's transaction too, whether or not it claimed rows:
+	// work the database asks for that no outbox row announces.
+	Pollers []Poller
 	// Queue is the asynq queue of the tasks ("" is asynq's default queue).
 	Queue string
 	// Interval is the pause after finding nothing to do (default 50ms).
@@ -74,6 +81,13 @@ func (r *Relay) Once(ctx context.Context, client *asynq.Client) (int, error) {
 	var n int
 	err := r.DB.InTx(ctx, func(tx *store.Tx) error {
 		jobs, n = nil, 0
+		for _, p := range r.Pollers {
+			js, err := p(ctx, tx)
+			if err != nil {
+				return err
+			}
+			jobs = append(jobs, js...)
+		}
 		rows, err := store.ClaimOutbox(ctx, tx, relayBatch)
 		if err != nil || len(rows) == 0 {
 			return err
@@ -143,4 +157,51 @@ func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow
 		}
 	}
 	return jobs, nil
+}
+
+// DispatchWebhooks is the consumer that creates outgoing webhook deliveries, one per
+// subscribed endpoint, and queues their first attempts.
+func DispatchWebhooks(retries int) Consumer {
+	return func(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]Job, error) {
+		pks, err := dispatch.Plan(ctx, tx, rows)
+		if err != nil {
+			return nil, err
+		}
+		jobs := make([]Job, len(pks))
+		for i, pk := range pks {
+			task, opts := DeliverTask(pk, retries)
+			jobs[i] = Job{task, opts}
+		}
+		return jobs, nil
+	}
+}
+
+// WebhookRetries is the poller that queues the manual attempts asked for through
+// POST /v1/webhooks/{key}/deliveries/{id}/retry, and, once a minute, the attempts
+// whose task was lost (a Redis restarted without its data).
+func WebhookRetries(retries int) Poller {
+	var lastSweep time.Time
+	return func(ctx context.Context, tx *store.Tx) ([]Job, error) {
+		pks, err := store.TakeRetryRequests(ctx, tx, 100)
+		if err != nil {
+			return nil, err
+		}
+		var jobs []Job
+		for _, pk := range pks {
+			task, opts := ManualDeliverTask(pk)
+			jobs = append(jobs, Job{task, opts})
+		}
+		if time.Since(lastSweep) >= time.Minute {
+			lastSweep = time.Now()
+			overdue, err := store.OverdueDeliveries(ctx, tx, time.Now().Add(-time.Minute), 1000)
+			if err != nil {
+				return nil, err
+			}
+			for _, pk := range overdue {
+				task, opts := DeliverTask(pk, retries)
+				jobs = append(jobs, Job{task, opts})
+			}
+		}
+		return jobs, nil
+	}
 }

@@ -33,7 +33,7 @@ func TestUnattributedPaymentAppliedWhenCustomerSignsUp(t *testing.T) {
 	if ev.Status != "unattributed" || ev.Email.String != "Later@Example.com" {
 		t.Fatalf("event before the sign-up = %+v", ev)
 	}
-	startRunner(t, &jobs.Runner{Redis: opt, Concurrency: 2, Log: testLogger(t), Mux: jobs.Handlers(e.db, testLogger(t)),
+	startRunner(t, &jobs.Runner{Redis: opt, Concurrency: 2, Log: testLogger(t), Mux: jobs.Handlers(e.db, testLogger(t), nil),
 		Queues: map[string]int{queue: 1}})
 	relay := &jobs.Relay{DB: e.db, Redis: opt, Queue: queue, Consumers: []jobs.Consumer{jobs.RetryUnattributed},
 		Interval: 10 * time.Millisecond, Log: testLogger(t)}

@@ -2,15 +2,19 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/webhook"
 )
 
 // Task types.
@@ -22,7 +26,49 @@ const (
 	// TypeSweepEvents processes stored events whose task was lost, and unattributed
 	// ones again.
 	TypeSweepEvents = "provider_events:sweep"
+	// TypeDeliverWebhook attempts an outgoing webhook delivery, retried on the
+	// delivery schedule (payload: the delivery's pk).
+	TypeDeliverWebhook = "webhook:deliver"
+	// TypeRetryWebhook is one more attempt of a delivery, asked for by its owner; it
+	// schedules nothing further.
+	TypeRetryWebhook = "webhook:retry"
 )
+
+// DeliverTask is the task that attempts delivery pk, retried up to retries times.
+// Its TaskID is the delivery's, so queueing it again while it waits is a no-op.
+func DeliverTask(pk int64, retries int) (*asynq.Task, []asynq.Option) {
+	return asynq.NewTask(TypeDeliverWebhook, []byte(strconv.FormatInt(pk, 10))),
+		[]asynq.Option{asynq.TaskID(fmt.Sprintf("webhook:deliver:%d", pk)),
+			// The delivery decides when it is exhausted (dispatch.Deliverer.Attempt); the slack
+			// keeps asynq from archiving it first after a database hiccup.
+			asynq.MaxRetry(retries + 5), asynq.Timeout(time.Minute)}
+}
+
+// ManualDeliverTask is one more attempt of delivery pk, now.
+func ManualDeliverTask(pk int64) (*asynq.Task, []asynq.Option) {
+	return asynq.NewTask(TypeRetryWebhook, []byte(strconv.FormatInt(pk, 10))),
+		[]asynq.Option{asynq.TaskID(fmt.Sprintf("webhook:retry:%d:%d", pk, time.Now().UnixNano())), asynq.MaxRetry(20), asynq.Timeout(time.Minute)}
+}
+
+// retryDelay is the workers' asynq RetryDelayFunc: an error that carries its delay
+// (a failed delivery: the schedule with jitter, or the receiver's Retry-After, already
+// recorded as the delivery's next_attempt_at) gets exactly that; an endpoint busy
+// with other attempts is tried again within a second or two; anything else backs off
+// as asynq does by default.
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var re *webhook.RetryError
+	if errors.As(err, &re) && re.Delay > 0 {
+		return re.Delay
+	}
+	if errors.Is(err, dispatch.ErrBusy) {
+		return time.Second + time.Duration(rand.Int64N(int64(time.Second)))
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+// isFailure tells asynq which errors count as a retry: an endpoint busy with other
+// attempts is not one, so a delivery's retry counter counts real attempts only.
+func isFailure(err error) bool { return !errors.Is(err, dispatch.ErrBusy) }
 
 // ProcessEventTask is the task that processes the stored event pk. Its TaskID is
 // derived from the event, so enqueueing it twice is one task.
@@ -31,9 +77,26 @@ func ProcessEventTask(pk int64) (*asynq.Task, []asynq.Option) {
 		[]asynq.Option{asynq.TaskID(fmt.Sprintf("provider_event:%d", pk)), asynq.MaxRetry(12), asynq.Timeout(time.Minute)}
 }
 
-// Handlers returns the mux of referd's task handlers.
-func Handlers(db *store.DB, log *slog.Logger) *asynq.ServeMux {
+// Handlers returns the mux of referd's task handlers; d makes webhook delivery
+// attempts (nil: one with the default schedule that refuses private targets).
+func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.ServeMux {
+	if d == nil {
+		schedule, _ := webhook.ParseSchedule(webhook.DefaultSchedule)
+		d = &dispatch.Deliverer{DB: db, Client: webhook.NewClient(false), Schedule: schedule}
+	}
 	mux := asynq.NewServeMux()
+	deliver := func(manual bool) asynq.HandlerFunc {
+		return func(ctx context.Context, t *asynq.Task) error {
+			pk, err := strconv.ParseInt(string(t.Payload()), 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: payload %q", asynq.SkipRetry, t.Payload())
+			}
+			retries, _ := asynq.GetRetryCount(ctx)
+			return d.Attempt(ctx, pk, retries, manual)
+		}
+	}
+	mux.HandleFunc(TypeDeliverWebhook, deliver(false))
+	mux.HandleFunc(TypeRetryWebhook, deliver(true))
 	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
 	pr := newProcessor(db)
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {

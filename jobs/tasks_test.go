@@ -49,7 +49,7 @@ func TestApproveRewardsTask(t *testing.T) {
 	}
 	t.Cleanup(e.Close)
 	redis := asynq.RedisClientOpt{Addr: e.Addr()}
-	stop := startRunner(t, &jobs.Runner{Redis: redis, Log: testLogger(t), Mux: jobs.Handlers(db, testLogger(t))})
+	stop := startRunner(t, &jobs.Runner{Redis: redis, Log: testLogger(t), Mux: jobs.Handlers(db, testLogger(t), nil)})
 	defer stop()
 	client := asynq.NewClient(redis)
 	defer client.Close()

@@ -32,10 +32,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/referd/referd/api"
+	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ingest"
 	"github.com/referd/referd/jobs"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/webhook"
 )
 
 const usage = `referd: a self-hosted, Partnero-compatible refer-a-friend backend
@@ -165,9 +167,16 @@ func work(ctx context.Context, cfg config, db *store.DB, log *slog.Logger) error
 }
 
 func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store.DB, log *slog.Logger) error {
+	schedule, err := webhook.ParseSchedule(cfg.RetrySchedule)
+	if err != nil {
+		return fmt.Errorf("REFERD_WEBHOOK_RETRY_SCHEDULE: %w", err)
+	}
+	deliverer := &dispatch.Deliverer{DB: db, Client: webhook.NewClient(cfg.AllowPrivate), Schedule: schedule}
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
-		Mux: jobs.Handlers(db, log), Periodic: jobs.Schedule()}
-	relay := &jobs.Relay{DB: db, Redis: redis, Log: log, Consumers: []jobs.Consumer{jobs.RetryUnattributed}}
+		Mux: jobs.Handlers(db, log, deliverer), Periodic: jobs.Schedule()}
+	relay := &jobs.Relay{DB: db, Redis: redis, Log: log,
+		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule))},
+		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule))}}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return relay.Run(gctx) })
@@ -183,7 +192,9 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		io.WriteString(w, `{"status":"ok"}`)
 	})
 	if role != "ingest" {
-		mux.Handle("/v1/", api.New(db, cfg.PublicURL, log, cfg.DBConns).Handler())
+		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
+		a.AllowPrivateTargets = cfg.AllowPrivate
+		mux.Handle("/v1/", a.Handler())
 	}
 	var redis asynq.RedisConnOpt
 	if role != "api" {

@@ -39,7 +39,8 @@ type Relay struct {
 	Pollers []Poller
 	// Queue is the asynq queue of the tasks ("" is asynq's default queue).
 	Queue string
-	// Interval is the pause after finding nothing to do (default 50ms).
+	// Interval is the pause after finding nothing to do (default 20ms): it bounds
+	// how long an outbox event waits before its deliveries exist.
 	Interval time.Duration
 	Log      *slog.Logger
 }
@@ -55,7 +56,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	interval := r.Interval
 	if interval <= 0 {
-		interval = 50 * time.Millisecond
+		interval = 20 * time.Millisecond
 	}
 	client := asynq.NewClient(r.Redis)
 	defer client.Close()

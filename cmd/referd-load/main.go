@@ -8,6 +8,8 @@
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario stats -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario balance -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -scenario ingest-stripe -program $PROGRAM_ID -secret $WHSEC -c 64 -d 20s
+//	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario transactions -rate 500 -c 64 -d 20s
+//	go run ./cmd/referd-load -sink 127.0.0.1:18099 -d 30s
 //
 // Flags:
 //
@@ -28,7 +30,10 @@
 //	                 scenarios (default "seed-r-%d")
 //	-key-count       number of such keys: request n reads key
 //	                 fmt.Sprintf(pattern, n % count) (default 10000)
+//	-rate            requests per second started across all clients, 0 =
+//	                 unlimited (default 0, at most 1e6); see Measurement
 //	-json            print the summary as one JSON object instead of text
+//	-sink            ADDR: webhook receiver mode instead of load, see below
 //
 // Safety: load may only be sent to this machine. The tool refuses to run
 // (exit status 2) unless the URL's host resolves only to loopback addresses
@@ -69,7 +74,14 @@
 // against the same database never collide.
 //
 // Measurement: every client sends requests back to back on a shared,
-// keep-alive HTTP/1.1 connection pool. The latency of a request is the time
+// keep-alive HTTP/1.1 connection pool. With -rate R > 0 the load is paced
+// (open loop) instead: one shared schedule hands out start slots 1/R apart,
+// in order, across warm-up and measured phase, and a client waits for its
+// slot before building and sending its next request. If all clients are
+// busy when a slot comes, the schedule falls behind (it continues from the
+// next free client, without a burst to catch up), so the achieved rate,
+// counted requests started per second of measured time, is printed next to
+// the target; raise -c if it falls short. The latency of a request is the time
 // from sending it until its response body has been fully read. Only requests
 // that start after the warm-up are counted. Latency percentiles are computed
 // exactly (nearest rank) over the counted requests that received an HTTP
@@ -78,10 +90,31 @@
 // finished 10s after the end of the run, are reported as "aborted" and are
 // not counted.
 //
+// Webhook receiver (-sink ADDR): sends no load. It listens on ADDR, which
+// must be a loopback address such as 127.0.0.1:18099 (a host that is not
+// loopback, or none, is refused with exit status 2), and answers every POST
+// with 204 and an empty body, as a no-op endpoint for measuring the webhooks
+// referd sends. Only -d (default 10s, at most 10m, from start) and -json
+// apply; it also stops on SIGINT or SIGTERM. For every POST it reads the
+// body (at most 1 MiB) as {"event", "webhook_key", "created_at", "data"},
+// and counts deliveries per event type and duplicates by the webhook-id
+// header (every repeat of an id already seen is one duplicate). For
+// transaction.created it records the latency from data.created_at
+// (2006-01-02T15:04:05.000000Z, UTC) to the time the request arrived, for
+// the first delivery of each webhook-id only (duplicates are left out).
+// Bodies that are too large, not JSON or have no "event" are counted as
+// deliveries and as invalid. A line with the count so far goes to stderr
+// every second. The summary gives the deliveries, duplicates, first and last
+// receive time, the delivery rate (deliveries / (last - first) seconds),
+// the counts per event type, the transaction.created latency p50, p90, p99
+// and max in ms, and deliveries per second since start: every second for
+// runs up to 120s, the 10 busiest seconds for longer ones (-json always has
+// every second from first to last).
+//
 // Exit status: 0 if the run completed, 1 if more than 1% of the counted
-// requests failed, no request was counted, or the run could not be carried
-// out (for example scenario setup failed), 2 for invalid flags or a
-// non-loopback URL.
+// requests failed, no request was counted (with -sink: no delivery
+// arrived), or the run could not be carried out (for example scenario setup
+// failed), 2 for invalid flags or a non-loopback URL or -sink address.
 package main
 
 import (
@@ -142,10 +175,11 @@ type config struct {
 	Scenario      string
 	Warmup        time.Duration
 	ReferrerRatio float64
-	KeyPattern    string // stats, balance: fmt pattern with one %d
-	KeyCount      int    // stats, balance: number of keys
-	Program       string // ingest-stripe: the program id in /ingest/stripe/{program}
-	Secret        string // ingest-stripe: the Stripe webhook signing secret
+	KeyPattern    string  // stats, balance: fmt pattern with one %d
+	KeyCount      int     // stats, balance: number of keys
+	Program       string  // ingest-stripe: the program id in /ingest/stripe/{program}
+	Secret        string  // ingest-stripe: the Stripe webhook signing secret
+	Rate          float64 // requests per second across all clients, 0 = unlimited
 	JSON          bool
 
 	// transport, if set, replaces the tuned loopback-only transport. It is
@@ -166,6 +200,8 @@ type summary struct {
 	Failures      int64         `json:"failures"`
 	FailureRate   float64       `json:"failure_rate"` // Failures / Requests
 	Throughput    float64       `json:"throughput_rps"`
+	TargetRate    float64       `json:"target_rate_rps,omitempty"`      // -rate, if set
+	AchievedRate  float64       `json:"achieved_rate_rps"`              // counted requests started per second
 	StatusCounts  map[int]int64 `json:"failed_status_counts,omitempty"` // unexpected HTTP status -> count
 	TransportErrs int64         `json:"transport_errors"`
 	ErrorKinds    []errorKind   `json:"transport_error_kinds,omitempty"` // first few distinct messages
@@ -200,6 +236,12 @@ Examples:
   go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario transactions -c 64 -d 20s
   go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario stats -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
   go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario balance -key-pattern seed-r-%d -key-count 10000 -c 64 -d 20s
+  go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario transactions -rate 500 -c 64 -d 20s
+
+Webhook receiver (no load; answers every POST with 204, counts deliveries,
+duplicate webhook-ids and transaction.created latency; only -d and -json apply):
+
+  go run ./cmd/referd-load -sink 127.0.0.1:18099 -d 30s
 
 Scenarios:
 
@@ -222,7 +264,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the referd server (must be loopback)")
 	fs.StringVar(&cfg.Key, "key", "", "API key, sent as 'Authorization: Bearer <key>'")
 	fs.IntVar(&cfg.Concurrency, "c", 64, "number of concurrent clients")
-	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "measured duration (max 10m)")
+	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "measured duration (max 10m); with -sink, how long to listen")
 	fs.Int64Var(&cfg.MaxRequests, "n", 0, "max measured requests, 0 = unlimited (stops at whichever of -d/-n comes first)")
 	fs.StringVar(&cfg.Scenario, "scenario", "customers", "scenario: "+strings.Join(scenarioNames(), ", "))
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up duration whose requests are not counted (max 1m)")
@@ -231,7 +273,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Secret, "secret", "", "Stripe webhook signing secret configured for the program (ingest-stripe)")
 	fs.StringVar(&cfg.KeyPattern, "key-pattern", "seed-r-%d", "keys of existing customers, a fmt pattern with exactly one %d (stats, balance)")
 	fs.IntVar(&cfg.KeyCount, "key-count", 10000, "number of existing customer keys: request n uses pattern with n % count (stats, balance)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second started across all clients, 0 = unlimited (max 1e6)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object")
+	var sinkAddr string
+	fs.StringVar(&sinkAddr, "sink", "", "webhook receiver mode: listen on this loopback `ADDR` and answer POSTs with 204 (no load is sent)")
 	fs.Usage = func() {
 		io.WriteString(fs.Output(), usageHeader)
 		fs.PrintDefaults()
@@ -250,6 +295,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if sinkAddr != "" {
+		return sinkMain(ctx, fs, sinkAddr, cfg.Duration, cfg.JSON, stdout, stderr)
+	}
 	sum, err := run(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "referd-load: %v\n", err)
@@ -291,6 +339,9 @@ func validate(cfg config) (*url.URL, error) {
 	}
 	if cfg.MaxRequests < 0 {
 		return nil, fmt.Errorf("%w: -n must not be negative", errUsage)
+	}
+	if math.IsNaN(cfg.Rate) || cfg.Rate < 0 || cfg.Rate > maxRate {
+		return nil, fmt.Errorf("%w: -rate must be in [0, %g] (0 = unlimited)", errUsage, float64(maxRate))
 	}
 	if math.IsNaN(cfg.ReferrerRatio) || cfg.ReferrerRatio < 0 || cfg.ReferrerRatio > 1 {
 		return nil, fmt.Errorf("%w: -referrer-ratio must be in [0, 1]", errUsage)
@@ -346,9 +397,15 @@ func checkKeyPattern(p string) error {
 // checkLoopback returns nil only if host is a loopback IP or a name that
 // resolves exclusively to loopback IPs.
 func checkLoopback(ctx context.Context, host string) error {
+	return checkLoopbackAs(ctx, host, errNotLoopback)
+}
+
+// checkLoopbackAs is checkLoopback with the errors wrapping refusal, which
+// is errNotLoopback or wraps it.
+func checkLoopbackAs(ctx context.Context, host string, refusal error) error {
 	if ip := net.ParseIP(host); ip != nil {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("%w: %s (only 127.0.0.0/8 and ::1 are allowed)", errNotLoopback, host)
+			return fmt.Errorf("%w: %s (only 127.0.0.0/8 and ::1 are allowed)", refusal, host)
 		}
 		return nil
 	}
@@ -356,14 +413,14 @@ func checkLoopback(ctx context.Context, host string) error {
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 	if err != nil {
-		return fmt.Errorf("%w: cannot resolve %q: %v", errNotLoopback, host, err)
+		return fmt.Errorf("%w: cannot resolve %q: %v", refusal, host, err)
 	}
 	if len(addrs) == 0 {
-		return fmt.Errorf("%w: %q resolves to no address", errNotLoopback, host)
+		return fmt.Errorf("%w: %q resolves to no address", refusal, host)
 	}
 	for _, a := range addrs {
 		if !a.IP.IsLoopback() {
-			return fmt.Errorf("%w: %q resolves to %s (only 127.0.0.0/8 and ::1 are allowed)", errNotLoopback, host, a.IP)
+			return fmt.Errorf("%w: %q resolves to %s (only 127.0.0.0/8 and ::1 are allowed)", refusal, host, a.IP)
 		}
 	}
 	return nil
@@ -855,12 +912,22 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*summary, error) {
 	reqCtx, cancelReqs := context.WithDeadline(ctx, measureEnd.Add(drainGrace))
 	defer cancelReqs()
 
+	// pace, if -rate is set, hands out the start slots of all requests,
+	// warm-up included.
+	var pace *pacer
+	if cfg.Rate > 0 {
+		pace = newPacer(cfg.Rate, start, time.Now)
+	}
+
 	if cfg.Warmup > 0 {
 		fmt.Fprintf(logw, "referd-load: warming up for %v with %d clients\n", cfg.Warmup, cfg.Concurrency)
 	}
 	fmt.Fprintf(logw, "referd-load: measuring for %v", cfg.Duration)
 	if cfg.MaxRequests > 0 {
 		fmt.Fprintf(logw, " or %d requests", cfg.MaxRequests)
+	}
+	if pace != nil {
+		fmt.Fprintf(logw, " at %g req/s", cfg.Rate)
 	}
 	fmt.Fprintln(logw)
 
@@ -884,6 +951,12 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*summary, error) {
 			for {
 				if ctx.Err() != nil {
 					return
+				}
+				if pace != nil {
+					slot := pace.reserve()
+					if !slot.Before(measureEnd) || !sleepUntil(ctx, slot) {
+						return
+					}
 				}
 				now := time.Now()
 				if !now.Before(measureEnd) {
@@ -969,7 +1042,9 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*summary, error) {
 	}
 	if elapsed > 0 {
 		sum.Throughput = round2(float64(sum.Successes) / elapsed.Seconds())
+		sum.AchievedRate = round2(float64(sum.Requests+sum.Aborted) / elapsed.Seconds())
 	}
+	sum.TargetRate = cfg.Rate
 	slices.Sort(all)
 	sum.Latency = latencyMs{
 		P50: ms(percentile(all, 50)),
@@ -1030,6 +1105,9 @@ func printText(w io.Writer, s *summary) {
 		fmt.Fprintf(w, "aborted:      %d (in flight at stop, not counted)\n", s.Aborted)
 	}
 	fmt.Fprintf(w, "throughput:   %.2f req/s (successful)\n", s.Throughput)
+	if s.TargetRate > 0 {
+		fmt.Fprintf(w, "rate:         %.2f req/s started (target %.2f)\n", s.AchievedRate, s.TargetRate)
+	}
 	fmt.Fprintf(w, "latency ms:   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
 		s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.Max)
 }

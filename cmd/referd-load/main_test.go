@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"github.com/stripe/stripe-go/v76/webhook"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -749,5 +752,369 @@ func TestRunIngestStripe(t *testing.T) {
 	cfg.Secret = "whsec_wrong"
 	if sum, err := run(context.Background(), cfg, io.Discard); err != nil || sum.Successes != 0 {
 		t.Errorf("wrongly signed events accepted: %+v %v", sum, err)
+	}
+}
+
+func TestValidateRate(t *testing.T) {
+	t.Parallel()
+	base := testConfig("http://127.0.0.1:8080")
+	for _, r := range []float64{0, 0.5, 10, 2000, maxRate} {
+		cfg := base
+		cfg.Rate = r
+		if _, err := validate(cfg); err != nil {
+			t.Errorf("rate %v: err = %v, want nil", r, err)
+		}
+	}
+	for _, r := range []float64{-1, -0.001, math.NaN(), math.Inf(1), math.Inf(-1), maxRate * 2} {
+		cfg := base
+		cfg.Rate = r
+		if _, err := validate(cfg); !errors.Is(err, errUsage) {
+			t.Errorf("rate %v: err = %v, want errUsage", r, err)
+		}
+	}
+	// Validation fails before any connection is made.
+	var stderr bytes.Buffer
+	if code := realMain([]string{"-rate", "-5", "-d", "1s", "-warmup", "0"}, io.Discard, &stderr); code != 2 {
+		t.Errorf("realMain(-rate -5) exit = %d, want 2 (stderr %q)", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "-rate") {
+		t.Errorf("stderr = %q, want it to name -rate", stderr.String())
+	}
+}
+
+// fakeClock is a settable clock for the pacer.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// While clients wait ahead of the schedule, the pacer hands out the exact
+// grid origin + k/rate in order; after a gap it continues from now without a
+// burst of past slots.
+func TestPacerSlots(t *testing.T) {
+	t.Parallel()
+	origin := time.Date(2025, 5, 9, 17, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: origin}
+	p := newPacer(100, origin, clock.now) // 10ms apart
+	if p.interval != 10*time.Millisecond {
+		t.Fatalf("interval = %v, want 10ms", p.interval)
+	}
+	const n = 50
+	for k := range n {
+		if got, want := p.reserve(), origin.Add(time.Duration(k)*10*time.Millisecond); !got.Equal(want) {
+			t.Fatalf("slot %d = %v, want %v", k, got.Sub(origin), want.Sub(origin))
+		}
+	}
+	// The clock moving forward inside the reserved range changes nothing.
+	clock.set(origin.Add(200 * time.Millisecond))
+	if got, want := p.reserve(), origin.Add(n*10*time.Millisecond); !got.Equal(want) {
+		t.Fatalf("slot %d = %v, want %v", n, got.Sub(origin), want.Sub(origin))
+	}
+	// All clients were busy for a while: the next slot is now, not a past one.
+	late := origin.Add(time.Hour)
+	clock.set(late)
+	for k := range 3 {
+		if got, want := p.reserve(), late.Add(time.Duration(k)*10*time.Millisecond); !got.Equal(want) {
+			t.Fatalf("slot after gap %d = %v, want %v", k, got.Sub(origin), want.Sub(origin))
+		}
+	}
+	// A fractional rate rounds the interval to whole nanoseconds.
+	if p := newPacer(3, origin, clock.now); p.interval != 333333333 {
+		t.Errorf("interval at 3/s = %d, want 333333333ns", p.interval)
+	}
+}
+
+// Concurrent clients get N distinct slots for N reservations, together
+// exactly the grid.
+func TestPacerConcurrent(t *testing.T) {
+	t.Parallel()
+	origin := time.Unix(1_700_000_000, 0)
+	clock := &fakeClock{t: origin}
+	p := newPacer(1000, origin, clock.now)
+	const clients, each = 16, 200
+	slots := make([][]time.Time, clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for range each {
+				slots[c] = append(slots[c], p.reserve())
+			}
+		})
+	}
+	wg.Wait()
+	var all []time.Duration
+	for c := range slots {
+		for i, s := range slots[c] {
+			if i > 0 && !s.After(slots[c][i-1]) {
+				t.Fatalf("client %d got slot %v after %v", c, s.Sub(origin), slots[c][i-1].Sub(origin))
+			}
+			all = append(all, s.Sub(origin))
+		}
+	}
+	slices.Sort(all)
+	if len(all) != clients*each {
+		t.Fatalf("got %d slots, want %d", len(all), clients*each)
+	}
+	for k, d := range all {
+		if want := time.Duration(k) * time.Millisecond; d != want {
+			t.Fatalf("slot %d = %v, want %v", k, d, want)
+		}
+	}
+}
+
+// A paced run still counts exactly -n requests and reports the target rate.
+// (Timing is not asserted: the fake server is fast, the rate low.)
+func TestRunRate(t *testing.T) {
+	t.Parallel()
+	fake := newFakeServer()
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	cfg := testConfig(srv.URL)
+	cfg.Rate = 400
+	cfg.MaxRequests = 20
+	sum, err := run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if sum.Requests != 20 || sum.Successes != 20 || sum.TargetRate != 400 || sum.AchievedRate <= 0 {
+		t.Errorf("requests=%d successes=%d target=%v achieved=%v, want 20/20/400/>0",
+			sum.Requests, sum.Successes, sum.TargetRate, sum.AchievedRate)
+	}
+	var out bytes.Buffer
+	printText(&out, sum)
+	if !strings.Contains(out.String(), "(target 400.00)") {
+		t.Errorf("text summary lacks the rate line:\n%s", out.String())
+	}
+}
+
+// startSink runs runSink on a fresh 127.0.0.1:0 listener until the returned
+// stop function is called; stop returns the summary.
+func startSink(t *testing.T) (base string, stop func() *sinkSummary) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sum *sinkSummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := runSink(ctx, ln, time.Minute, io.Discard)
+		done <- result{sum, err}
+	}()
+	return "http://" + ln.Addr().String(), func() *sinkSummary {
+		cancel()
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("runSink: %v", r.err)
+		}
+		return r.sum
+	}
+}
+
+// postSink POSTs body with the webhook-id header (if id != "") and checks
+// the 204 with an empty body.
+func postSink(t *testing.T, client *http.Client, url, id, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if id != "" {
+		req.Header.Set("webhook-id", id)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || len(b) != 0 {
+		t.Errorf("POST %s: HTTP %d with %d body bytes, want 204 and none", id, resp.StatusCode, len(b))
+	}
+}
+
+func webhookBody(event string, created time.Time) string {
+	ts := created.UTC().Format(webhookTimeLayout)
+	return fmt.Sprintf(`{"event":%q,"webhook_key":"wh_test","created_at":%q,"data":{"key":"k1","created_at":%q}}`,
+		event, time.Now().UTC().Format(webhookTimeLayout), ts)
+}
+
+// Two transaction.created deliveries, one of them sent twice with the same
+// webhook-id, and one customer.created: 4 deliveries, 1 duplicate, and 2
+// latency samples (the duplicate's is left out).
+func TestSink(t *testing.T) {
+	t.Parallel()
+	base, stop := startSink(t)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+
+	created := time.Now().Add(-time.Hour)
+	postSink(t, client, base+"/hook", "msg_1", webhookBody("transaction.created", created))
+	postSink(t, client, base+"/hook", "msg_2", webhookBody("transaction.created", created))
+	postSink(t, client, base+"/hook", "msg_2", webhookBody("transaction.created", created))
+	postSink(t, client, base+"/", "msg_3", webhookBody("customer.created", created))
+	sum := stop()
+
+	if sum.Deliveries != 4 || sum.Duplicates != 1 || sum.Invalid != 0 || sum.MissingID != 0 {
+		t.Errorf("deliveries=%d duplicates=%d invalid=%d missing=%d, want 4/1/0/0",
+			sum.Deliveries, sum.Duplicates, sum.Invalid, sum.MissingID)
+	}
+	if want := map[string]int64{"transaction.created": 3, "customer.created": 1}; !maps.Equal(sum.Events, want) {
+		t.Errorf("events = %v, want %v", sum.Events, want)
+	}
+	l := sum.TxLatency
+	if l.Count != 2 || l.BadTime != 0 {
+		t.Errorf("latency count=%d bad=%d, want 2 and 0", l.Count, l.BadTime)
+	}
+	if hour := float64(time.Hour / time.Millisecond); l.P50 < hour || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
+		t.Errorf("latency = %+v, want at least 1h and monotonic", l)
+	}
+	if sum.First.IsZero() || sum.Last.Before(sum.First) || sum.First.Before(sum.Start) {
+		t.Errorf("start=%v first=%v last=%v", sum.Start, sum.First, sum.Last)
+	}
+	var perSec int64
+	for _, sc := range sum.PerSecond {
+		perSec += sc.Count
+	}
+	if perSec != 4 || len(sum.PerSecond) == 0 {
+		t.Errorf("per-second counts %v add up to %d, want 4", sum.PerSecond, perSec)
+	}
+
+	var out bytes.Buffer
+	printSinkText(&out, sum)
+	for _, want := range []string{`deliveries: +4 `, `duplicates: +1 `, `\n +transaction\.created +3\n`, `\n +customer\.created +1\n`, `n=2`, `per second`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("text summary does not match %q:\n%s", want, out.String())
+		}
+	}
+	b, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil || back["deliveries"] != 4.0 || back["duplicates"] != 1.0 {
+		t.Errorf("JSON summary %s (%v)", b, err)
+	}
+}
+
+// Bodies that are not webhooks still count as deliveries (and as invalid),
+// other methods are refused and not counted.
+func TestSinkOddRequests(t *testing.T) {
+	t.Parallel()
+	base, stop := startSink(t)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+
+	postSink(t, client, base, "", webhookBody("transaction.created", time.Now()))                 // no webhook-id
+	postSink(t, client, base, "m1", `{"event":"transaction.created","data":{}}`)                  // no data.created_at
+	postSink(t, client, base, "m2", `not json`)                                                   // invalid
+	postSink(t, client, base, "m3", `{"data":{}}`)                                                // no event: invalid
+	postSink(t, client, base, "m4", `{"event":"x","pad":"`+strings.Repeat("a", maxSinkBody)+`"}`) // too large
+	resp, err := client.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: HTTP %d, want 405", resp.StatusCode)
+	}
+	sum := stop()
+	if sum.Deliveries != 5 || sum.Invalid != 3 || sum.MissingID != 1 || sum.Duplicates != 0 {
+		t.Errorf("deliveries=%d invalid=%d missing=%d duplicates=%d, want 5/3/1/0",
+			sum.Deliveries, sum.Invalid, sum.MissingID, sum.Duplicates)
+	}
+	if sum.Events["transaction.created"] != 2 || sum.TxLatency.Count != 1 || sum.TxLatency.BadTime != 1 {
+		t.Errorf("events=%v latency=%+v, want 2 transaction.created, 1 sample, 1 bad time", sum.Events, sum.TxLatency)
+	}
+}
+
+func TestParseWebhookTime(t *testing.T) {
+	t.Parallel()
+	want := time.Date(2025, 5, 9, 17, 42, 13, 123456000, time.UTC)
+	for _, s := range []string{"2025-05-09T17:42:13.123456Z", "2025-05-09T19:42:13.123456+02:00"} {
+		if got, err := parseWebhookTime(s); err != nil || !got.Equal(want) {
+			t.Errorf("parseWebhookTime(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	if _, err := parseWebhookTime("yesterday"); err == nil {
+		t.Error("parseWebhookTime(yesterday) = nil error")
+	}
+}
+
+func TestSinkRefusesNonLoopback(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"192.0.2.1:18099", "0.0.0.0:18099", ":18099", "[2001:db8::1]:18099", "[::]:18099"} {
+		var stderr bytes.Buffer
+		if code := realMain([]string{"-sink", addr, "-d", "1s"}, io.Discard, &stderr); code != 2 {
+			t.Errorf("-sink %s: exit = %d, want 2 (stderr %q)", addr, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "non-loopback") {
+			t.Errorf("-sink %s: stderr = %q, want a non-loopback message", addr, stderr.String())
+		}
+	}
+	for _, args := range [][]string{
+		{"-sink", "127.0.0.1"},                         // no port
+		{"-sink", "127.0.0.1:0", "-d", "11m"},          // too long
+		{"-sink", "127.0.0.1:0", "-url", "http://x:1"}, // a load flag
+		{"-sink", "127.0.0.1:0", "-rate", "5"},         // a load flag
+	} {
+		var stderr bytes.Buffer
+		if code := realMain(args, io.Discard, &stderr); code != 2 {
+			t.Errorf("realMain(%q) exit = %d, want 2 (stderr %q)", args, code, stderr.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A sink that receives nothing stops after -d, prints its JSON summary and
+// exits 1; meanwhile it prints progress to stderr once a second.
+func TestSinkMainNoDeliveries(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncBuffer
+	code := realMain([]string{"-sink", "127.0.0.1:0", "-d", "1500ms", "-json"}, &stdout, &stderr)
+	if code != 1 {
+		t.Errorf("exit = %d, want 1 (stderr %q)", code, stderr.String())
+	}
+	var sum sinkSummary
+	if err := json.Unmarshal([]byte(stdout.String()), &sum); err != nil || sum.Deliveries != 0 || !strings.HasPrefix(sum.Addr, "127.0.0.1:") {
+		t.Errorf("stdout %q: %+v, %v", stdout.String(), sum, err)
+	}
+	if !strings.Contains(stderr.String(), "sink: 0 deliveries (+0)") {
+		t.Errorf("stderr = %q, want a progress line", stderr.String())
 	}
 }

@@ -210,8 +210,7 @@ func TestWebhookReactivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := store.Attempt{At: store.Now(), StatusCode: 503, DurationMS: 12}
-	if err := store.RecordAttempt(ctx, e.db, store.WebhookDelivery{PK: pks[0], EndpointPK: ep.PK}, failed, "failed",
-		sql.NullTime{Time: store.Now().Add(time.Minute), Valid: true}); err != nil {
+	if err := store.RecordAttempts(ctx, e.db, []store.AttemptRecord{{DeliveryPK: pks[0], EndpointPK: ep.PK, Attempt: failed, Status: "failed", Next: sql.NullTime{Time: store.Now().Add(time.Minute), Valid: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.DisableEndpoint(ctx, e.db, ep.PK, "failing for 5 days", store.Now()); err != nil {
@@ -294,12 +293,12 @@ func TestWebhookDeliveries(t *testing.T) {
 	second := store.Attempt{At: base.Add(time.Minute), StatusCode: 500, DurationMS: 42, Response: "oops"}
 	next := base.Add(time.Hour)
 	for _, a := range []store.Attempt{first, second} {
-		if err := store.RecordAttempt(ctx, e.db, store.WebhookDelivery{PK: pks[0], EndpointPK: ep.PK}, a, "failed", sql.NullTime{Time: next, Valid: true}); err != nil {
+		if err := store.RecordAttempts(ctx, e.db, []store.AttemptRecord{{DeliveryPK: pks[0], EndpointPK: ep.PK, Attempt: a, Status: "failed", Next: sql.NullTime{Time: next, Valid: true}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ok := store.Attempt{At: base.Add(2 * time.Minute), StatusCode: 204, DurationMS: 7}
-	if err := store.RecordAttempt(ctx, e.db, store.WebhookDelivery{PK: pks[1], EndpointPK: ep.PK}, ok, "succeeded", sql.NullTime{}); err != nil {
+	if err := store.RecordAttempts(ctx, e.db, []store.AttemptRecord{{DeliveryPK: pks[1], EndpointPK: ep.PK, Attempt: ok, Status: "succeeded", Next: sql.NullTime{}}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -80,45 +80,120 @@ type Deliverer struct {
 	// delivery is exhausted after len(Schedule) retries.
 	Schedule []time.Duration
 	// PerEndpoint bounds the attempts in flight to one endpoint in this process
-	// (default 8), so an endpoint that hangs holds at most that many workers and
-	// never delays deliveries to the others.
+	// (default 32, half of referd's default concurrency), so an endpoint that hangs
+	// holds at most that many workers and never delays deliveries to the others.
 	PerEndpoint int
 	// DisableAfter disables an endpoint whose attempts have all failed for this long
 	// (default 5 days).
 	DisableAfter time.Duration
 
 	mu       sync.Mutex
-	inflight map[int64]int
+	inflight map[int64]chan struct{}
+
+	once      sync.Once
+	reads     *store.Group[int64, *store.WebhookDelivery]
+	records   *store.Group[store.AttemptRecord, struct{}]
+	endpoints *store.Cache[int64, endpointEntry]
 }
 
-// ErrBusy is returned when the endpoint already has PerEndpoint attempts in flight:
-// the attempt is not made and is not a failure; the task comes back shortly.
+type endpointEntry struct {
+	e     store.WebhookEndpoint
+	found bool
+}
+
+// endpointTTL is how long an endpoint's settings are reused: a change (a new URL, a
+// rotated secret, deactivation) reaches attempts already queued within it.
+const endpointTTL = time.Second
+
+// init batches what concurrent attempts do alike: reading their deliveries and
+// recording their attempts (store.Group), and reading their endpoint (store.Cache).
+func (d *Deliverer) init() {
+	d.once.Do(func() {
+		d.reads = store.NewGroup(2, 64, func(ctx context.Context, pks []int64) ([]*store.WebhookDelivery, error) {
+			ds, err := store.DeliveriesByPK(ctx, d.DB, pks)
+			if err != nil {
+				return nil, err
+			}
+			byPK := make(map[int64]*store.WebhookDelivery, len(ds))
+			for i := range ds {
+				byPK[ds[i].PK] = &ds[i]
+			}
+			out := make([]*store.WebhookDelivery, len(pks))
+			for i, pk := range pks {
+				out[i] = byPK[pk]
+			}
+			return out, nil
+		})
+		d.records = store.NewGroup(2, 64, func(ctx context.Context, recs []store.AttemptRecord) ([]struct{}, error) {
+			return nil, store.RecordAttempts(ctx, d.DB, recs)
+		})
+		d.endpoints = &store.Cache[int64, endpointEntry]{TTL: endpointTTL}
+	})
+}
+
+func (d *Deliverer) endpoint(ctx context.Context, pk int64) (store.WebhookEndpoint, bool, error) {
+	en, err := d.endpoints.Get(ctx, pk, func(ctx context.Context) (endpointEntry, error) {
+		e, err := store.WebhookEndpointByPK(ctx, d.DB, pk)
+		if store.IsNotFound(err) {
+			return endpointEntry{}, nil
+		}
+		return endpointEntry{e, err == nil}, err
+	})
+	return en.e, en.found, err
+}
+
+func (d *Deliverer) record(ctx context.Context, del store.WebhookDelivery, a store.Attempt, status string, next sql.NullTime) error {
+	_, err := d.records.Do(ctx, store.AttemptRecord{DeliveryPK: del.PK, EndpointPK: del.EndpointPK, Attempt: a, Status: status, Next: next})
+	return err
+}
+
+// ErrBusy is returned when the endpoint has PerEndpoint attempts in flight and none
+// ended within busyWait: the attempt is not made and is not a failure; the task
+// comes back shortly.
 var ErrBusy = errors.New("dispatch: endpoint busy")
 
-func (d *Deliverer) acquire(endpointPK int64) bool {
+// busyWait is how long an attempt waits for its endpoint to have room before it
+// gives its worker back: long enough that a busy but healthy endpoint keeps its
+// attempts flowing, short enough that a hanging one does not hold workers.
+const busyWait = 200 * time.Millisecond
+
+func (d *Deliverer) slots(endpointPK int64) chan struct{} {
 	limit := d.PerEndpoint
 	if limit <= 0 {
-		limit = 8
+		limit = 32
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.inflight == nil {
-		d.inflight = map[int64]int{}
+		d.inflight = map[int64]chan struct{}{}
 	}
-	if d.inflight[endpointPK] >= limit {
-		return false
+	sem, ok := d.inflight[endpointPK]
+	if !ok {
+		sem = make(chan struct{}, limit)
+		d.inflight[endpointPK] = sem
 	}
-	d.inflight[endpointPK]++
-	return true
+	return sem
 }
 
-func (d *Deliverer) release(endpointPK int64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.inflight[endpointPK]--; d.inflight[endpointPK] <= 0 {
-		delete(d.inflight, endpointPK)
+func (d *Deliverer) acquire(ctx context.Context, endpointPK int64) bool {
+	sem := d.slots(endpointPK)
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
 	}
+	t := time.NewTimer(busyWait)
+	defer t.Stop()
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
+
+func (d *Deliverer) release(endpointPK int64) { <-d.slots(endpointPK) }
 
 // Attempt makes one attempt of delivery pk, of which retries earlier ones were
 // retries, and records it. It returns nil when nothing more is to be done
@@ -126,24 +201,29 @@ func (d *Deliverer) release(endpointPK int64) {
 // never schedules more), ErrBusy, or a *webhook.RetryError carrying the delay
 // until the next attempt, which is recorded as next_attempt_at.
 func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual bool) error {
-	del, ep, found, err := store.DeliveryWithEndpoint(ctx, d.DB, pk)
-	if store.IsNotFound(err) {
-		return nil // nothing to deliver
-	}
+	d.init()
+	delp, err := d.reads.Do(ctx, pk)
 	if err != nil {
 		return err
 	}
+	if delp == nil {
+		return nil // nothing to deliver
+	}
+	del := *delp
 	if !manual && (del.Status == "succeeded" || del.Status == "exhausted") {
 		return nil // a task delivered twice
 	}
+	ep, found, err := d.endpoint(ctx, del.EndpointPK)
+	if err != nil {
+		return err
+	}
 	if !found || !ep.IsActive {
 		if !manual && del.Status != "succeeded" {
-			return store.RecordAttempt(ctx, d.DB, del, store.Attempt{At: store.Now(), Error: "endpoint deleted or disabled"},
-				"exhausted", sql.NullTime{})
+			return d.record(ctx, del, store.Attempt{At: store.Now(), Error: "endpoint deleted or disabled"}, "exhausted", sql.NullTime{})
 		}
 		return nil
 	}
-	if !d.acquire(ep.PK) {
+	if !d.acquire(ctx, ep.PK) {
 		return ErrBusy
 	}
 	now := time.Now()
@@ -159,9 +239,9 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 	out := a.Outcome(time.Now())
 	switch {
 	case out.Kind == webhook.Succeeded:
-		return store.RecordAttempt(ctx, d.DB, del, rec, "succeeded", sql.NullTime{})
+		return d.record(ctx, del, rec, "succeeded", sql.NullTime{})
 	case out.Kind == webhook.Gone:
-		if err := store.RecordAttempt(ctx, d.DB, del, rec, "exhausted", sql.NullTime{}); err != nil {
+		if err := d.record(ctx, del, rec, "exhausted", sql.NullTime{}); err != nil {
 			return err
 		}
 		return store.DisableEndpoint(ctx, d.DB, ep.PK, "the endpoint answered 410 Gone", store.Now())
@@ -173,7 +253,7 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		disableAfter = 5 * 24 * time.Hour
 	}
 	if ep.FailingSince.Valid && time.Since(ep.FailingSince.Time) >= disableAfter {
-		if err := store.RecordAttempt(ctx, d.DB, del, rec, "exhausted", sql.NullTime{}); err != nil {
+		if err := d.record(ctx, del, rec, "exhausted", sql.NullTime{}); err != nil {
 			return err
 		}
 		return store.DisableEndpoint(ctx, d.DB, ep.PK, fmt.Sprintf("every attempt failed for %s", disableAfter), store.Now())
@@ -183,14 +263,14 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		if del.Status == "exhausted" {
 			status = "exhausted"
 		}
-		return store.RecordAttempt(ctx, d.DB, del, rec, status, del.NextAttemptAt)
+		return d.record(ctx, del, rec, status, del.NextAttemptAt)
 	}
 	if retries >= len(d.Schedule) {
-		return store.RecordAttempt(ctx, d.DB, del, rec, "exhausted", sql.NullTime{})
+		return d.record(ctx, del, rec, "exhausted", sql.NullTime{})
 	}
 	delay := webhook.RetryDelay(d.Schedule, retries, &webhook.RetryError{Delay: out.RetryAfter}, nil)
 	next := sql.NullTime{Time: time.Now().Add(delay), Valid: true}
-	if err := store.RecordAttempt(ctx, d.DB, del, rec, "failed", next); err != nil {
+	if err := d.record(ctx, del, rec, "failed", next); err != nil {
 		return err
 	}
 	return &webhook.RetryError{Delay: delay, Err: errors.New(rec.Error)}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/store"
@@ -110,16 +112,27 @@ func (r *Relay) Once(ctx context.Context, client *asynq.Client) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Enqueues are Redis round trips: several at once keep a full batch from
+	// waiting for 500 of them in a row.
+	var mu sync.Mutex
 	var errs []error
+	var g errgroup.Group
+	g.SetLimit(16)
 	for _, j := range jobs {
-		opts := j.Opts
-		if r.Queue != "" {
-			opts = append(opts[:len(opts):len(opts)], asynq.Queue(r.Queue))
-		}
-		if _, err := client.EnqueueContext(ctx, j.Task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			errs = append(errs, err)
-		}
+		g.Go(func() error {
+			opts := j.Opts
+			if r.Queue != "" {
+				opts = append(opts[:len(opts):len(opts)], asynq.Queue(r.Queue))
+			}
+			if _, err := client.EnqueueContext(ctx, j.Task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
+	g.Wait()
 	return n, errors.Join(errs...)
 }
 
@@ -127,8 +140,7 @@ func (r *Relay) Once(ctx context.Context, client *asynq.Client) (int, error) {
 // matching customer appears: a customer created or updated (its id, key or email may
 // now match) has the program's unattributed events that name it processed again.
 func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]Job, error) {
-	var jobs []Job
-	seen := map[int64]bool{}
+	var cs []store.AppearedCustomer
 	for _, row := range rows {
 		if row.Event != "customer.created" && row.Event != "customer.updated" {
 			continue
@@ -141,21 +153,20 @@ func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow
 		if err := json.Unmarshal([]byte(row.Payload), &c); err != nil {
 			continue // not a customer: nothing to match
 		}
-		email := ""
+		ref := store.AppearedCustomer{ProgramPK: row.ProgramPK, ID: c.ID, Key: c.Key}
 		if c.Email != nil {
-			email = *c.Email
+			ref.Email = *c.Email
 		}
-		pks, err := store.UnattributedEvents(ctx, tx, row.ProgramPK, []string{c.ID, c.Key}, email, "", "", 100)
-		if err != nil {
-			return nil, err
-		}
-		for _, pk := range pks {
-			if !seen[pk] {
-				seen[pk] = true
-				task, opts := ProcessEventTask(pk)
-				jobs = append(jobs, Job{task, opts})
-			}
-		}
+		cs = append(cs, ref)
+	}
+	pks, err := store.UnattributedEventsFor(ctx, tx, cs, 1000)
+	if err != nil {
+		return nil, err
+	}
+	jobs := make([]Job, len(pks))
+	for i, pk := range pks {
+		task, opts := ProcessEventTask(pk)
+		jobs[i] = Job{task, opts}
 	}
 	return jobs, nil
 }

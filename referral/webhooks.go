@@ -338,7 +338,7 @@ func DeliveryJSON(d store.WebhookDelivery) DeliveryView {
 	}
 	var as []store.Attempt
 	if d.Attempts != "" {
-		// The log is written by store.RecordAttempt only; a row that does not decode
+		// The log is written by store.RecordAttempts only; a row that does not decode
 		// shows no attempts rather than failing the whole list.
 		_ = json.Unmarshal([]byte(d.Attempts), &as)
 	}

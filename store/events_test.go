@@ -140,6 +140,21 @@ func TestMatchCustomerAndOutcomes(t *testing.T) {
 			t.Errorf("UnattributedEvents(%v, %q, %q, %q) = %v, %v; want found %v", tc.keys, tc.email, tc.provider, tc.providerCustomer, pks, err, tc.want)
 		}
 	}
+
+	for _, tc := range []struct {
+		cs   []store.AppearedCustomer
+		want bool
+	}{
+		{[]store.AppearedCustomer{{ProgramPK: p.PK, ID: "x", Key: "later"}}, true},
+		{[]store.AppearedCustomer{{ProgramPK: p.PK, ID: "later", Key: "k"}, {ProgramPK: p.PK, Email: "z@x.TEST"}}, true},
+		{[]store.AppearedCustomer{{ProgramPK: p.PK + 1, Key: "later"}, {ProgramPK: p.PK, Key: "nobody"}}, false},
+		{[]store.AppearedCustomer{{ProgramPK: p.PK, Key: "nobody", Email: ""}}, false},
+	} {
+		pks, err := store.UnattributedEventsFor(ctx, db, tc.cs, 10)
+		if err != nil || (len(pks) == 1 && pks[0] == evs[1].PK) != tc.want || len(pks) > 1 {
+			t.Errorf("UnattributedEventsFor(%+v) = %v, %v; want found %v", tc.cs, pks, err, tc.want)
+		}
+	}
 }
 
 func sqlString(s string) sql.NullString { return sql.NullString{String: s, Valid: true} }

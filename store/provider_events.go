@@ -212,6 +212,37 @@ func FinishProviderEvents(ctx context.Context, db *DB, outs []EventOutcome) erro
 	return nil
 }
 
+// AppearedCustomer names a customer who appeared (created, or updated) in a program, for
+// UnattributedEventsFor.
+type AppearedCustomer struct {
+	ProgramPK int64  `json:"program_pk"`
+	ID        string `json:"id"`
+	Key       string `json:"key"`
+	Email     string `json:"email"`
+}
+
+// UnattributedEventsFor is UnattributedEvents for many customers at once, by id, key
+// or email, in one statement.
+func UnattributedEventsFor(ctx context.Context, q Querier, cs []AppearedCustomer, limit int) ([]int64, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		return nil, err
+	}
+	var pks []int64
+	err = selectRows(ctx, q, &pks, `
+		SELECT DISTINCT e.pk FROM jsonb_to_recordset($1::jsonb) AS c(program_pk bigint, id text, key text, email text)
+		JOIN provider_events e ON e.program_pk = c.program_pk AND e.status = 'unattributed'
+			AND (e.customer_key IN (c.id, c.key) OR (c.email <> '' AND lower(e.email) = lower(c.email)))
+		ORDER BY e.pk LIMIT $2`, string(b), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store.UnattributedEventsFor(%d): %w", len(cs), err)
+	}
+	return pks, nil
+}
+
 // UnattributedEvents returns the program's unattributed events that may be about a
 // customer with one of these keys (its id and key), this email, or this provider
 // customer id; empty values match nothing.

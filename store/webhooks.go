@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,35 +182,98 @@ func InsertDeliveries(ctx context.Context, q Querier, ds []WebhookDelivery) ([]i
 	return pks, nil
 }
 
-// DeliveryWithEndpoint returns a delivery and its endpoint; found is false when the
-// endpoint was deleted.
-func DeliveryWithEndpoint(ctx context.Context, q Querier, pk int64) (d WebhookDelivery, e WebhookEndpoint, found bool, err error) {
-	if err := get(ctx, q, &d, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE pk = $1`, pk); err != nil {
-		return d, e, false, fmt.Errorf("store.DeliveryWithEndpoint(%d): %w", pk, translate(err))
+// DeliveriesByPK returns the deliveries with these pks in one statement; pks that
+// match nothing are left out.
+func DeliveriesByPK(ctx context.Context, q Querier, pks []int64) ([]WebhookDelivery, error) {
+	var out []WebhookDelivery
+	if err := selectRows(ctx, q, &out, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE pk = ANY($1)`, pq.Int64Array(pks)); err != nil {
+		return nil, fmt.Errorf("store.DeliveriesByPK(%d): %w", len(pks), err)
 	}
-	err = get(ctx, q, &e, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE pk = $1`, d.EndpointPK)
-	if err != nil && translate(err) != ErrNotFound {
-		return d, e, false, fmt.Errorf("store.DeliveryWithEndpoint(%d): %w", pk, err)
-	}
-	return d, e, err == nil, nil
+	return out, nil
 }
 
-// RecordAttempt appends an attempt to a delivery's log and sets its status and next
-// attempt; with the endpoint's failure streak in the same statement: a success ends
-// it, a failure starts it if none is running.
-func RecordAttempt(ctx context.Context, q Querier, d WebhookDelivery, a Attempt, status string, next sql.NullTime) error {
-	b, err := json.Marshal([]Attempt{a})
+// WebhookEndpointByPK returns an endpoint.
+func WebhookEndpointByPK(ctx context.Context, q Querier, pk int64) (WebhookEndpoint, error) {
+	var e WebhookEndpoint
+	if err := get(ctx, q, &e, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE pk = $1`, pk); err != nil {
+		return WebhookEndpoint{}, fmt.Errorf("store.WebhookEndpointByPK(%d): %w", pk, translate(err))
+	}
+	return e, nil
+}
+
+// AttemptRecord is an attempt to append to a delivery's log, with the delivery's new
+// status and next attempt.
+type AttemptRecord struct {
+	DeliveryPK int64
+	EndpointPK int64
+	Attempt    Attempt
+	Status     string
+	Next       sql.NullTime
+}
+
+// RecordAttempts appends attempts to their deliveries' logs, and moves each
+// endpoint's failure streak, in one transaction: an endpoint whose latest attempt
+// here succeeded ends its streak, one whose latest attempt failed starts one if none
+// is running; an endpoint whose streak does not change is not written (every
+// delivery to one endpoint would otherwise wait for that row).
+func RecordAttempts(ctx context.Context, db *DB, recs []AttemptRecord) error {
+	type row struct {
+		PK      int64           `json:"pk"`
+		Attempt json.RawMessage `json:"attempt"`
+		Status  string          `json:"status"`
+		Next    *time.Time      `json:"next"`
+	}
+	type streak struct {
+		PK int64     `json:"pk"`
+		OK bool      `json:"ok"`
+		At time.Time `json:"at"`
+	}
+	rows := make([]row, 0, len(recs))
+	latest := map[int64]streak{}
+	for _, r := range recs {
+		b, err := json.Marshal([]Attempt{r.Attempt})
+		if err != nil {
+			return err
+		}
+		var next *time.Time
+		if r.Next.Valid {
+			next = &r.Next.Time
+		}
+		rows = append(rows, row{r.DeliveryPK, b, r.Status, next})
+		if s, ok := latest[r.EndpointPK]; !ok || !r.Attempt.At.Before(s.At) {
+			latest[r.EndpointPK] = streak{r.EndpointPK, r.Status == "succeeded", r.Attempt.At}
+		}
+	}
+	// The same order in every transaction: concurrent batches wait, never deadlock.
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.PK, b.PK) })
+	streaks := make([]streak, 0, len(latest))
+	for _, s := range latest {
+		streaks = append(streaks, s)
+	}
+	slices.SortFunc(streaks, func(a, b streak) int { return cmp.Compare(a.PK, b.PK) })
+	rj, err := json.Marshal(rows)
 	if err != nil {
 		return err
 	}
-	_, err = exec(ctx, q, `
-		WITH d AS (
-			UPDATE webhook_deliveries SET attempts = attempts || $2::jsonb, status = $3, next_attempt_at = $4 WHERE pk = $1
-		)
-		UPDATE webhook_endpoints SET failing_since = CASE WHEN $3 = 'succeeded' THEN NULL ELSE coalesce(failing_since, $5) END
-		WHERE pk = $6`, d.PK, string(b), status, next, a.At, d.EndpointPK)
+	sj, err := json.Marshal(streaks)
 	if err != nil {
-		return fmt.Errorf("store.RecordAttempt(%d): %w", d.PK, err)
+		return err
+	}
+	err = db.InTx(ctx, func(tx *Tx) error {
+		if _, err := exec(ctx, tx, `
+			UPDATE webhook_deliveries d SET attempts = d.attempts || r.attempt, status = r.status, next_attempt_at = r.next
+			FROM jsonb_to_recordset($1::jsonb) AS r(pk bigint, attempt jsonb, status text, next timestamptz)
+			WHERE d.pk = r.pk`, string(rj)); err != nil {
+			return err
+		}
+		_, err := exec(ctx, tx, `
+			UPDATE webhook_endpoints e SET failing_since = CASE WHEN r.ok THEN NULL ELSE r.at END
+			FROM jsonb_to_recordset($1::jsonb) AS r(pk bigint, ok boolean, at timestamptz)
+			WHERE e.pk = r.pk AND r.ok = (e.failing_since IS NOT NULL)`, string(sj))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store.RecordAttempts(%d): %w", len(recs), err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
 )
@@ -224,6 +225,7 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		return nil
 	}
 	if !d.acquire(ctx, ep.PK) {
+		metrics.Delivery("busy")
 		return ErrBusy
 	}
 	now := time.Now()
@@ -239,8 +241,10 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 	out := a.Outcome(time.Now())
 	switch {
 	case out.Kind == webhook.Succeeded:
+		metrics.Delivery("succeeded")
 		return d.record(ctx, del, rec, "succeeded", sql.NullTime{})
 	case out.Kind == webhook.Gone:
+		metrics.Delivery("gone")
 		if err := d.record(ctx, del, rec, "exhausted", sql.NullTime{}); err != nil {
 			return err
 		}
@@ -266,8 +270,10 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		return d.record(ctx, del, rec, status, del.NextAttemptAt)
 	}
 	if retries >= len(d.Schedule) {
+		metrics.Delivery("exhausted")
 		return d.record(ctx, del, rec, "exhausted", sql.NullTime{})
 	}
+	metrics.Delivery("retry")
 	delay := webhook.RetryDelay(d.Schedule, retries, &webhook.RetryError{Delay: out.RetryAfter}, nil)
 	next := sql.NullTime{Time: time.Now().Add(delay), Valid: true}
 	if err := d.record(ctx, del, rec, "failed", next); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/providers"
 	"github.com/referd/referd/providers/all"
 	"github.com/referd/referd/providers/chargebee"
@@ -85,16 +86,19 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("provider")
 	prov, ok := providerSet[name]
 	if !ok {
+		metrics.IngestEvent("unknown", "not_found")
 		reply(w, http.StatusNotFound, "unknown provider")
 		return
 	}
 	cfg, err := h.config(r.Context(), r.PathValue("program_id"), name)
 	switch {
 	case store.IsNotFound(err):
+		metrics.IngestEvent(name, "not_found")
 		reply(w, http.StatusNotFound, "unknown program, or "+name+" is not configured for it")
 		return
 	case err != nil:
 		h.Log.ErrorContext(r.Context(), "ingest: reading configuration", "err", err)
+		metrics.IngestEvent(name, "unavailable")
 		reply(w, http.StatusServiceUnavailable, "try again")
 		return
 	}
@@ -102,6 +106,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			metrics.IngestEvent(name, "too_large")
 			reply(w, http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
 			return
 		}
@@ -110,11 +115,13 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	if err := prov.verify(r, body, cfg.integration, now); err != nil {
+		metrics.IngestEvent(name, "bad_signature")
 		reply(w, prov.status, "signature does not verify")
 		return
 	}
 	parsed, err := all.Parse(name, body, providers.Options{CustomerKeyField: cfg.integration.CustomerKeyField})
 	if err != nil {
+		metrics.IngestEvent(name, "malformed")
 		reply(w, http.StatusBadRequest, "not a "+name+" webhook")
 		return
 	}
@@ -124,8 +131,14 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Not stored: the provider must deliver it again.
 		h.Log.ErrorContext(r.Context(), "ingest: storing event", "provider", name, "event", parsed.EventID, "err", err)
+		metrics.IngestEvent(name, "unavailable")
 		reply(w, http.StatusServiceUnavailable, "could not store the event; deliver it again")
 		return
+	}
+	if stored.isNew {
+		metrics.IngestEvent(name, "stored")
+	} else {
+		metrics.IngestEvent(name, "duplicate")
 	}
 	if h.Stored != nil {
 		ev.PK = stored.pk

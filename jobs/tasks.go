@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/dispatch"
+	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
@@ -85,6 +86,7 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 		d = &dispatch.Deliverer{DB: db, Client: webhook.NewClient(false), Schedule: schedule}
 	}
 	mux := asynq.NewServeMux()
+	mux.Use(metrics.Jobs)
 	deliver := func(manual bool) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {
 			pk, err := strconv.ParseInt(string(t.Payload()), 10, 64)
@@ -141,4 +143,19 @@ func Schedule() []Periodic {
 		{Spec: "@every 1m", Task: asynq.NewTask(TypeApproveRewards, nil), Opts: opts},
 		{Spec: "@every 1m", Task: asynq.NewTask(TypeSweepEvents, nil), Opts: opts},
 	}
+}
+
+// FormatPayload shows a task's payload in asynqmon. Every referd payload is a row's
+// pk (the secrets and bodies stay in PostgreSQL), so it says which row.
+func FormatPayload(taskType string, payload []byte) string {
+	switch taskType {
+	case TypeProcessEvent:
+		return "provider_events.pk = " + string(payload)
+	case TypeDeliverWebhook, TypeRetryWebhook:
+		return "webhook_deliveries.pk = " + string(payload)
+	}
+	if len(payload) == 0 {
+		return "(none)"
+	}
+	return string(payload)
 }

@@ -19,6 +19,7 @@ type config struct {
 	Port          int
 	PublicURL     string
 	AdminToken    string
+	MetricsAddr   string
 	AllowPrivate  bool
 	RetrySchedule string
 	Concurrency   int
@@ -35,6 +36,7 @@ func configFromEnv(getenv func(string) string) config {
 		Host:          getenv("REFERD_HOST"),
 		PublicURL:     getenv("REFERD_PUBLIC_URL"),
 		AdminToken:    getenv("REFERD_ADMIN_TOKEN"),
+		MetricsAddr:   getenv("REFERD_METRICS_ADDR"),
 		RetrySchedule: or(getenv("REFERD_WEBHOOK_RETRY_SCHEDULE"), "5s,5m,30m,2h,5h,10h,14h,20h,24h"),
 		LogFormat:     getenv("REFERD_LOG_FORMAT"),
 		Port:          8080,
@@ -80,6 +82,7 @@ func (c *config) serverFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Port, "port", c.Port, "listen port (PORT)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL shown to users (REFERD_PUBLIC_URL; default http://localhost:PORT)")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "asynq worker concurrency (REFERD_CONCURRENCY)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "worker only: address for /metrics, /healthz and /readyz (REFERD_METRICS_ADDR; default none)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (REFERD_LOG_FORMAT; default text on a terminal)")
 }
 

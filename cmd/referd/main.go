@@ -35,6 +35,7 @@ import (
 	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ingest"
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
@@ -163,6 +164,20 @@ func work(ctx context.Context, cfg config, db *store.DB, log *slog.Logger) error
 		return err
 	}
 	defer stopRedis()
+	if cfg.MetricsAddr != "" {
+		// The worker serves no API; its /metrics, /healthz and /readyz are here.
+		mux := http.NewServeMux()
+		mountOps(mux, "worker", cfg, db, redis)
+		metrics.WatchQueues(redis)
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("REFERD_METRICS_ADDR: %w", err)
+		}
+		srv := &http.Server{Handler: metrics.HTTP(mux), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("worker metrics listening", "addr", ln.Addr().String())
+	}
 	return workOn(ctx, redis, cfg, db, log)
 }
 
@@ -187,10 +202,6 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 // ctx ends; then it stops accepting, lets in-flight requests finish and shuts down.
 func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-	})
 	if role != "ingest" {
 		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
 		a.AllowPrivateTargets = cfg.AllowPrivate
@@ -222,11 +233,24 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		h.Register(mux)
 	}
 
+	opsRedis := redis
+	if opsRedis == nil && cfg.RedisURL != "" {
+		// The API role queues nothing, but asynqmon and /readyz look at the broker.
+		var err error
+		if opsRedis, err = asynq.ParseRedisURI(cfg.RedisURL); err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+	}
+	mountOps(mux, role, cfg, db, opsRedis)
+	if opsRedis != nil {
+		metrics.WatchQueues(opsRedis)
+	}
+
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: metrics.HTTP(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	g, gctx := errgroup.WithContext(ctx)
 	if role == "serve" {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -58,7 +59,8 @@ func Plan(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]int64, e
 				return nil, err
 			}
 			ds = append(ds, store.WebhookDelivery{ID: "dlv_" + rand.Text(), WebhookID: "msg_" + rand.Text(),
-				ProgramPK: r.ProgramPK, EndpointPK: e.PK, OutboxPK: r.PK, Event: r.Event, Body: string(body), CreatedAt: store.Now()})
+				ProgramPK: r.ProgramPK, EndpointPK: e.PK, OutboxPK: r.PK, Event: r.Event, Body: string(body), CreatedAt: store.Now(),
+				RequestID: r.RequestID})
 		}
 	}
 	const chunk = 500 // bounds one statement's parameters
@@ -84,6 +86,9 @@ type Deliverer struct {
 	// (default 32, half of referd's default concurrency), so an endpoint that hangs
 	// holds at most that many workers and never delays deliveries to the others.
 	PerEndpoint int
+	// Log, when set, gets a line for every attempt that failed, with the request id
+	// behind the delivery.
+	Log *slog.Logger
 	// DisableAfter disables an endpoint whose attempts have all failed for this long
 	// (default 5 days).
 	DisableAfter time.Duration
@@ -211,6 +216,7 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		return nil // nothing to deliver
 	}
 	del := *delp
+	ctx = store.WithRequestID(ctx, del.RequestID.String)
 	if !manual && (del.Status == "succeeded" || del.Status == "exhausted") {
 		return nil // a task delivered twice
 	}
@@ -239,6 +245,10 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		rec.Error = fmt.Sprintf("HTTP %d", a.StatusCode)
 	}
 	out := a.Outcome(time.Now())
+	if d.Log != nil && out.Kind != webhook.Succeeded {
+		d.Log.InfoContext(ctx, "webhook attempt failed", "delivery", del.ID, "webhook_id", del.WebhookID, "endpoint", ep.Key,
+			"status_code", a.StatusCode, "error", rec.Error, "retries", retries)
+	}
 	switch {
 	case out.Kind == webhook.Succeeded:
 		metrics.Delivery("succeeded")

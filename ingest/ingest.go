@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -127,6 +128,9 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := store.ProviderEvent{ProgramPK: cfg.program.PK, Provider: name, EventID: parsed.EventID, Type: parsed.Type,
 		Payload: body, ReceivedAt: store.Now()}
+	if id := store.RequestID(r.Context()); id != "" {
+		ev.RequestID = sql.NullString{String: id, Valid: true}
+	}
 	stored, err := h.events.Do(r.Context(), ev)
 	if err != nil {
 		// Not stored: the provider must deliver it again.

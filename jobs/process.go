@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/referd/referd/attribution"
@@ -33,6 +34,7 @@ type processor struct {
 	cache    *store.Cache[string, programConfig]
 	events   *store.Group[int64, *store.ProviderEvent]
 	outcomes *store.Group[store.EventOutcome, struct{}]
+	log      *slog.Logger // nil: no logs
 }
 
 // newProcessor returns the workers' shared processor.
@@ -99,6 +101,15 @@ func (pr *processor) load(ctx context.Context, pk int64) (store.ProviderEvent, e
 
 func (pr *processor) finish(ctx context.Context, out store.EventOutcome) error {
 	out.At = time.Now()
+	if pr.log != nil {
+		// Logged with the ingest request's id (in ctx): one id from the webhook that
+		// brought the event to the deliveries it causes.
+		level := slog.LevelDebug
+		if out.Status == "failed" || out.Status == "unattributed" {
+			level = slog.LevelInfo
+		}
+		pr.log.Log(ctx, level, "provider event "+out.Status, "pk", out.PK, "error", out.Error, "transactions", out.TransactionKeys)
+	}
 	if pr.outcomes == nil {
 		return store.FinishProviderEvents(ctx, pr.db, []store.EventOutcome{out})
 	}
@@ -111,6 +122,8 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 	if err != nil {
 		return err
 	}
+	// Logs and the outbox events this writes name the ingest request behind it.
+	ctx = store.WithRequestID(ctx, ev.RequestID.String)
 	if ev.Status == "processed" || ev.Status == "ignored" {
 		return nil // a task delivered again, or the sweep got there first: nothing left to do
 	}
@@ -211,7 +224,7 @@ func (pr *processor) apply(ctx context.Context, p store.Program, provider string
 			return "ignored", "", m.Link, nil // a customer nobody referred: nothing to reward
 		}
 		sale := referral.Sale{CustomerID: c.ID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
-			ProductID: e.ProductID, Source: provider, Livemode: e.Livemode}
+			ProductID: e.ProductID, Source: provider, Livemode: e.Livemode, RequestID: store.RequestID(ctx)}
 		if e.Subscription {
 			sale.ProductType = "subscription"
 		}

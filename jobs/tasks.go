@@ -101,6 +101,7 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 	mux.HandleFunc(TypeRetryWebhook, deliver(true))
 	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
 	pr := newProcessor(db)
+	pr.log = log
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
 		n, err := referral.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {

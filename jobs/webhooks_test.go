@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -292,5 +293,39 @@ func TestWebhookRetrySurvivesWorkerRestart(t *testing.T) {
 	})
 	if reqs := rcv.requests(); len(reqs) != 2 || reqs[0].header.Get("webhook-id") != reqs[1].header.Get("webhook-id") {
 		t.Errorf("%d requests", len(reqs))
+	}
+}
+
+// The ingest request's id follows its billing event into the job, the outbox events
+// the job writes, and the webhook deliveries made from them.
+func TestRequestIDFollowsTheEvent(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, true, time.Hour)
+	rcv := newReceiver(t)
+	ep := e.endpoint(rcv.URL, "transaction.created")
+	e.customer("friend-x")
+	if _, err := e.db.Exec(`UPDATE customers SET referrer_pk = (SELECT pk FROM customers WHERE key = 'ref') WHERE key = 'friend-x'`); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"id": "evt_rid", "object": "event", "created": %d, "livemode": true, "type": "invoice.paid", "data": {"object":
+		{"id": "in_rid", "object": "invoice", "amount_paid": 900, "currency": "usd", "customer": "cus_rid", "metadata": {"customer_key": "friend-x"}}}}`, time.Now().Unix())
+	evs := []store.ProviderEvent{{ProgramPK: e.p.PK, Provider: "stripe", EventID: "evt_rid", Type: "invoice.paid", Payload: []byte(body),
+		ReceivedAt: store.Now(), RequestID: sql.NullString{String: "req_follow_me", Valid: true}}}
+	if _, err := store.InsertProviderEvents(e.ctx, e.db, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.ProcessEvent(e.ctx, e.db, evs[0].PK); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	if err := e.db.Select(&ids, `SELECT DISTINCT coalesce(request_id, '') FROM outbox WHERE event IN ('transaction.created', 'reward.created')`); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != "req_follow_me" {
+		t.Errorf("outbox request ids %q", ids)
+	}
+	eventually(t, "the delivery", func() bool { return len(e.deliveries(ep)) == 1 })
+	if d := e.deliveries(ep)[0]; d.RequestID.String != "req_follow_me" {
+		t.Errorf("delivery request id %q", d.RequestID.String)
 	}
 }

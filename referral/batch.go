@@ -48,6 +48,9 @@ func (b *Batcher) Record(ctx context.Context, p store.Program, s Sale) (store.Tr
 	if err != nil {
 		return store.Transaction{}, false, err
 	}
+	if s.RequestID == "" {
+		s.RequestID = store.RequestID(ctx) // the batch commits under a context of its own
+	}
 	bs := &batchedSale{p: p, rules: rules, s: s, result: make(chan batchResult, 1)}
 	select {
 	case b.queue <- bs:

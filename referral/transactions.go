@@ -28,6 +28,9 @@ type Sale struct {
 	ProductID, ProductType                 string
 	Source                                 string // api | stripe | paddle | chargebee
 	Livemode                               bool
+	// RequestID names the request behind the sale in its outbox events (it is not
+	// part of what makes two requests with one key the same).
+	RequestID string
 }
 
 var actionRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,31}$`)
@@ -203,7 +206,7 @@ func prepareSale(ctx context.Context, tx *store.Tx, p store.Program, rules []rew
 	t := store.Transaction{
 		ProgramPK: p.PK, Key: s.Key, CustomerPK: buyer.PK, ReferrerPK: buyer.ReferrerPK, Action: s.Action,
 		Amount: s.Amount, Units: s.Units, ProductID: nullable(s.ProductID), ProductType: nullable(s.ProductType),
-		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchases, Fingerprint: fp, CreatedAt: now,
+		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchases, Fingerprint: fp, CreatedAt: now, RequestID: s.RequestID,
 		Buyer: store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
 		Referrer: &store.CustomerRef{PK: buyer.ReferrerPK.Int64, ID: buyer.RefID.String, Key: buyer.RefKey.String,
 			Email: buyer.RefEmail, Name: buyer.RefName},

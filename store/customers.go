@@ -113,14 +113,14 @@ func InsertCustomer(ctx context.Context, q Querier, c *Customer, refID, refKey, 
 			SELECT referrer_pk, $1, 1 FROM c WHERE referrer_pk IS NOT NULL
 			ON CONFLICT (customer_pk) DO UPDATE SET referrals = s.referrals + 1
 		), o AS (
-			INSERT INTO outbox (program_pk, event, payload, created_at)
+			INSERT INTO outbox (program_pk, event, payload, created_at, request_id)
 			SELECT $1, 'customer.created', $9::jsonb || jsonb_build_object('referring_customer',
-				(SELECT jsonb_build_object('id', id, 'key', key, 'email', email, 'name', name) FROM ref)), $8
+				(SELECT jsonb_build_object('id', id, 'key', key, 'email', email, 'name', name) FROM ref)), $8, NULLIF($12, '')
 			FROM c
 		)
 		SELECT c.pk, ref.pk AS ref_pk, ref.id AS ref_id, ref.key AS ref_key, ref.email AS ref_email, ref.name AS ref_name
 		FROM c LEFT JOIN ref ON true`,
-		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.CreatedAt, payload, refID, refKey)
+		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.CreatedAt, payload, refID, refKey, RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.InsertCustomer(%s): %w", c.Key, translate(err))
 	}
@@ -158,9 +158,9 @@ func UpdateCustomer(ctx context.Context, q Querier, c *Customer, event, payload 
 		), l AS (
 			UPDATE referral_links SET key = $3 WHERE customer_pk = $1 AND is_default AND key <> $3
 		)
-		INSERT INTO outbox (program_pk, event, payload, created_at) SELECT $11, $12, $13, $10 FROM u`,
+		INSERT INTO outbox (program_pk, event, payload, created_at, request_id) SELECT $11, $12, $13, $10, NULLIF($14, '') FROM u`,
 		c.PK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.Status, c.DeletedAt, c.UpdatedAt,
-		c.ProgramPK, event, payload)
+		c.ProgramPK, event, payload, RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.UpdateCustomer(%s): %w", c.ID, translate(err))
 	}

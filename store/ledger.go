@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -13,6 +14,9 @@ import (
 
 // Transaction is a recorded sale of a referred customer.
 type Transaction struct {
+	// RequestID is the request that recorded it, for its outbox events (not stored
+	// with the transaction).
+	RequestID      string         `db:"-"`
 	PK             int64          `db:"pk"`
 	ProgramPK      int64          `db:"program_pk"`
 	Key            string         `db:"key"`
@@ -210,8 +214,8 @@ func SetRefunded(ctx context.Context, tx *Tx, t *Transaction) error {
 
 // InsertOutbox writes an outbox event in the caller's transaction.
 func InsertOutbox(ctx context.Context, q Querier, programPK int64, event, payload string, at time.Time) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO outbox (program_pk, event, payload, created_at) VALUES ($1, $2, $3, $4)`,
-		programPK, event, payload, at)
+	_, err := q.ExecContext(ctx, `INSERT INTO outbox (program_pk, event, payload, created_at, request_id) VALUES ($1, $2, $3, $4, NULLIF($5, ''))`,
+		programPK, event, payload, at, RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.InsertOutbox(%s): %w", event, err)
 	}
@@ -244,11 +248,12 @@ func InsertReward(ctx context.Context, tx *Tx, r *Reward, payload string) error 
 			SELECT $3, $9, $1, $10, $8 FROM w
 			ON CONFLICT (customer_pk, units) DO UPDATE SET total = t.total + EXCLUDED.total
 		), o AS (
-			INSERT INTO outbox (program_pk, event, payload, created_at) SELECT $1, 'reward.created', $20, $16 FROM w
+			INSERT INTO outbox (program_pk, event, payload, created_at, request_id) SELECT $1, 'reward.created', $20, $16, NULLIF($21, '') FROM w
 		)
 		SELECT pk FROM w`,
 		r.ProgramPK, r.Key, r.CustomerPK, r.Recipient, r.Rule, r.Trigger, r.Type, r.Amount, r.Units, r.IsCurrency,
-		r.Proportional, r.Status, r.TransactionPK, r.SignupPK, r.AvailableAt, r.CreatedAt, avail, pending, r.InBalance(), payload)
+		r.Proportional, r.Status, r.TransactionPK, r.SignupPK, r.AvailableAt, r.CreatedAt, avail, pending, r.InBalance(), payload,
+		RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.InsertReward(%s): %w", r.Key, translate(err))
 	}
@@ -292,8 +297,8 @@ func ReverseReward(ctx context.Context, tx *Tx, r *Reward, delta int64, at time.
 		), t AS (
 			UPDATE reward_totals t SET total = t.total - $8 FROM w WHERE t.customer_pk = w.customer_pk AND t.units = w.units
 		)
-		INSERT INTO outbox (program_pk, event, payload, created_at) SELECT program_pk, 'reward.reversed', $9, $6 FROM w`,
-		r.PK, r.Reversed, r.Status, avail, pending, at, r.InBalance(), delta, payload(*r))
+		INSERT INTO outbox (program_pk, event, payload, created_at, request_id) SELECT program_pk, 'reward.reversed', $9, $6, NULLIF($10, '') FROM w`,
+		r.PK, r.Reversed, r.Status, avail, pending, at, r.InBalance(), delta, payload(*r), RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.ReverseReward(%s): %w", r.Key, translate(err))
 	}
@@ -506,8 +511,8 @@ func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, e
 			FROM x GROUP BY customer_pk, units ORDER BY customer_pk, units
 			ON CONFLICT (customer_pk, units) DO UPDATE SET total = s.total + EXCLUDED.total
 		), o AS (
-			INSERT INTO outbox (program_pk, event, payload, created_at)
-			SELECT $1, e.event, e.payload, $14
+			INSERT INTO outbox (program_pk, event, payload, created_at, request_id)
+			SELECT $1, e.event, e.payload, $14, NULLIF($17, '')
 			FROM ROWS FROM (jsonb_to_recordset($16::jsonb) AS (event text, payload jsonb)) WITH ORDINALITY AS e(event, payload, n)
 			ORDER BY e.n
 		)
@@ -515,7 +520,7 @@ func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, e
 			EXISTS (SELECT FROM refunds WHERE program_pk = $1 AND transaction_key = $2 AND NOT applied) AS waiting
 		FROM t, st`,
 		t.ProgramPK, t.Key, t.CustomerPK, t.ReferrerPK, t.Action, t.Amount, t.Units, t.ProductID, t.ProductType,
-		t.Source, t.Livemode, t.PurchaseNumber, t.Fingerprint, t.CreatedAt, string(rj), string(ej))
+		t.Source, t.Livemode, t.PurchaseNumber, t.Fingerprint, t.CreatedAt, string(rj), string(ej), cmp.Or(t.RequestID, RequestID(ctx)))
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "transactions_program_key" {
 		return false, ErrSaleRaced

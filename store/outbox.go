@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -11,11 +12,12 @@ import (
 // OutboxRow is an event written in the same transaction as its cause, waiting for
 // the relay to pass it on (outgoing webhooks, unattributed payments to retry).
 type OutboxRow struct {
-	PK        int64     `db:"pk"`
-	ProgramPK int64     `db:"program_pk"`
-	Event     string    `db:"event"`
-	Payload   string    `db:"payload"`
-	CreatedAt time.Time `db:"created_at"`
+	PK        int64          `db:"pk"`
+	ProgramPK int64          `db:"program_pk"`
+	Event     string         `db:"event"`
+	Payload   string         `db:"payload"`
+	CreatedAt time.Time      `db:"created_at"`
+	RequestID sql.NullString `db:"request_id"`
 }
 
 // ClaimOutbox locks up to limit undispatched rows, oldest first, in the caller's
@@ -23,7 +25,7 @@ type OutboxRow struct {
 // the work.
 func ClaimOutbox(ctx context.Context, tx *Tx, limit int) ([]OutboxRow, error) {
 	var rows []OutboxRow
-	err := selectRows(ctx, tx, &rows, `SELECT pk, program_pk, event, payload::text AS payload, created_at FROM outbox
+	err := selectRows(ctx, tx, &rows, `SELECT pk, program_pk, event, payload::text AS payload, created_at, request_id FROM outbox
 		WHERE dispatched_at IS NULL ORDER BY pk LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store.ClaimOutbox: %w", err)

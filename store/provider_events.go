@@ -30,6 +30,8 @@ type ProviderEvent struct {
 	CustomerKey        sql.NullString `db:"customer_key"`
 	ProviderCustomerID sql.NullString `db:"provider_customer_id"`
 	Email              sql.NullString `db:"email"`
+	// RequestID is the ingest request that received it.
+	RequestID sql.NullString `db:"request_id"`
 }
 
 // InsertProviderEvents stores events in one multi-row statement (one commit for all
@@ -41,16 +43,16 @@ func InsertProviderEvents(ctx context.Context, q Querier, events []ProviderEvent
 		return nil, nil
 	}
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO provider_events (program_pk, provider, event_id, type, payload, received_at) VALUES `)
-	args := make([]any, 0, 6*len(events))
+	sb.WriteString(`INSERT INTO provider_events (program_pk, provider, event_id, type, payload, received_at, request_id) VALUES `)
+	args := make([]any, 0, 7*len(events))
 	for i, e := range events {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
 		// With binary parameters the payload's bytes go as they are (bytea's wire format).
-		args = append(args, e.ProgramPK, e.Provider, e.EventID, e.Type, e.Payload, e.ReceivedAt)
+		args = append(args, e.ProgramPK, e.Provider, e.EventID, e.Type, e.Payload, e.ReceivedAt, e.RequestID)
 	}
 	sb.WriteString(` ON CONFLICT (program_pk, provider, event_id) DO NOTHING RETURNING pk, program_pk, provider, event_id`)
 	var rows []struct {
@@ -108,7 +110,7 @@ func ListProviderEvents(ctx context.Context, q Querier, f ProviderEventFilter) (
 
 // providerEventColumns are a stored event's columns, payload included.
 const providerEventColumns = `pk, program_pk, provider, event_id, type, status, error, transaction_keys, payload, received_at,
-	processed_at, customer_key, provider_customer_id, email`
+	processed_at, customer_key, provider_customer_id, email, request_id`
 
 // GetProviderEvent returns a stored event with its payload.
 func GetProviderEvent(ctx context.Context, q Querier, pk int64) (ProviderEvent, error) {

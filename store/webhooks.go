@@ -152,10 +152,12 @@ type WebhookDelivery struct {
 	Attempts      string       `db:"attempts"`
 	NextAttemptAt sql.NullTime `db:"next_attempt_at"`
 	CreatedAt     time.Time    `db:"created_at"`
+	// RequestID is the request behind the outbox event.
+	RequestID sql.NullString `db:"request_id"`
 }
 
 const deliveryCols = `pk, id, webhook_id, program_pk, endpoint_pk, outbox_pk, event, body, status, attempts::text AS attempts,
-	next_attempt_at, created_at`
+	next_attempt_at, created_at, request_id`
 
 // InsertDeliveries creates deliveries in one statement; one that exists already
 // (same endpoint and outbox event) is left as it is. It returns the new ones' PKs.
@@ -164,15 +166,15 @@ func InsertDeliveries(ctx context.Context, q Querier, ds []WebhookDelivery) ([]i
 		return nil, nil
 	}
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO webhook_deliveries (id, webhook_id, program_pk, endpoint_pk, outbox_pk, event, body, next_attempt_at, created_at) VALUES `)
-	args := make([]any, 0, 8*len(ds))
+	sb.WriteString(`INSERT INTO webhook_deliveries (id, webhook_id, program_pk, endpoint_pk, outbox_pk, event, body, next_attempt_at, created_at, request_id) VALUES `)
+	args := make([]any, 0, 9*len(ds))
 	for i, d := range ds {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+8)
-		args = append(args, d.ID, d.WebhookID, d.ProgramPK, d.EndpointPK, d.OutboxPK, d.Event, d.Body, d.CreatedAt)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+8, n+9)
+		args = append(args, d.ID, d.WebhookID, d.ProgramPK, d.EndpointPK, d.OutboxPK, d.Event, d.Body, d.CreatedAt, d.RequestID)
 	}
 	sb.WriteString(` ON CONFLICT (endpoint_pk, outbox_pk) DO NOTHING RETURNING pk`)
 	var pks []int64

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/referd/referd/store"
 )
 
 // config is DESIGN.md §2: the environment, with flags overriding it.
@@ -127,7 +130,27 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 		}
 	}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, nil))
+		return slog.New(requestIDHandler{slog.NewTextHandler(w, nil)})
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	return slog.New(requestIDHandler{slog.NewJSONHandler(w, nil)})
+}
+
+// requestIDHandler adds the request id a context carries (store.WithRequestID) to
+// every record logged with it: an HTTP request's, or, in a job, the id of the ingest
+// request that received the billing event.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := store.RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"io"
@@ -95,6 +96,32 @@ func opsError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	writeJSONLine(w, map[string]any{"status": 0, "message": msg, "errors": map[string]any{}})
+}
+
+// withRequestID gives every request an id: the caller's X-Request-Id when it is a
+// sane token, else a new one. It is answered in X-Request-Id, logged with the
+// request's records, and stored with what the request causes (store.WithRequestID).
+func withRequestID(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !saneRequestID(id) {
+			id = "req_" + strings.ToLower(rand.Text()[:20])
+		}
+		w.Header().Set("X-Request-Id", id)
+		h.ServeHTTP(w, r.WithContext(store.WithRequestID(r.Context(), id)))
+	})
+}
+
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func writeJSONLine(w io.Writer, v any) {

@@ -186,7 +186,7 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 	if err != nil {
 		return fmt.Errorf("REFERD_WEBHOOK_RETRY_SCHEDULE: %w", err)
 	}
-	deliverer := &dispatch.Deliverer{DB: db, Client: webhook.NewClient(cfg.AllowPrivate), Schedule: schedule}
+	deliverer := &dispatch.Deliverer{DB: db, Client: webhook.NewClient(cfg.AllowPrivate), Schedule: schedule, Log: log}
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
 		Mux: jobs.Handlers(db, log, deliverer), Periodic: jobs.Schedule()}
 	relay := &jobs.Relay{DB: db, Redis: redis, Log: log,
@@ -250,7 +250,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: metrics.HTTP(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: withRequestID(metrics.HTTP(mux)), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	g, gctx := errgroup.WithContext(ctx)
 	if role == "serve" {

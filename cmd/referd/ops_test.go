@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/referd/referd/metrics"
+	"github.com/referd/referd/store"
 	"github.com/referd/referd/store/storetest"
 )
 
@@ -289,4 +290,27 @@ func TestSIGTERMLosesNothingAcknowledged(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("%d events acknowledged before SIGTERM, %d stored", len(acked), len(stored))
+}
+
+func TestRequestIDs(t *testing.T) {
+	t.Parallel()
+	var seen string
+	h := withRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = store.RequestID(r.Context()) }))
+	for _, tc := range []struct{ header, want string }{
+		{"abc-123", "abc-123"},
+		{"bad id with spaces", ""},
+		{strings.Repeat("x", 65), ""},
+		{"", ""},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tc.header != "" {
+			req.Header.Set("X-Request-Id", tc.header)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		got := rec.Header().Get("X-Request-Id")
+		if got != seen || (tc.want != "" && got != tc.want) || (tc.want == "" && !strings.HasPrefix(got, "req_")) {
+			t.Errorf("X-Request-Id %q: answered %q, context %q", tc.header, got, seen)
+		}
+	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/referd/referd/ingest"
 	"github.com/referd/referd/jobs"
 	"github.com/referd/referd/metrics"
+	"github.com/referd/referd/ops"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
@@ -51,6 +52,9 @@ Usage:
   referd migrate   [flags]   apply database migrations and exit
   referd program create --name NAME --website URL
   referd apikey create --program PROGRAM_ID
+  referd events replay [--provider P] [--status S] [--since T] [--program ID]
+                             re-run stored billing events (default: failed and unattributed)
+  referd status    [--json]  queues, stuck events, failing webhook endpoints, outbox backlog
 
 Run "referd COMMAND -h" for a command's flags. Environment: DATABASE_URL, REDIS_URL,
 PORT, REFERD_PUBLIC_URL, REFERD_ADMIN_TOKEN, REFERD_ALLOW_PRIVATE_TARGETS,
@@ -86,11 +90,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (cmd == "program" || cmd == "apikey") && len(rest) > 0 && rest[0] == "create" {
 		cmd, rest = cmd+" create", rest[1:]
 	}
+	if cmd == "events" && len(rest) > 0 && rest[0] == "replay" {
+		cmd, rest = "events replay", rest[1:]
+	}
 	cfg := configFromEnv(os.Getenv)
 	fs := flag.NewFlagSet("referd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "PostgreSQL URL (DATABASE_URL)")
-	var name, website, programID string
+	var name, website, programID, provider, status, since string
+	var asJSON bool
 	switch cmd {
 	case "serve", "api", "ingest", "worker":
 		cfg.serverFlags(fs)
@@ -100,6 +108,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&website, "website", "", "the program's website URL (required)")
 	case "apikey create":
 		fs.StringVar(&programID, "program", "", "program id (required)")
+	case "events replay":
+		fs.StringVar(&provider, "provider", "", "only this provider's events (stripe, paddle, chargebee)")
+		fs.StringVar(&status, "status", "", "only events with this status (failed, unattributed, received, processed, ignored; default failed and unattributed)")
+		fs.StringVar(&since, "since", "", "only events received since then: an RFC 3339 time, or a duration back from now (72h)")
+		fs.StringVar(&programID, "program", "", "only this program's events (its id)")
+	case "status":
+		fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "Redis URL (REDIS_URL)")
+		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -151,8 +167,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return printJSON(stdout, map[string]any{"api_key": key})
 	}
-	if cmd == "worker" {
+	switch cmd {
+	case "worker":
 		return work(ctx, cfg, db, log)
+	case "events replay":
+		return replay(ctx, db, provider, status, since, programID, stdout, stderr)
+	case "status":
+		return printStatus(ctx, cfg, db, asJSON, stdout)
 	}
 	return serve(ctx, cmd, cfg, db, log)
 }
@@ -187,8 +208,10 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 		return fmt.Errorf("REFERD_WEBHOOK_RETRY_SCHEDULE: %w", err)
 	}
 	deliverer := &dispatch.Deliverer{DB: db, Client: webhook.NewClient(cfg.AllowPrivate), Schedule: schedule, Log: log}
+	mux := jobs.Handlers(db, log, deliverer)
+	mux.Handle(ops.TypeHousekeep, ops.HousekeepHandler(db, redis, log))
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
-		Mux: jobs.Handlers(db, log, deliverer), Periodic: jobs.Schedule()}
+		Mux: mux, Periodic: append(jobs.Schedule(), ops.HousekeepPeriodic())}
 	relay := &jobs.Relay{DB: db, Redis: redis, Log: log,
 		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule))},
 		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule))}}

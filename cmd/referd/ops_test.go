@@ -314,3 +314,19 @@ func TestRequestIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestEventsReplayAndStatusCommands(t *testing.T) {
+	t.Parallel()
+	_, dbURL := storetest.NewWithURL(t)
+	stdout, stderr, err := runCmd(t, "events", "replay", "--database-url", dbURL, "--since", "72h")
+	if err != nil || !strings.HasPrefix(stdout, "replayed 0 events") {
+		t.Errorf("events replay: %q %v\n%s", stdout, err, stderr)
+	}
+	if _, _, err := runCmd(t, "events", "replay", "--database-url", dbURL, "--since", "yesterday"); err == nil {
+		t.Error("a bad --since was accepted")
+	}
+	stdout, stderr, err = runCmd(t, "status", "--json", "--database-url", dbURL, "--redis-url", testRedis(t, 13))
+	if err != nil || !strings.Contains(stdout, `"provider_events"`) || strings.Contains(stdout, `"redis_error": "`) {
+		t.Errorf("status --json: %v\n%s\n%s", err, stdout, stderr)
+	}
+}

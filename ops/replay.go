@@ -1,0 +1,199 @@
+// Package ops is what an operator runs against a referd deployment: replaying
+// stored billing events, a status report of the queues and of what needs attention,
+// and housekeeping that prunes what referd no longer needs. The referd binary
+// exposes them as subcommands and as a periodic task.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/store"
+)
+
+// ReplayFilter selects the stored billing events to replay.
+type ReplayFilter struct {
+	// Provider is "stripe", "paddle" or "chargebee"; "" is every provider.
+	Provider string
+	// Status is the events' status now: failed, unattributed, received, processed or
+	// ignored; "" is failed and unattributed.
+	Status string
+	// Since keeps events received at or after it; zero is any time.
+	Since time.Time
+	// ProgramID is a program's public id; "" is every program.
+	ProgramID string
+}
+
+var (
+	replayStatuses = []string{"failed", "unattributed", "received", "processed", "ignored"}
+	providerNames  = []string{"stripe", "paddle", "chargebee"}
+)
+
+// ReplayResult counts what became of the replayed events.
+type ReplayResult struct {
+	// Replayed is how many events were taken up, errors included.
+	Replayed int `json:"replayed"`
+	// By the status each event ended in.
+	Processed    int `json:"processed"`
+	Ignored      int `json:"ignored"`
+	Unattributed int `json:"unattributed"`
+	Failed       int `json:"failed"`
+	// Errors are events whose processing did not finish (a database error): they are
+	// left received (or as they were, if putting them back failed), and the
+	// workers' sweep processes received ones within minutes.
+	Errors     int    `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// String is a one-line summary: "replayed 12 events: 10 processed, 1 unattributed,
+// 1 failed, 0 errors" (ignored events are mentioned when there are some).
+func (r ReplayResult) String() string {
+	parts := []string{fmt.Sprintf("%d processed", r.Processed)}
+	if r.Ignored > 0 {
+		parts = append(parts, fmt.Sprintf("%d ignored", r.Ignored))
+	}
+	parts = append(parts, fmt.Sprintf("%d unattributed", r.Unattributed), fmt.Sprintf("%d failed", r.Failed),
+		plural(r.Errors, "error", "errors"))
+	return fmt.Sprintf("replayed %s: %s", plural(r.Replayed, "event", "events"), strings.Join(parts, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// replayPage is how many events one keyset page holds.
+const replayPage = 200
+
+// Replay processes again, through the workers' own path (jobs.ProcessEvent), the
+// stored billing events that match f, one at a time in the order they were stored.
+// Each is first put back to received, so that processed and ignored events are
+// processed again rather than skipped; that is safe because every effect of an
+// event is keyed by the provider's ids (transaction keys are "provider:object id"),
+// so an event that was processed before changes nothing.
+//
+// progress, if not nil, is called after each event with how many are done and how
+// many matched at the start; the last call has done == total. Events that arrive
+// during the replay are left out. A database error on one event is counted in
+// Errors and the replay goes on; Replay returns an error only for a bad filter, a
+// failed page query, or when ctx ends, with what was done until then.
+func Replay(ctx context.Context, db *store.DB, f ReplayFilter, progress func(done, total int)) (ReplayResult, error) {
+	var res ReplayResult
+	sf, err := storeFilter(ctx, db, f)
+	if err != nil {
+		return res, err
+	}
+	total, maxPK, err := store.CountReplayCandidates(ctx, db, sf)
+	if err != nil {
+		return res, fmt.Errorf("ops.Replay: %w", err)
+	}
+	if total == 0 {
+		return res, nil
+	}
+	sf.UpTo = maxPK
+	report := func() {
+		if progress != nil {
+			progress(res.Replayed, max(total, res.Replayed))
+		}
+	}
+	var after int64
+	for {
+		pks, err := store.ReplayCandidates(ctx, db, sf, after, replayPage)
+		if err != nil {
+			return res, fmt.Errorf("ops.Replay: %w", err)
+		}
+		for _, pk := range pks {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			res.Replayed++
+			status, err := replayOne(ctx, db, pk)
+			if err != nil {
+				if ctx.Err() != nil {
+					res.Replayed--
+					return res, ctx.Err()
+				}
+				res.Errors++
+				if res.FirstError == "" {
+					res.FirstError = err.Error()
+				}
+			} else {
+				res.count(status)
+			}
+			report()
+		}
+		if len(pks) < replayPage {
+			break
+		}
+		after = pks[len(pks)-1]
+	}
+	// Events that stopped matching before their turn (the workers got to them) make
+	// the count smaller than the start's: say so, so the progress display ends.
+	if progress != nil && res.Replayed < total {
+		progress(res.Replayed, res.Replayed)
+	}
+	return res, nil
+}
+
+func (r *ReplayResult) count(status string) {
+	switch status {
+	case "processed":
+		r.Processed++
+	case "ignored":
+		r.Ignored++
+	case "unattributed":
+		r.Unattributed++
+	case "failed":
+		r.Failed++
+	}
+}
+
+// replayOne processes event pk again and returns the status it ended in.
+func replayOne(ctx context.Context, db *store.DB, pk int64) (string, error) {
+	if err := store.ResetProviderEvent(ctx, db, pk); err != nil {
+		return "", err
+	}
+	if err := jobs.ProcessEvent(ctx, db, pk); err != nil {
+		return "", fmt.Errorf("event %d: %w", pk, err)
+	}
+	status, err := store.ProviderEventStatus(ctx, db, pk)
+	if err != nil {
+		return "", err
+	}
+	if status == "received" {
+		return "", fmt.Errorf("event %d: still received after processing", pk)
+	}
+	return status, nil
+}
+
+// storeFilter checks f and turns it into the store's filter.
+func storeFilter(ctx context.Context, db *store.DB, f ReplayFilter) (store.ReplayFilter, error) {
+	sf := store.ReplayFilter{Provider: f.Provider, Since: f.Since, ProgramID: f.ProgramID}
+	switch {
+	case f.Status == "":
+		sf.Statuses = []string{"failed", "unattributed"}
+	case slices.Contains(replayStatuses, f.Status):
+		sf.Statuses = []string{f.Status}
+	default:
+		return sf, fmt.Errorf("ops.Replay: status %q: must be one of %s", f.Status, strings.Join(replayStatuses, ", "))
+	}
+	if f.Provider != "" && !slices.Contains(providerNames, f.Provider) {
+		return sf, fmt.Errorf("ops.Replay: provider %q: must be one of %s", f.Provider, strings.Join(providerNames, ", "))
+	}
+	if f.ProgramID != "" {
+		if _, err := store.ProgramByID(ctx, db, f.ProgramID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return sf, fmt.Errorf("ops.Replay: no program with id %q", f.ProgramID)
+			}
+			return sf, fmt.Errorf("ops.Replay: %w", err)
+		}
+	}
+	return sf, nil
+}

@@ -270,7 +270,12 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		if err := d.record(ctx, del, rec, "exhausted", sql.NullTime{}); err != nil {
 			return err
 		}
-		return store.DisableEndpoint(ctx, d.DB, ep.PK, fmt.Sprintf("every attempt failed for %s", disableAfter), store.Now())
+		metrics.Delivery("exhausted")
+		span := disableAfter.String()
+		if days := int(disableAfter.Hours() / 24); days >= 1 && disableAfter%(24*time.Hour) == 0 {
+			span = fmt.Sprintf("%d days", days)
+		}
+		return store.DisableEndpoint(ctx, d.DB, ep.PK, "every attempt failed for "+span, store.Now())
 	}
 	if manual {
 		status := "failed"

@@ -329,3 +329,22 @@ func TestRequestIDFollowsTheEvent(t *testing.T) {
 		t.Errorf("delivery request id %q", d.RequestID.String)
 	}
 }
+
+// An endpoint that has failed for five days is disabled by its next failure.
+func TestWebhookFailingFiveDaysDisables(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, true, time.Hour)
+	rcv := newReceiver(t, 500)
+	ep := e.endpoint(rcv.URL)
+	if _, err := e.db.Exec(`UPDATE webhook_endpoints SET failing_since = now() - interval '5 days 1 minute' WHERE pk = $1`, ep.PK); err != nil {
+		t.Fatal(err)
+	}
+	e.customer("frank")
+	eventually(t, "the endpoint to be disabled", func() bool {
+		got, _ := store.GetWebhookEndpoint(e.ctx, e.db, e.p.PK, ep.Key)
+		return !got.IsActive && strings.Contains(got.DisabledReason.String, "failed")
+	})
+	if ds := e.deliveries(ep); len(ds) != 1 || ds[0].Status != "exhausted" {
+		t.Errorf("deliveries %+v", ds)
+	}
+}

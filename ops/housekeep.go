@@ -54,6 +54,8 @@ type HousekeepResult struct {
 	Outbox        int64 `json:"outbox"`
 	Deliveries    int64 `json:"deliveries"`
 	ArchivedTasks int   `json:"archived_tasks"`
+	// ClickVisitors are the visitor hashes of earlier days (unique clicks count per day).
+	ClickVisitors int64 `json:"click_visitors"`
 }
 
 // pruneBatch is how many rows one DELETE takes: short statements, short locks.
@@ -85,6 +87,12 @@ func Housekeep(ctx context.Context, db *store.DB, redis asynq.RedisConnOpt, r Re
 	res.Deliveries = n
 	if err != nil {
 		errs = append(errs, err)
+	}
+	// Unique clicks need only today's visitors (and their day's salt).
+	if n, err := store.PruneClickVisitors(ctx, db, now); err != nil {
+		errs = append(errs, err)
+	} else {
+		res.ClickVisitors = n
 	}
 	if ctx.Err() == nil {
 		insp := asynq.NewInspector(redis)

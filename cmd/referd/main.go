@@ -39,6 +39,7 @@ import (
 	"github.com/referd/referd/ops"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/tracking"
 	"github.com/referd/referd/webhook"
 )
 
@@ -229,6 +230,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
 		a.AllowPrivateTargets = cfg.AllowPrivate
 		mux.Handle("/v1/", a.Handler())
+		tracking.New(db, log).Register(mux)
 	}
 	var redis asynq.RedisConnOpt
 	if role != "api" {

@@ -85,7 +85,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		// asynq polls its queues; when they are empty it sleeps about this long. Its 1 s
 		// default would add up to 1.5 s to a webhook's delivery after a quiet moment,
 		// and an idle poll is one cheap Redis script.
-		TaskCheckInterval: 20 * time.Millisecond,
+		TaskCheckInterval: 10 * time.Millisecond,
 		// Retries and scheduled tasks are moved to their queue this often (default 5 s).
 		DelayedTaskCheckInterval: time.Second,
 	})

@@ -41,8 +41,9 @@ type Relay struct {
 	Pollers []Poller
 	// Queue is the asynq queue of the tasks ("" is asynq's default queue).
 	Queue string
-	// Interval is the pause after finding nothing to do (default 20ms): it bounds
-	// how long an outbox event waits before its deliveries exist.
+	// Interval is the pause after a poll that found work (default 10ms); after polls
+	// that found nothing it grows to 8 × Interval. It bounds how long an outbox event
+	// waits before its deliveries exist.
 	Interval time.Duration
 	Log      *slog.Logger
 }
@@ -58,10 +59,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	interval := r.Interval
 	if interval <= 0 {
-		interval = 20 * time.Millisecond
+		interval = 10 * time.Millisecond
 	}
 	client := asynq.NewClient(r.Redis)
 	defer client.Close()
+	// After a poll that finds nothing the pause doubles, up to 8 × interval: an idle
+	// relay costs little, and a busy one polls every interval.
+	pause := interval
 	for {
 		n, err := r.Once(ctx, client)
 		if err != nil && ctx.Err() == nil {
@@ -70,10 +74,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		if n == relayBatch && err == nil {
 			continue
 		}
+		if n > 0 {
+			pause = interval
+		} else {
+			pause = min(2*pause, 8*interval)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(interval):
+		case <-time.After(pause):
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,14 +17,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/jobs/jobstest"
 )
 
 // wait is the failure bound for anything the tests wait for; it is never a
 // performance assertion.
 const wait = 15 * time.Second
-
-// redisStartHint says how to start the test Redis when it does not answer.
-const redisStartHint = `start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
 
 // testLogger writes to the test's output, shown on failure or with -v.
 func testLogger(t *testing.T) *slog.Logger {
@@ -245,44 +242,11 @@ func TestBroker(t *testing.T) {
 	})
 }
 
-// realRedis returns the connection option of the test Redis (TEST_REDIS_URL, else
-// 127.0.0.1:6379) after checking that it answers; a silent server fails the test.
-func realRedis(t *testing.T) asynq.RedisConnOpt {
-	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL=%q: %v", url, err)
-	}
-	rc := redis.NewClient(ropts)
-	defer rc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis is not reachable at %s (%v); %s", url, err, redisStartHint)
-	}
-	opt, err := asynq.ParseRedisURI(url)
-	if err != nil {
-		t.Fatalf("asynq.ParseRedisURI(%q): %v", url, err)
-	}
-	return opt
-}
-
 func TestRunnerOnRealRedis(t *testing.T) {
 	t.Parallel()
-	opt := realRedis(t)
+	opt := jobstest.Redis(t)
 	// A queue of its own keeps this test away from anything else using the server.
-	queue := "referd_test_" + uniqueName()
-	t.Cleanup(func() {
-		insp := asynq.NewInspector(opt)
-		defer insp.Close()
-		if err := insp.DeleteQueue(queue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-			t.Errorf("deleting queue %s: %v", queue, err)
-		}
-	})
+	queue := jobstest.Queue(t, opt)
 
 	done := newCloser()
 	var got atomic.Value

@@ -2,13 +2,11 @@ package jobs_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/jobs/jobstest"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -19,15 +17,8 @@ import (
 func TestUnattributedPaymentAppliedWhenCustomerSignsUp(t *testing.T) {
 	t.Parallel()
 	e := newProcessEnv(t)
-	opt := realRedis(t)
-	queue := "referd_test_" + uniqueName()
-	t.Cleanup(func() {
-		insp := asynq.NewInspector(opt)
-		defer insp.Close()
-		if err := insp.DeleteQueue(queue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-			t.Errorf("deleting queue %s: %v", queue, err)
-		}
-	})
+	opt := jobstest.Redis(t)
+	queue := jobstest.Queue(t, opt)
 	ev := e.deliver("evt_u", "invoice.paid", `{"id": "in_u", "object": "invoice", "amount_paid": 4000, "currency": "usd",
 		"customer": "cus_u", "customer_email": "Later@Example.com", "subscription": null, "metadata": {}}`)
 	if ev.Status != "unattributed" || ev.Email.String != "Later@Example.com" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/jobs/jobstest"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
@@ -78,15 +77,8 @@ func newWebhookEnv(t *testing.T, allowPrivate bool, schedule ...time.Duration) *
 	if _, err := e.db.Exec(`UPDATE outbox SET dispatched_at = now()`); err != nil {
 		t.Fatal(err)
 	}
-	opt := realRedis(t)
-	queue := "referd_test_" + uniqueName()
-	t.Cleanup(func() {
-		insp := asynq.NewInspector(opt)
-		defer insp.Close()
-		if err := insp.DeleteQueue(queue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-			t.Errorf("deleting queue %s: %v", queue, err)
-		}
-	})
+	opt := jobstest.Redis(t)
+	queue := jobstest.Queue(t, opt)
 	e.deliverer = &dispatch.Deliverer{DB: e.db, Client: webhook.NewClient(allowPrivate), Schedule: schedule, PerEndpoint: 2}
 	e.runner = &jobs.Runner{Redis: opt, Concurrency: 8, Log: testLogger(t), Mux: jobs.Handlers(e.db, testLogger(t), e.deliverer),
 		Queues: map[string]int{queue: 1}, ShutdownTimeout: time.Second}

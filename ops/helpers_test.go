@@ -2,17 +2,10 @@ package ops_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/referd/referd/jobs"
 	"github.com/referd/referd/referral"
@@ -124,48 +117,4 @@ func (e *env) ledger() ledger {
 		}
 	}
 	return l
-}
-
-// redisStartHint says how to start the test Redis when it does not answer.
-const redisStartHint = `start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
-
-// realRedis returns the connection option of the test Redis (TEST_REDIS_URL, else
-// 127.0.0.1:6379) after checking that it answers; a silent server fails the test.
-func realRedis(t *testing.T) asynq.RedisConnOpt {
-	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL=%q: %v", url, err)
-	}
-	rc := redis.NewClient(ropts)
-	defer rc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis is not reachable at %s (%v); %s", url, err, redisStartHint)
-	}
-	opt, err := asynq.ParseRedisURI(url)
-	if err != nil {
-		t.Fatalf("asynq.ParseRedisURI(%q): %v", url, err)
-	}
-	return opt
-}
-
-// testQueue is a queue of the test's own on the shared Redis, deleted at cleanup.
-func testQueue(t *testing.T, opt asynq.RedisConnOpt) string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	queue := "referd_test_ops_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		insp := asynq.NewInspector(opt)
-		defer insp.Close()
-		if err := insp.DeleteQueue(queue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-			t.Errorf("deleting queue %s: %v", queue, err)
-		}
-	})
-	return queue
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/referd/referd/jobs/jobstest"
 	"github.com/referd/referd/ops"
 	"github.com/referd/referd/store"
 )
@@ -96,8 +97,8 @@ func archivedIDs(t *testing.T, opt asynq.RedisConnOpt, queue string) []string {
 func TestHousekeep(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	opt := realRedis(t)
-	queue := testQueue(t, opt)
+	opt := jobstest.Redis(t)
+	queue := jobstest.Queue(t, opt)
 	failed := archiveByFailure(t, opt, queue)
 	byHand := archiveByHand(t, opt, queue)
 
@@ -204,7 +205,7 @@ func TestHousekeepWithoutRedis(t *testing.T) {
 func TestHousekeepTask(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	opt := realRedis(t)
+	opt := jobstest.Redis(t)
 	if _, err := e.db.Exec(`INSERT INTO outbox (program_pk, event, payload, created_at, dispatched_at)
 		VALUES ($1, 'customer.created', '{}', now() - interval '30 days', now() - interval '30 days')`, e.p.PK); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/referd/referd/jobs/jobstest"
 	"github.com/referd/referd/ops"
 	"github.com/referd/referd/store"
 )
@@ -61,8 +62,8 @@ func TestStatus(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.troubled()
-	opt := realRedis(t)
-	queue := testQueue(t, opt)
+	opt := jobstest.Redis(t)
+	queue := jobstest.Queue(t, opt)
 	client := asynq.NewClient(opt)
 	defer client.Close()
 	for _, d := range []time.Duration{0, time.Hour} {

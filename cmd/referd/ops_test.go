@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,36 +18,17 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/referd/referd/jobs/jobstest"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/store/storetest"
 )
 
-const redisStartHint = `start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
-
-// testRedis returns the URL of a database of the real Redis that only this test
-// uses, emptied first: referd's own queues have fixed names, so tests that run it
-// whole each need a database of their own.
-func testRedis(t *testing.T, db int) string {
-	t.Helper()
-	url := fmt.Sprintf("redis://127.0.0.1:6379/%d", db)
-	opt, _ := redis.ParseURL(url)
-	rc := redis.NewClient(opt)
-	defer rc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rc.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("Redis is not reachable at %s (%v); %s", url, err, redisStartHint)
-	}
-	return url
-}
-
 func TestOpsEndpoints(t *testing.T) {
 	t.Parallel()
 	db := storetest.New(t)
-	opt, err := asynq.ParseRedisURI(testRedis(t, 11))
+	opt, err := asynq.ParseRedisURI(jobstest.Database(t, 11))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +159,7 @@ func waitHealthy(t *testing.T, base string, exited <-chan struct{}, stderr *sync
 func TestSIGTERMLosesNothingAcknowledged(t *testing.T) {
 	t.Parallel()
 	db, dbURL := storetest.NewWithURL(t)
-	redisURL := testRedis(t, 12)
+	redisURL := jobstest.Database(t, 12)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	env := []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, fmt.Sprintf("PORT=%d", port), "REFERD_HOST=127.0.0.1",
@@ -325,7 +305,7 @@ func TestEventsReplayAndStatusCommands(t *testing.T) {
 	if _, _, err := runCmd(t, "events", "replay", "--database-url", dbURL, "--since", "yesterday"); err == nil {
 		t.Error("a bad --since was accepted")
 	}
-	stdout, stderr, err = runCmd(t, "status", "--json", "--database-url", dbURL, "--redis-url", testRedis(t, 13))
+	stdout, stderr, err = runCmd(t, "status", "--json", "--database-url", dbURL, "--redis-url", jobstest.Database(t, 13))
 	if err != nil || !strings.Contains(stdout, `"provider_events"`) || strings.Contains(stdout, `"redis_error": "`) {
 		t.Errorf("status --json: %v\n%s\n%s", err, stdout, stderr)
 	}

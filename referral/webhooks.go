@@ -300,13 +300,9 @@ func WebhookJSON(e store.WebhookEndpoint, showSecret bool) WebhookView {
 	return v
 }
 
-// maskSignature keeps the first 10 characters of a secret: "whsec_" and 4 more.
-func maskSignature(s string) string {
-	if len(s) <= 10 {
-		return "…"
-	}
-	return s[:10] + "…"
-}
+// maskSignature shows a signing secret the way integration secrets are shown (its
+// last four characters), after the whsec_ prefix that says what it is.
+func maskSignature(s string) string { return "whsec_" + mask(strings.TrimPrefix(s, "whsec_")) }
 
 // DeliveryView is one delivery in GET /v1/webhooks/{key}/deliveries. WebhookID is
 // the webhook-id header of every attempt.

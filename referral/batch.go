@@ -2,6 +2,7 @@ package referral
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
@@ -16,15 +17,13 @@ import (
 // sale's problem is never another's.
 type Batcher struct {
 	db    *store.DB
-	queue chan *batchedSale
-	max   int
+	group *store.Group[*batchedSale, batchResult]
 }
 
 type batchedSale struct {
-	p      store.Program
-	rules  []rewards.Rule
-	s      Sale
-	result chan batchResult
+	p     store.Program
+	rules []rewards.Rule
+	s     Sale
 }
 
 type batchResult struct {
@@ -35,14 +34,15 @@ type batchResult struct {
 
 // NewBatcher starts workers that each commit up to max queued sales at a time.
 func NewBatcher(db *store.DB, workers, max int) *Batcher {
-	b := &Batcher{db: db, queue: make(chan *batchedSale, 4*workers*max), max: max}
-	for i := 0; i < workers; i++ {
-		go b.work()
-	}
+	b := &Batcher{db: db}
+	b.group = store.NewGroup(workers, max, func(_ context.Context, batch []*batchedSale) ([]batchResult, error) {
+		return b.commit(batch), nil
+	})
 	return b
 }
 
-// Record is RecordTransaction through the batcher.
+// Record is RecordTransaction through the batcher. Once queued, the sale is recorded
+// whether or not the caller still waits.
 func (b *Batcher) Record(ctx context.Context, p store.Program, s Sale) (store.Transaction, bool, error) {
 	s, rules, err := checkSale(p, s)
 	if err != nil {
@@ -51,31 +51,11 @@ func (b *Batcher) Record(ctx context.Context, p store.Program, s Sale) (store.Tr
 	if s.RequestID == "" {
 		s.RequestID = store.RequestID(ctx) // the batch commits under a context of its own
 	}
-	bs := &batchedSale{p: p, rules: rules, s: s, result: make(chan batchResult, 1)}
-	select {
-	case b.queue <- bs:
-	case <-ctx.Done():
-		return store.Transaction{}, false, ctx.Err()
+	r, err := b.group.Do(ctx, &batchedSale{p: p, rules: rules, s: s})
+	if err != nil {
+		return store.Transaction{}, false, err
 	}
-	// Once queued, the sale is recorded whether or not the caller still waits.
-	r := <-bs.result
 	return r.t, r.created, r.err
-}
-
-func (b *Batcher) work() {
-	for first := range b.queue {
-		batch := []*batchedSale{first}
-	more:
-		for len(batch) < b.max {
-			select {
-			case bs := <-b.queue:
-				batch = append(batch, bs)
-			default:
-				break more
-			}
-		}
-		b.commit(batch)
-	}
 }
 
 // commit records a batch in one transaction: every sale's key lock and buyer first
@@ -83,13 +63,14 @@ func (b *Batcher) work() {
 // every writer locks rows (see store.InsertSale), so concurrent batches wait for each
 // other but never deadlock. Sales that fail before writing (unknown
 // customer, reused key) fail alone; anything else sends the batch back sale by sale.
-func (b *Batcher) commit(batch []*batchedSale) {
+func (b *Batcher) commit(batch []*batchedSale) []batchResult {
 	if len(batch) == 1 {
-		bs := batch[0]
-		t, created, err := recordOne(b.db, bs)
-		bs.result <- batchResult{t, created, err}
-		return
+		t, created, err := recordOne(b.db, batch[0])
+		return []batchResult{{t, created, err}}
 	}
+	// Results go back in the callers' order; the work goes in lock order.
+	callers := batch
+	batch = slices.Clone(batch)
 	sort.SliceStable(batch, func(i, j int) bool {
 		if batch[i].p.PK != batch[j].p.PK {
 			return batch[i].p.PK < batch[j].p.PK
@@ -151,16 +132,20 @@ func (b *Batcher) commit(batch []*batchedSale) {
 		}
 		return nil
 	})
-	if err != nil {
-		for _, bs := range batch {
-			t, created, err := recordOne(b.db, bs)
-			bs.result <- batchResult{t, created, err}
-		}
-		return
-	}
+	byCaller := make(map[*batchedSale]batchResult, len(batch))
 	for i, bs := range batch {
-		bs.result <- results[i]
+		if err != nil {
+			t, created, err := recordOne(b.db, bs)
+			byCaller[bs] = batchResult{t, created, err}
+		} else {
+			byCaller[bs] = results[i]
+		}
 	}
+	out := make([]batchResult, len(callers))
+	for i, bs := range callers {
+		out[i] = byCaller[bs]
+	}
+	return out
 }
 
 func recordOne(db *store.DB, bs *batchedSale) (t store.Transaction, created bool, err error) {

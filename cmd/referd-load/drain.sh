@@ -50,7 +50,7 @@ for i in $(seq 0 1023); do echo "$i $((i % 16))"; done | xargs -P 16 -L 1 sh -c 
   -d "{\"key\":\"friend$1\",\"email\":\"load$1@load.test\",\"referring_customer\":{\"key\":\"ref$2\"}}"' "$key"
 
 "$bin/referd-load" -url http://127.0.0.1:18091 -scenario ingest-stripe -program "$program" \
-  -secret whsec_drain -c 64 -d "$DURATION" | grep -E 'requests/s|ok|p99' || true
+  -secret whsec_drain -c 64 -d "$DURATION" | grep -E 'throughput|failures|latency' || true
 total=$(psql -tAq "$DATABASE_URL" -c "SELECT count(*) FROM provider_events")
 echo "stored events: $total; starting referd worker"
 

@@ -44,7 +44,7 @@ api PATCH /v1/program '{"rewards":[{"recipient":"referrer","trigger":"purchase",
 api POST /v1/webhooks '{"key":"sink","url":"http://127.0.0.1:18099/hook"}'
 
 echo "== 1. throughput: a backlog of customer.created, then the workers"
-"$bin/referd-load" -url http://127.0.0.1:18094 -key "$key" -scenario customers -c 64 -d "$BACKLOG_SECONDS" | grep -E 'requests/s|ok' || true
+"$bin/referd-load" -url http://127.0.0.1:18094 -key "$key" -scenario customers -c 64 -d "$BACKLOG_SECONDS" | grep -E 'throughput|failures' || true
 backlog=$(psql -tAq "$DATABASE_URL" -c "SELECT count(*) FROM outbox WHERE dispatched_at IS NULL")
 echo "outbox events waiting: $backlog"
 "$bin/referd-load" -sink 127.0.0.1:18099 -d 120s >"$bin/sink1.txt" 2>/dev/null & sink=$!
@@ -63,7 +63,7 @@ echo "== 2. latency: transactions at $RATE/s, api and worker running; the endpoi
 api PUT /v1/webhooks/sink "{\"events\":[\"${EVENTS:-transaction.created}\"]}"
 "$bin/referd-load" -sink 127.0.0.1:18099 -d 120s >"$bin/sink2.txt" 2>/dev/null & sink=$!
 sleep 0.5
-"$bin/referd-load" -url http://127.0.0.1:18094 -key "$key" -scenario transactions -rate "$RATE" -c 64 -d "$LATENCY_SECONDS" | grep -E 'requests/s|rate|p99|ok' || true
+"$bin/referd-load" -url http://127.0.0.1:18094 -key "$key" -scenario transactions -rate "$RATE" -c 64 -d "$LATENCY_SECONDS" | grep -E 'throughput|rate|latency|failures' || true
 sleep 3
 kill -INT $sink; wait $sink || true
 grep -E 'deliveries|duplicates|transaction.created|p50|p99|latency' "$bin/sink2.txt" | head -12

@@ -120,15 +120,7 @@ func (d *Deliverer) init() {
 			if err != nil {
 				return nil, err
 			}
-			byPK := make(map[int64]*store.WebhookDelivery, len(ds))
-			for i := range ds {
-				byPK[ds[i].PK] = &ds[i]
-			}
-			out := make([]*store.WebhookDelivery, len(pks))
-			for i, pk := range pks {
-				out[i] = byPK[pk]
-			}
-			return out, nil
+			return store.InPKOrder(pks, ds, func(d *store.WebhookDelivery) int64 { return d.PK }), nil
 		})
 		d.records = store.NewGroup(2, 64, func(ctx context.Context, recs []store.AttemptRecord) ([]struct{}, error) {
 			return nil, store.RecordAttempts(ctx, d.DB, recs)

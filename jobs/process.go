@@ -46,15 +46,7 @@ func newProcessor(db *store.DB) *processor {
 			if err != nil {
 				return nil, err
 			}
-			byPK := make(map[int64]*store.ProviderEvent, len(evs))
-			for i := range evs {
-				byPK[evs[i].PK] = &evs[i]
-			}
-			out := make([]*store.ProviderEvent, len(pks))
-			for i, pk := range pks {
-				out[i] = byPK[pk]
-			}
-			return out, nil
+			return store.InPKOrder(pks, evs, func(e *store.ProviderEvent) int64 { return e.PK }), nil
 		}),
 		outcomes: store.NewGroup(4, 32, func(ctx context.Context, outs []store.EventOutcome) ([]struct{}, error) {
 			return nil, store.FinishProviderEvents(ctx, db, outs)

@@ -88,3 +88,18 @@ func (g *Group[I, O]) work() {
 		}
 	}
 }
+
+// InPKOrder returns, for each of pks, a pointer to the row of rows with that pk (nil
+// when none): what a Group that reads rows by pk answers its callers, whatever order
+// the database returned them in.
+func InPKOrder[T any](pks []int64, rows []T, pk func(*T) int64) []*T {
+	byPK := make(map[int64]*T, len(rows))
+	for i := range rows {
+		byPK[pk(&rows[i])] = &rows[i]
+	}
+	out := make([]*T, len(pks))
+	for i, p := range pks {
+		out[i] = byPK[p]
+	}
+	return out
+}

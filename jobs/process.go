@@ -157,18 +157,20 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 		return err
 	}
 	// A provider customer just linked may have paid before referd knew who it was.
-	for _, l := range out.Links {
-		if err := pr.retryUnattributed(ctx, l.ProgramPK, nil, "", l.Provider, l.ProviderCustomerID); err != nil {
-			return err
-		}
+	if len(out.Links) == 0 {
+		return nil
 	}
-	return nil
+	cs := make([]store.AppearedCustomer, len(out.Links))
+	for i, l := range out.Links {
+		cs[i] = store.AppearedCustomer{ProgramPK: l.ProgramPK, Provider: l.Provider, ProviderCustomerID: l.ProviderCustomerID}
+	}
+	return pr.retryUnattributed(ctx, cs)
 }
 
-// retryUnattributed processes again the program's unattributed events that may be
-// about a customer with these keys, email or provider customer id.
-func (pr *processor) retryUnattributed(ctx context.Context, programPK int64, keys []string, email, provider, providerCustomerID string) error {
-	pks, err := store.UnattributedEvents(ctx, pr.db, programPK, keys, email, provider, providerCustomerID, 100)
+// retryUnattributed processes again the unattributed events that may be about these
+// customers.
+func (pr *processor) retryUnattributed(ctx context.Context, cs []store.AppearedCustomer) error {
+	pks, err := store.UnattributedEventsFor(ctx, pr.db, cs, 100)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func TestGroupBatchesCalls(t *testing.T) {
 }
 
 // MatchCustomer prefers the key, then a provider link, then the email; outcomes
-// store links and the unattributed hints that UnattributedEvents finds.
+// store links and the unattributed hints that UnattributedEventsFor finds.
 func TestMatchCustomerAndOutcomes(t *testing.T) {
 	t.Parallel()
 	db := storetest.New(t)
@@ -124,24 +124,6 @@ func TestMatchCustomerAndOutcomes(t *testing.T) {
 		t.Errorf("nothing to match: %v", err)
 	}
 	for _, tc := range []struct {
-		keys             []string
-		email, provider  string
-		providerCustomer string
-		want             bool
-	}{
-		{[]string{"x", "later"}, "", "", "", true},
-		{nil, "z@X.TEST", "", "", true},
-		{nil, "", "stripe", "cus_z", true},
-		{nil, "", "paddle", "cus_z", false},
-		{[]string{"", "other"}, "", "", "", false},
-	} {
-		pks, err := store.UnattributedEvents(ctx, db, p.PK, tc.keys, tc.email, tc.provider, tc.providerCustomer, 10)
-		if err != nil || (len(pks) == 1 && pks[0] == evs[1].PK) != tc.want || len(pks) > 1 {
-			t.Errorf("UnattributedEvents(%v, %q, %q, %q) = %v, %v; want found %v", tc.keys, tc.email, tc.provider, tc.providerCustomer, pks, err, tc.want)
-		}
-	}
-
-	for _, tc := range []struct {
 		cs   []store.AppearedCustomer
 		want bool
 	}{
@@ -149,6 +131,10 @@ func TestMatchCustomerAndOutcomes(t *testing.T) {
 		{[]store.AppearedCustomer{{ProgramPK: p.PK, ID: "later", Key: "k"}, {ProgramPK: p.PK, Email: "z@x.TEST"}}, true},
 		{[]store.AppearedCustomer{{ProgramPK: p.PK + 1, Key: "later"}, {ProgramPK: p.PK, Key: "nobody"}}, false},
 		{[]store.AppearedCustomer{{ProgramPK: p.PK, Key: "nobody", Email: ""}}, false},
+		{[]store.AppearedCustomer{{ProgramPK: p.PK, Email: "z@X.TEST"}}, true},
+		{[]store.AppearedCustomer{{ProgramPK: p.PK, Provider: "stripe", ProviderCustomerID: "cus_z"}}, true},
+		{[]store.AppearedCustomer{{ProgramPK: p.PK, Provider: "paddle", ProviderCustomerID: "cus_z"}}, false},
+		{[]store.AppearedCustomer{{ProgramPK: p.PK, ID: "", Key: "other"}}, false},
 	} {
 		pks, err := store.UnattributedEventsFor(ctx, db, tc.cs, 10)
 		if err != nil || (len(pks) == 1 && pks[0] == evs[1].PK) != tc.want || len(pks) > 1 {

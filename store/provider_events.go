@@ -140,7 +140,7 @@ type EventOutcome struct {
 	TransactionKeys []string  `json:"keys"`
 	At              time.Time `json:"at"`
 	// Who an unattributed payment may be about, so that a customer who appears later
-	// finds it (UnattributedEvents).
+	// finds it (UnattributedEventsFor).
 	CustomerKey        string `json:"customer_key"`
 	ProviderCustomerID string `json:"provider_customer_id"`
 	Email              string `json:"email"`
@@ -214,17 +214,21 @@ func FinishProviderEvents(ctx context.Context, db *DB, outs []EventOutcome) erro
 	return nil
 }
 
-// AppearedCustomer names a customer who appeared (created, or updated) in a program, for
-// UnattributedEventsFor.
+// AppearedCustomer names a customer who appeared in a program (created, updated, or
+// linked to a billing provider's customer), for UnattributedEventsFor; empty fields
+// match nothing.
 type AppearedCustomer struct {
-	ProgramPK int64  `json:"program_pk"`
-	ID        string `json:"id"`
-	Key       string `json:"key"`
-	Email     string `json:"email"`
+	ProgramPK          int64  `json:"program_pk"`
+	ID                 string `json:"id"`
+	Key                string `json:"key"`
+	Email              string `json:"email"`
+	Provider           string `json:"provider"`
+	ProviderCustomerID string `json:"provider_customer_id"`
 }
 
-// UnattributedEventsFor is UnattributedEvents for many customers at once, by id, key
-// or email, in one statement.
+// UnattributedEventsFor returns, in one statement, the unattributed events that may
+// be about any of these customers: by the customer key they carried (the customer's
+// id or key), their email (case-insensitive), or their provider customer id.
 func UnattributedEventsFor(ctx context.Context, q Querier, cs []AppearedCustomer, limit int) ([]int64, error) {
 	if len(cs) == 0 {
 		return nil, nil
@@ -235,29 +239,14 @@ func UnattributedEventsFor(ctx context.Context, q Querier, cs []AppearedCustomer
 	}
 	var pks []int64
 	err = selectRows(ctx, q, &pks, `
-		SELECT DISTINCT e.pk FROM jsonb_to_recordset($1::jsonb) AS c(program_pk bigint, id text, key text, email text)
+		SELECT DISTINCT e.pk FROM jsonb_to_recordset($1::jsonb)
+			AS c(program_pk bigint, id text, key text, email text, provider text, provider_customer_id text)
 		JOIN provider_events e ON e.program_pk = c.program_pk AND e.status = 'unattributed'
-			AND (e.customer_key IN (c.id, c.key) OR (c.email <> '' AND lower(e.email) = lower(c.email)))
+			AND (e.customer_key IN (c.id, c.key) OR (c.email <> '' AND lower(e.email) = lower(c.email))
+				OR (c.provider_customer_id <> '' AND e.provider = c.provider AND e.provider_customer_id = c.provider_customer_id))
 		ORDER BY e.pk LIMIT $2`, string(b), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store.UnattributedEventsFor(%d): %w", len(cs), err)
-	}
-	return pks, nil
-}
-
-// UnattributedEvents returns the program's unattributed events that may be about a
-// customer with one of these keys (its id and key), this email, or this provider
-// customer id; empty values match nothing.
-func UnattributedEvents(ctx context.Context, q Querier, programPK int64, keys []string, email, provider, providerCustomerID string, limit int) ([]int64, error) {
-	var pks []int64
-	err := selectRows(ctx, q, &pks, `
-		SELECT pk FROM provider_events WHERE program_pk = $1 AND status = 'unattributed' AND (
-			(customer_key IS NOT NULL AND customer_key = ANY($2))
-			OR (email IS NOT NULL AND $3 <> '' AND lower(email) = lower($3))
-			OR (provider_customer_id IS NOT NULL AND provider = $4 AND provider_customer_id = $5))
-		ORDER BY pk LIMIT $6`, programPK, pq.StringArray(keys), email, provider, providerCustomerID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store.UnattributedEvents: %w", err)
 	}
 	return pks, nil
 }

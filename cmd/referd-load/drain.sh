@@ -15,27 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-5s}
-PG=${PG:-postgres://postgres@127.0.0.1:5432}
-DB=referd_drain
-export DATABASE_URL="$PG/$DB?sslmode=disable"
-export REDIS_URL=redis://127.0.0.1:6379/5
-export REFERD_LOG_FORMAT=json
-bin=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$bin"; }
-trap cleanup EXIT
-
-go build -o "$bin/referd" ./cmd/referd
-go build -o "$bin/referd-load" ./cmd/referd-load
-psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-redis-cli -n 5 flushdb >/dev/null
-"$bin/referd" migrate >/dev/null 2>&1
+DB=referd_drain REDIS_DB=5
+source cmd/referd-load/bench-env.sh
 
 PORT=18091 "$bin/referd" ingest 2>"$bin/ingest.log" & pids+=($!)
 PORT=18092 "$bin/referd" api 2>"$bin/api.log" & pids+=($!)
-for port in 18091 18092; do
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-done
+wait_port 18091
+wait_port 18092
 
 out=$("$bin/referd" program create --name drain --website https://drain.test 2>/dev/null)
 program=$(jq -r .program.id <<<"$out")

@@ -16,23 +16,9 @@ cd "$(dirname "$0")/../.."
 BACKLOG_SECONDS=${BACKLOG_SECONDS:-10s}
 RATE=${RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-20s}
-PG=${PG:-postgres://postgres@127.0.0.1:5432}
-DB=referd_webhooks
-export DATABASE_URL="$PG/$DB?sslmode=disable"
-export REDIS_URL=redis://127.0.0.1:6379/7
-export REFERD_LOG_FORMAT=json
+DB=referd_webhooks REDIS_DB=7
 export REFERD_ALLOW_PRIVATE_TARGETS=true
-bin=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$bin"; }
-trap cleanup EXIT
-
-go build -o "$bin/referd" ./cmd/referd
-go build -o "$bin/referd-load" ./cmd/referd-load
-psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-redis-cli -n 7 flushdb >/dev/null
-"$bin/referd" migrate >/dev/null 2>&1
-wait_port() { for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.1; done; }
+source cmd/referd-load/bench-env.sh
 
 PORT=18094 "$bin/referd" api 2>"$bin/api.log" & pids+=($!)
 wait_port 18094

@@ -226,6 +226,28 @@ type AppearedCustomer struct {
 	ProviderCustomerID string `json:"provider_customer_id"`
 }
 
+// unattributedForQuery makes one index probe per hint, each on its partial index: as
+// a single join with ORs, the planner may choose to scan every pending event instead
+// (it did, 50 ms a call, while a backlog of received events had not been analyzed).
+const unattributedForQuery = `
+		SELECT DISTINCT m.pk FROM jsonb_to_recordset($1::jsonb)
+			AS c(program_pk bigint, id text, key text, email text, provider text, provider_customer_id text)
+		CROSS JOIN LATERAL (
+			SELECT e.pk FROM provider_events e WHERE c.key <> '' AND e.program_pk = c.program_pk
+				AND e.status = 'unattributed' AND e.customer_key IS NOT NULL AND e.customer_key = c.key
+			UNION ALL
+			SELECT e.pk FROM provider_events e WHERE c.id <> '' AND e.program_pk = c.program_pk
+				AND e.status = 'unattributed' AND e.customer_key IS NOT NULL AND e.customer_key = c.id
+			UNION ALL
+			SELECT e.pk FROM provider_events e WHERE c.email <> '' AND e.program_pk = c.program_pk
+				AND e.status = 'unattributed' AND e.email IS NOT NULL AND lower(e.email) = lower(c.email)
+			UNION ALL
+			SELECT e.pk FROM provider_events e WHERE c.provider_customer_id <> '' AND e.program_pk = c.program_pk
+				AND e.status = 'unattributed' AND e.provider_customer_id IS NOT NULL
+				AND e.provider = c.provider AND e.provider_customer_id = c.provider_customer_id
+		) m
+		ORDER BY m.pk LIMIT $2`
+
 // UnattributedEventsFor returns, in one statement, the unattributed events that may
 // be about any of these customers: by the customer key they carried (the customer's
 // id or key), their email (case-insensitive), or their provider customer id.
@@ -238,13 +260,7 @@ func UnattributedEventsFor(ctx context.Context, q Querier, cs []AppearedCustomer
 		return nil, err
 	}
 	var pks []int64
-	err = selectRows(ctx, q, &pks, `
-		SELECT DISTINCT e.pk FROM jsonb_to_recordset($1::jsonb)
-			AS c(program_pk bigint, id text, key text, email text, provider text, provider_customer_id text)
-		JOIN provider_events e ON e.program_pk = c.program_pk AND e.status = 'unattributed'
-			AND (e.customer_key IN (c.id, c.key) OR (c.email <> '' AND lower(e.email) = lower(c.email))
-				OR (c.provider_customer_id <> '' AND e.provider = c.provider AND e.provider_customer_id = c.provider_customer_id))
-		ORDER BY e.pk LIMIT $2`, string(b), limit)
+	err = selectRows(ctx, q, &pks, unattributedForQuery, string(b), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store.UnattributedEventsFor(%d): %w", len(cs), err)
 	}

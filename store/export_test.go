@@ -1,0 +1,4 @@
+package store
+
+// UnattributedForQuery is exported to the tests, which check its plan.
+const UnattributedForQuery = unattributedForQuery

@@ -126,6 +126,17 @@ func TestLedgerRandomized(t *testing.T) {
 		}
 		friends = append(friends, person{pk: c.PK, key: c.Key, referrer: r.pk})
 	}
+	// Friends of friends: a batch of sales may then hold a buyer who also refers
+	// another buyer in it.
+	for i := 0; i < 4; i++ {
+		r := friends[i]
+		c, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text(fmt.Sprintf("g%d", i)),
+			ReferringCustomer: &referral.CustomerRefInput{Key: text(r.key)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		friends = append(friends, person{pk: c.PK, key: c.Key, referrer: r.pk})
+	}
 	everyone := append(append([]person{}, referrers...), friends...)
 
 	m := &ledgerModel{txs: map[string]*mTx{}, refunds: map[string]bool{}, avail: map[string]int64{}, pend: map[string]int64{}}
@@ -136,38 +147,74 @@ func TestLedgerRandomized(t *testing.T) {
 	const ops = 2500
 	for op := 0; op < ops; op++ {
 		switch n := rng.Intn(100); {
-		case n < 45 || len(keys) == 0: // a sale
-			f := friends[rng.Intn(len(friends))]
-			units := currencies[rng.Intn(len(currencies))]
-			amount := int64(rng.Intn(50000) + 1)
-			key := fmt.Sprintf("t%d", op)
-			tx, created, err := referral.RecordTransaction(ctx, db, p, referral.Sale{CustomerKey: f.key, Key: key, Amount: amount, Units: units})
-			if err != nil || !created {
-				t.Fatalf("sale %s: %v %v", key, created, err)
-			}
-			purchases[f.pk]++
-			earned, _ := rewards.ForPurchase(rules, rewards.Purchase{Amount: amount, Units: units, Number: purchases[f.pk], At: tx.CreatedAt, ReferredAt: tx.CreatedAt})
-			mt := &mTx{amount: amount}
-			for _, e := range earned {
-				r := &mReward{customer: f.referrer, units: e.Units, amount: e.Amount, prop: e.Proportional, pending: e.HoldDays > 0,
-					inBalance: e.Type != "discount"}
-				if e.Recipient == "referred" {
-					r.customer = f.pk
+		case n < 45 || len(keys) == 0: // a sale, or several recorded together
+			var sales []referral.Sale
+			var buyers []person
+			for j := range 1 + rng.Intn(2)*rng.Intn(7) {
+				f := friends[rng.Intn(len(friends))]
+				if j > 0 && rng.Intn(4) == 0 {
+					f = buyers[rng.Intn(j)] // a buyer twice in one batch
 				}
-				if r.inBalance {
-					if r.pending {
-						m.pend[bkey(r.customer, r.units)] += r.amount
-					} else {
-						m.avail[bkey(r.customer, r.units)] += r.amount
+				units := currencies[rng.Intn(len(currencies))]
+				sales = append(sales, referral.Sale{CustomerKey: f.key, Key: fmt.Sprintf("t%05d-%d", op, j), Amount: int64(rng.Intn(50000) + 1), Units: units})
+				buyers = append(buyers, f)
+			}
+			unique := len(sales)
+			if len(sales) > 1 && rng.Intn(3) == 0 {
+				sales = append(sales, sales[rng.Intn(len(sales))]) // a key twice: recorded once
+				buyers = append(buyers, buyers[0])
+			}
+			var txs []store.Transaction
+			if len(sales) == 1 {
+				tx, created, err := referral.RecordTransaction(ctx, db, p, sales[0])
+				if err != nil || !created {
+					t.Fatalf("sale %s: %v %v", sales[0].Key, created, err)
+				}
+				txs = append(txs, tx)
+			} else {
+				var created int
+				txs, created, err = referral.RecordTransactions(ctx, db, p, sales)
+				if err != nil || created != unique || len(txs) != len(sales) {
+					t.Fatalf("op %d: %d sales: %d created, %d answered (%v); want %d created", op, len(sales), created, len(txs), err, unique)
+				}
+			}
+			for j, sale := range sales[:unique] {
+				f, tx := buyers[j], txs[j]
+				if tx.Key != sale.Key || tx.Amount != sale.Amount || tx.Buyer.Key != f.key {
+					t.Fatalf("op %d: answered %s by %s for %d; want %s by %s for %d", op, tx.Key, tx.Buyer.Key, tx.Amount, sale.Key, f.key, sale.Amount)
+				}
+				purchases[f.pk]++
+				if tx.PurchaseNumber != purchases[f.pk] {
+					t.Fatalf("op %d: sale %s is purchase %d of %s, model %d", op, sale.Key, tx.PurchaseNumber, f.key, purchases[f.pk])
+				}
+				earned, _ := rewards.ForPurchase(rules, rewards.Purchase{Amount: sale.Amount, Units: sale.Units, Number: purchases[f.pk], At: tx.CreatedAt, ReferredAt: tx.CreatedAt})
+				mt := &mTx{amount: sale.Amount}
+				for _, e := range earned {
+					r := &mReward{customer: f.referrer, units: e.Units, amount: e.Amount, prop: e.Proportional, pending: e.HoldDays > 0,
+						inBalance: e.Type != "discount"}
+					if e.Recipient == "referred" {
+						r.customer = f.pk
 					}
+					if r.inBalance {
+						if r.pending {
+							m.pend[bkey(r.customer, r.units)] += r.amount
+						} else {
+							m.avail[bkey(r.customer, r.units)] += r.amount
+						}
+					}
+					mt.rewards = append(mt.rewards, r)
 				}
-				mt.rewards = append(mt.rewards, r)
+				if len(tx.Rewards) != len(earned) {
+					t.Fatalf("sale %s: %d rewards, model %d", sale.Key, len(tx.Rewards), len(earned))
+				}
+				m.txs[sale.Key] = mt
+				keys = append(keys, sale.Key)
 			}
-			if len(tx.Rewards) != len(earned) {
-				t.Fatalf("sale %s: %d rewards, model %d", key, len(tx.Rewards), len(earned))
+			for j := unique; j < len(sales); j++ {
+				if txs[j].Key != sales[j].Key || txs[j].PK == 0 {
+					t.Fatalf("op %d: the repeated %s answered %+v", op, sales[j].Key, txs[j])
+				}
 			}
-			m.txs[key] = mt
-			keys = append(keys, key)
 		case n < 50: // the same sale again: nothing changes
 			key := keys[rng.Intn(len(keys))]
 			got, err := referral.GetTransaction(ctx, db, p, key)

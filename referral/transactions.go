@@ -85,7 +85,11 @@ func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sal
 		return store.Transaction{}, false, err
 	}
 	err = db.InTx(ctx, func(tx *store.Tx) error {
-		t, created, err = recordInTx(ctx, tx, p, rules, s)
+		rs, err := recordSales(ctx, tx, []*batchedSale{{p: p, rules: rules, s: s}})
+		if err != nil {
+			return err
+		}
+		t, created, err = rs[0].t, rs[0].created, rs[0].err
 		return err
 	})
 	return t, created, err
@@ -115,19 +119,26 @@ func RecordTransactions(ctx context.Context, db *store.DB, p store.Program, sale
 	if err != nil {
 		return nil, 0, err
 	}
+	batch := make([]*batchedSale, len(sales))
+	for i, s := range sales {
+		batch[i] = &batchedSale{p: p, rules: rules, s: s}
+	}
 	err = db.InTx(ctx, func(tx *store.Tx) error {
 		ts, created = nil, 0
-		for i, s := range sales {
-			t, c, err := recordInTx(ctx, tx, p, rules, s)
-			if err != nil {
+		rs, err := recordSales(ctx, tx, batch)
+		if err != nil {
+			return err
+		}
+		for i, r := range rs {
+			if r.err != nil {
 				var ve *ValidationError
-				if errors.As(err, &ve) {
+				if errors.As(r.err, &ve) {
 					return prefixed(ve, fmt.Sprintf("transactions.%d.", i))
 				}
-				return err
+				return r.err
 			}
-			ts = append(ts, t)
-			if c {
+			ts = append(ts, r.t)
+			if r.created {
 				created++
 			}
 		}
@@ -156,100 +167,195 @@ func programRules(p store.Program) ([]rewards.Rule, error) {
 	return rules, nil
 }
 
-func recordInTx(ctx context.Context, tx *store.Tx, p store.Program, rules []rewards.Rule, s Sale) (store.Transaction, bool, error) {
-	ps, err := prepareSale(ctx, tx, p, rules, s)
-	if err != nil || ps.done {
-		return ps.t, false, err
-	}
-	if err := commitSale(ctx, tx, &ps); err != nil {
-		return store.Transaction{}, false, err
-	}
-	return ps.t, true, nil
+// batchedSale is a checked sale with its program and reward rules.
+type batchedSale struct {
+	p     store.Program
+	rules []rewards.Rule
+	s     Sale
 }
 
-// plannedSale is a sale whose buyer was found and whose rewards and events are
-// computed, ready for commitSale; done means there is nothing to write (the key was
-// recorded before, and t is that transaction).
-type plannedSale struct {
-	p      store.Program
-	t      store.Transaction
-	events []store.Event
-	done   bool
+type batchResult struct {
+	t       store.Transaction
+	created bool
+	err     error
 }
 
-// prepareSale finds the buyer, taking the lock of the sale's key (one writer per key
-// at a time, including a refund that waits for this sale), and computes what the
-// sale earns. It writes nothing.
-func prepareSale(ctx context.Context, tx *store.Tx, p store.Program, rules []rewards.Rule, s Sale) (plannedSale, error) {
-	buyer, err := store.FindBuyer(ctx, tx, p.PK, s.CustomerID, s.CustomerKey, s.CustomerEmail, s.Key)
-	if store.IsNotFound(err) {
-		return plannedSale{}, Invalid("customer", "The customer does not exist.")
+type programKey struct {
+	programPK int64
+	key       string
+}
+
+// recordSales records sales in tx and returns each one's result, in order: the core
+// of RecordTransaction, RecordTransactions and the Batcher. A sale's own problem (an
+// unknown or unreferred customer, a key reused for another sale) is its result's
+// error; err is a database error, after which tx must roll back.
+//
+// Every sale's key is locked and its buyer read in one statement (in program and
+// key order), and the sales are written in as few statements as can be (in referrer,
+// then buyer, order): a new one starts only where a buyer buys twice, or buys and
+// refers. A sale whose key came twice finds the first one's transaction.
+func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]batchResult, error) {
+	results := make([]batchResult, len(sales))
+	byKey := make([]int, len(sales))
+	for i := range byKey {
+		byKey[i] = i
 	}
-	if err != nil {
-		return plannedSale{}, err
-	}
-	if !buyer.ReferrerPK.Valid {
-		return plannedSale{}, Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
-	}
-	fp := s.fingerprint(buyer.PK)
-	if buyer.Existing.Valid {
-		if buyer.Existing.String != fp {
-			return plannedSale{}, &store.ConflictError{Field: "key"}
+	sort.SliceStable(byKey, func(x, y int) bool {
+		a, b := sales[byKey[x]], sales[byKey[y]]
+		if a.p.PK != b.p.PK {
+			return a.p.PK < b.p.PK
 		}
-		t, err := store.GetTransaction(ctx, tx, p.PK, s.Key, false)
-		return plannedSale{t: t, done: true}, err
+		return a.s.Key < b.s.Key
+	})
+	seen := map[programKey]bool{}
+	var again, asked []int
+	var qs []store.BuyerQuery
+	for _, i := range byKey {
+		bs := sales[i]
+		if k := (programKey{bs.p.PK, bs.s.Key}); seen[k] {
+			again = append(again, i)
+			continue
+		} else {
+			seen[k] = true
+		}
+		asked = append(asked, i)
+		qs = append(qs, store.BuyerQuery{ProgramPK: bs.p.PK, ID: bs.s.CustomerID, Key: bs.s.CustomerKey, Email: bs.s.CustomerEmail, SaleKey: bs.s.Key})
 	}
-	// The sale's number as FindBuyer saw it; InsertSale confirms it under the
-	// buyer's lock, or the transaction starts over.
-	purchases := buyer.Purchases + 1
+	buyers, err := store.FindBuyers(ctx, tx, qs)
+	if err != nil {
+		return nil, err
+	}
+	type candidate struct {
+		i     int
+		buyer store.Buyer
+	}
+	var cands []candidate
+	for j, b := range buyers {
+		i, bs := asked[j], sales[asked[j]]
+		switch {
+		case b.PK == 0:
+			results[i].err = Invalid("customer", "The customer does not exist.")
+		case !b.ReferrerPK.Valid:
+			results[i].err = Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
+		case b.Existing.Valid && b.Existing.String != bs.s.fingerprint(b.PK):
+			results[i].err = &store.ConflictError{Field: "key"}
+		case b.Existing.Valid:
+			if results[i].t, err = store.GetTransaction(ctx, tx, bs.p.PK, bs.s.Key, false); err != nil {
+				return nil, err
+			}
+		default:
+			cands = append(cands, candidate{i, b})
+		}
+	}
+	sort.SliceStable(cands, func(x, y int) bool {
+		a, b := cands[x].buyer, cands[y].buyer
+		if a.ReferrerPK.Int64 != b.ReferrerPK.Int64 {
+			return a.ReferrerPK.Int64 < b.ReferrerPK.Int64
+		}
+		return a.PK < b.PK
+	})
+	var group []store.Sale
+	var groupOf []int
+	buying, referring := map[int64]bool{}, map[int64]bool{}
+	write := func() error {
+		if err := store.InsertSales(ctx, tx, group); err != nil {
+			return err
+		}
+		for k, ws := range group {
+			i := groupOf[k]
+			if ws.Waiting {
+				if err := applyWaitingRefunds(ctx, tx, sales[i].p, ws.T); err != nil {
+					return err
+				}
+			}
+			results[i] = batchResult{t: *ws.T, created: true}
+		}
+		group, groupOf = group[:0], groupOf[:0]
+		clear(buying)
+		clear(referring)
+		return nil
+	}
+	bought := map[int64]int{} // sales of each buyer planned so far
+	for _, c := range cands {
+		b := c.buyer
+		if buying[b.PK] || referring[b.PK] || buying[b.ReferrerPK.Int64] {
+			if err := write(); err != nil {
+				return nil, err
+			}
+		}
+		ws, err := planSale(sales[c.i], b, b.Purchases+1+bought[b.PK])
+		if err != nil {
+			return nil, err
+		}
+		bought[b.PK]++
+		buying[b.PK], referring[b.ReferrerPK.Int64] = true, true
+		group, groupOf = append(group, ws), append(groupOf, c.i)
+	}
+	if len(group) > 0 {
+		if err := write(); err != nil {
+			return nil, err
+		}
+	}
+	for _, i := range again {
+		rs, err := recordSales(ctx, tx, sales[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		results[i] = rs[0]
+	}
+	return results, nil
+}
+
+// planSale computes what a sale of buyer earns, as its purchase-th purchase, and the
+// events it writes. It writes nothing: InsertSales confirms the number under the
+// buyer's lock, or the transaction starts over.
+func planSale(bs *batchedSale, buyer store.Buyer, purchase int) (store.Sale, error) {
+	p, s := bs.p, bs.s
 	now := store.Now()
-	t := store.Transaction{
+	t := &store.Transaction{
 		ProgramPK: p.PK, Key: s.Key, CustomerPK: buyer.PK, ReferrerPK: buyer.ReferrerPK, Action: s.Action,
 		Amount: s.Amount, Units: s.Units, ProductID: nullable(s.ProductID), ProductType: nullable(s.ProductType),
-		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchases, Fingerprint: fp, CreatedAt: now, RequestID: s.RequestID,
-		Buyer: store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
+		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchase, Fingerprint: s.fingerprint(buyer.PK), CreatedAt: now,
+		RequestID: s.RequestID,
+		Buyer:     store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
 		Referrer: &store.CustomerRef{PK: buyer.ReferrerPK.Int64, ID: buyer.RefID.String, Key: buyer.RefKey.String,
 			Email: buyer.RefEmail, Name: buyer.RefName},
 	}
-	earned, err := rewards.ForPurchase(rules, rewards.Purchase{
-		Amount: s.Amount, Units: s.Units, Number: purchases, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
+	earned, err := rewards.ForPurchase(bs.rules, rewards.Purchase{
+		Amount: s.Amount, Units: s.Units, Number: purchase, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
 	})
 	if err != nil {
-		return plannedSale{}, err
+		return store.Sale{}, err
 	}
 	t.Rewards = newRewards(p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{}, t.Key, now)
 	events := make([]store.Event, 0, len(t.Rewards)+1)
 	for _, r := range t.Rewards {
 		events = append(events, event("reward.created", RewardJSON(r)))
 	}
-	events = append(events, event("transaction.created", TransactionJSON(t)))
-	return plannedSale{p: p, t: t, events: events}, nil
+	events = append(events, event("transaction.created", TransactionJSON(*t)))
+	return store.Sale{T: t, Rewards: t.Rewards, Events: events}, nil
 }
 
-// commitSale writes a prepared sale and applies the refunds that arrived before it.
-func commitSale(ctx context.Context, tx *store.Tx, ps *plannedSale) error {
-	waiting, err := store.InsertSale(ctx, tx, &ps.t, ps.t.Rewards, ps.events)
-	if err != nil || !waiting {
-		return err
-	}
-	// Refunds that arrived before this sale apply now.
-	t, err := store.GetTransaction(ctx, tx, ps.p.PK, ps.t.Key, true)
+// applyWaitingRefunds applies the refunds that arrived before the sale t, just
+// written; t becomes the transaction as they leave it.
+func applyWaitingRefunds(ctx context.Context, tx *store.Tx, p store.Program, t *store.Transaction) error {
+	got, err := store.GetTransaction(ctx, tx, p.PK, t.Key, true)
 	if err != nil {
 		return err
 	}
-	refunds, err := store.WaitingRefunds(ctx, tx, ps.p.PK, t.Key)
+	refunds, err := store.WaitingRefunds(ctx, tx, p.PK, got.Key)
 	if err != nil {
 		return err
 	}
 	for _, r := range refunds {
-		if err := applyRefund(ctx, tx, ps.p, &t, refundDelta(t, r.Amount, r.Cumulative), t.CreatedAt); err != nil {
+		if err := applyRefund(ctx, tx, p, &got, refundDelta(got, r.Amount, r.Cumulative), got.CreatedAt); err != nil {
 			return err
 		}
 		if err := store.MarkRefundApplied(ctx, tx, r.PK); err != nil {
 			return err
 		}
 	}
-	ps.t = t
+	*t = got
 	return nil
 }
 

@@ -352,7 +352,8 @@ func ApproveDue(ctx context.Context, db *DB, now time.Time, limit int, payload f
 	return n, nil
 }
 
-// Buyer is the customer a sale is for, with its referrer.
+// Buyer is the customer a sale is for, with its referrer; PK is 0 when no customer
+// matched.
 type Buyer struct {
 	PK         int64          `db:"pk"`
 	ID         string         `db:"id"`
@@ -373,39 +374,67 @@ type Buyer struct {
 	Purchases int `db:"purchases"`
 }
 
+// BuyerQuery names a sale's buyer, by the first given of ID, Key and Email, and the
+// sale's key.
+type BuyerQuery struct {
+	ProgramPK int64  `json:"program_pk"`
+	ID        string `json:"id"`
+	Key       string `json:"key"`
+	Email     string `json:"email"` // case-insensitive
+	SaleKey   string `json:"sale_key"`
+}
+
 // TransactionLock is the LockKey name of a transaction key.
 func TransactionLock(key string) string { return "transaction:" + key }
 
-// FindBuyer returns the program's customer with this id, else key, else email, and
-// takes the transaction-scoped lock of the sale's key (see LockKey), in one round
-// trip. What it reads of the sale key and the buyer's sales predates the lock:
-// InsertSale detects what changed meanwhile.
-func FindBuyer(ctx context.Context, tx *Tx, programPK int64, id, key, email, saleKey string) (Buyer, error) {
-	var cond, v string
-	switch {
-	case id != "":
-		cond, v = `c.id = $2`, id
-	case key != "":
-		cond, v = `c.key = $2`, key
-	case email != "":
-		cond, v = `lower(c.email) = lower($2)`, email
-	default:
-		return Buyer{}, fmt.Errorf("store.FindBuyer: %w", ErrNotFound)
+// FindBuyers returns, for each query in order, the customer it names with the
+// referrer, and takes the transaction-scoped lock of each sale's key (see LockKey) in
+// the order given, all in one round trip. What it reads of the sale keys and the
+// buyers' sales predates the locks: InsertSales detects what changed meanwhile.
+func FindBuyers(ctx context.Context, tx *Tx, qs []BuyerQuery) ([]Buyer, error) {
+	type query struct {
+		BuyerQuery
+		Lock string `json:"lock"`
 	}
-	var b Buyer
-	err := get(ctx, tx, &b, `
-		SELECT c.pk, c.id, c.key, c.email, c.name, c.referrer_pk, c.created_at,
-			r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
-			(SELECT fingerprint FROM transactions WHERE program_pk = $1 AND key = $4) AS existing,
-			coalesce((SELECT purchases FROM customer_stats WHERE customer_pk = c.pk), 0) AS purchases
-		FROM customers c
-		LEFT JOIN customers r ON r.pk = c.referrer_pk
-		CROSS JOIN LATERAL pg_advisory_xact_lock(hashtextextended($3, 0)) AS l
-		WHERE c.program_pk = $1 AND `+cond, programPK, v, lockName(programPK, TransactionLock(saleKey)), saleKey)
+	in := make([]query, len(qs))
+	for i, q := range qs {
+		in[i] = query{q, lockName(q.ProgramPK, TransactionLock(q.SaleKey))}
+	}
+	b, err := json.Marshal(in)
 	if err != nil {
-		return Buyer{}, fmt.Errorf("store.FindBuyer(%q): %w", v, translate(err))
+		return nil, err
 	}
-	return b, nil
+	// The locks are taken row by row in the order of the array (the lateral call
+	// makes it the outer side of every join). Each way of naming the buyer has its
+	// own branch, so each is an index probe.
+	var out []Buyer
+	err = selectRows(ctx, tx, &out, `
+		SELECT coalesce(c.pk, 0) AS pk, coalesce(c.id, '') AS id, coalesce(c.key, '') AS key, c.email, c.name, c.referrer_pk,
+			coalesce(c.created_at, 'epoch') AS created_at,
+			r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
+			(SELECT fingerprint FROM transactions WHERE program_pk = q.program_pk AND key = q.sale_key) AS existing,
+			coalesce((SELECT purchases FROM customer_stats WHERE customer_pk = c.pk), 0) AS purchases
+		FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (program_pk bigint, id text, key text, email text, sale_key text, lock text))
+			WITH ORDINALITY AS q(program_pk, id, key, email, sale_key, lock, n)
+		CROSS JOIN LATERAL pg_advisory_xact_lock(hashtextextended(q.lock, 0)) AS l
+		LEFT JOIN LATERAL (
+			(SELECT c.* FROM customers c WHERE q.id <> '' AND c.program_pk = q.program_pk AND c.id = q.id)
+			UNION ALL
+			(SELECT c.* FROM customers c WHERE q.id = '' AND q.key <> '' AND c.program_pk = q.program_pk AND c.key = q.key)
+			UNION ALL
+			(SELECT c.* FROM customers c WHERE q.id = '' AND q.key = '' AND q.email <> ''
+				AND c.program_pk = q.program_pk AND lower(c.email) = lower(q.email) ORDER BY c.pk LIMIT 1)
+			LIMIT 1
+		) c ON true
+		LEFT JOIN customers r ON r.pk = c.referrer_pk
+		ORDER BY q.n`, string(b))
+	if err != nil {
+		return nil, fmt.Errorf("store.FindBuyers(%d): %w", len(qs), translate(err))
+	}
+	if len(out) != len(qs) {
+		return nil, fmt.Errorf("store.FindBuyers: %d rows for %d queries", len(out), len(qs))
+	}
+	return out, nil
 }
 
 // Event is an outbox event to write.
@@ -414,20 +443,53 @@ type Event struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// ErrSaleRaced means that between FindBuyer and InsertSale another sale of the buyer
-// or with the key was committed; the caller starts over (store.ErrRetry).
+// ErrSaleRaced means that between FindBuyers and InsertSales another sale of a buyer
+// or with a key was committed; the caller starts over (store.ErrRetry).
 var ErrSaleRaced = fmt.Errorf("a concurrent sale changed the buyer's count or took the key: %w", ErrRetry)
 
-// InsertSale counts the sale (the buyer's purchases and live sales; the referrer's
-// successful referrals when this is the buyer's only live sale) and stores the
-// transaction t with its rewards (their ledger entries and the running sums) and the
-// events, in one statement. t.PurchaseNumber must be the number FindBuyer implied;
-// if the counters say otherwise, or the key was taken meanwhile, the statement
-// changes nothing that survives: it returns ErrSaleRaced and the caller rolls back.
-// waiting says that refunds arrived for the key before the sale. t.PK and the
-// rewards' PKs are set.
-func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, events []Event) (waiting bool, err error) {
+// Sale is a transaction to write with InsertSales, its rewards and its events.
+type Sale struct {
+	T       *Transaction
+	Rewards []Reward
+	Events  []Event
+	// Waiting is set by InsertSales: refunds arrived for the key before the sale.
+	Waiting bool
+}
+
+// InsertSales stores sales in one statement: each transaction with its rewards (their
+// ledger entries and the running sums) and events, and the counts (each buyer's
+// purchases and live sales; a referrer's successful referrals when this is the
+// buyer's only live sale). No buyer may appear twice, nor be another sale's referrer:
+// one statement cannot change a row twice (the caller splits such sales over several
+// calls). Each T.PurchaseNumber must be the number FindBuyers implied; if a counter
+// says otherwise, or a key was taken meanwhile, it returns ErrSaleRaced and the
+// caller rolls back. T.PK, the rewards' PKs and Waiting are set.
+//
+// Rows are locked in one order: the referrers' counters (rl, which st reads from so
+// that it runs first), then the buyers' counters, then balances, each by customer. Every
+// sale, refund and batch then waits for others in the referrers' order, and a caller
+// that writes several groups writes them in referrer order.
+func InsertSales(ctx context.Context, tx *Tx, sales []Sale) error {
+	type saleRow struct {
+		N           int       `json:"n"`
+		ProgramPK   int64     `json:"program_pk"`
+		Key         string    `json:"key"`
+		CustomerPK  int64     `json:"customer_pk"`
+		ReferrerPK  *int64    `json:"referrer_pk"`
+		Action      string    `json:"action"`
+		Amount      int64     `json:"amount"`
+		Units       string    `json:"units"`
+		ProductID   *string   `json:"product_id"`
+		ProductType *string   `json:"product_type"`
+		Source      string    `json:"source"`
+		Livemode    bool      `json:"livemode"`
+		Purchase    int       `json:"purchase_number"`
+		Fingerprint string    `json:"fingerprint"`
+		CreatedAt   time.Time `json:"created_at"`
+		RequestID   string    `json:"request_id"`
+	}
 	type rewardRow struct {
+		Sale         int       `json:"sale"`
 		Key          string    `json:"key"`
 		CustomerPK   int64     `json:"customer_pk"`
 		Recipient    string    `json:"recipient"`
@@ -442,103 +504,168 @@ func InsertSale(ctx context.Context, tx *Tx, t *Transaction, rewards []Reward, e
 		InBalance    bool      `json:"in_balance"`
 		AvailableAt  time.Time `json:"available_at"`
 	}
-	rows := make([]rewardRow, len(rewards))
-	for i, r := range rewards {
-		rows[i] = rewardRow{r.Key, r.CustomerPK, r.Recipient, r.Rule, r.Trigger, r.Type, r.Amount, r.Units, r.IsCurrency,
-			r.Proportional, r.Status, r.InBalance(), r.AvailableAt}
+	type eventRow struct {
+		Sale    int             `json:"sale"`
+		Event   string          `json:"event"`
+		Payload json.RawMessage `json:"payload"`
 	}
-	rj, err := json.Marshal(rows)
+	if len(sales) == 0 {
+		return nil
+	}
+	srows := make([]saleRow, len(sales))
+	rrows := []rewardRow{}
+	erows := []eventRow{}
+	buyers := map[int64]bool{}
+	for i, s := range sales {
+		t := s.T
+		if buyers[t.CustomerPK] {
+			return fmt.Errorf("store.InsertSales: customer %d buys twice", t.CustomerPK)
+		}
+		buyers[t.CustomerPK] = true
+		srows[i] = saleRow{N: i, ProgramPK: t.ProgramPK, Key: t.Key, CustomerPK: t.CustomerPK, Action: t.Action, Amount: t.Amount,
+			Units: t.Units, Source: t.Source, Livemode: t.Livemode, Purchase: t.PurchaseNumber, Fingerprint: t.Fingerprint,
+			CreatedAt: t.CreatedAt, RequestID: cmp.Or(t.RequestID, RequestID(ctx))}
+		if t.ReferrerPK.Valid {
+			srows[i].ReferrerPK = &t.ReferrerPK.Int64
+		}
+		if t.ProductID.Valid {
+			srows[i].ProductID = &t.ProductID.String
+		}
+		if t.ProductType.Valid {
+			srows[i].ProductType = &t.ProductType.String
+		}
+		for _, r := range s.Rewards {
+			rrows = append(rrows, rewardRow{i, r.Key, r.CustomerPK, r.Recipient, r.Rule, r.Trigger, r.Type, r.Amount, r.Units,
+				r.IsCurrency, r.Proportional, r.Status, r.InBalance(), r.AvailableAt})
+		}
+		for _, e := range s.Events {
+			erows = append(erows, eventRow{i, e.Event, e.Payload})
+		}
+	}
+	for _, s := range sales {
+		if s.T.ReferrerPK.Valid && buyers[s.T.ReferrerPK.Int64] {
+			return fmt.Errorf("store.InsertSales: customer %d buys and refers in one call", s.T.ReferrerPK.Int64)
+		}
+	}
+	sj, err := json.Marshal(srows)
 	if err != nil {
-		return false, err
+		return err
 	}
-	ej, err := json.Marshal(events)
+	rj, err := json.Marshal(rrows)
 	if err != nil {
-		return false, err
+		return err
 	}
-	var out struct {
+	ej, err := json.Marshal(erows)
+	if err != nil {
+		return err
+	}
+	var out []struct {
+		N         int    `db:"n"`
 		PK        int64  `db:"pk"`
-		PKs       string `db:"reward_pks"`
 		Purchases int    `db:"purchases"`
 		Waiting   bool   `db:"waiting"`
+		PKs       string `db:"reward_pks"`
 	}
-	// Rows are locked referrer first: the referrer's counters (rl, which st reads
-	// from so that it runs first), then the buyer's, then balances. Every sale, refund
-	// and batch of sales (sorted by referrer, then buyer) then waits for others in one
-	// order, the referrers', and they cannot deadlock.
-	err = get(ctx, tx, &out, `
-		WITH rl AS (
-			SELECT customer_pk FROM customer_stats WHERE customer_pk = $4 FOR UPDATE
+	err = selectRows(ctx, tx, &out, `
+		WITH s AS (
+			SELECT * FROM jsonb_to_recordset($1::jsonb) AS s(n int, program_pk bigint, key text, customer_pk bigint,
+				referrer_pk bigint, action text, amount bigint, units text, product_id text, product_type text, source text,
+				livemode boolean, purchase_number int, fingerprint text, created_at timestamptz, request_id text)
+		), rl AS (
+			SELECT customer_pk FROM customer_stats WHERE customer_pk IN (SELECT referrer_pk FROM s)
+			ORDER BY customer_pk FOR UPDATE
 		), st AS (
 			INSERT INTO customer_stats AS st (customer_pk, program_pk, purchases, live_sales)
-			SELECT $3, $1, 1, 1 FROM (SELECT count(*) FROM rl) AS first
+			SELECT s.customer_pk, s.program_pk, 1, 1 FROM s, (SELECT count(*) FROM rl) AS first ORDER BY s.customer_pk
 			ON CONFLICT (customer_pk) DO UPDATE SET purchases = st.purchases + 1, live_sales = st.live_sales + 1
-			RETURNING purchases, live_sales
+			RETURNING customer_pk, purchases, live_sales
 		), rs AS (
 			INSERT INTO customer_stats AS rs (customer_pk, program_pk, successful)
-			SELECT $4, $1, 1 FROM st WHERE st.live_sales = 1 AND $4::bigint IS NOT NULL
-			ON CONFLICT (customer_pk) DO UPDATE SET successful = rs.successful + 1
+			SELECT s.referrer_pk, min(s.program_pk), count(*) FROM s JOIN st ON st.customer_pk = s.customer_pk
+			WHERE st.live_sales = 1 AND s.referrer_pk IS NOT NULL
+			GROUP BY s.referrer_pk ORDER BY s.referrer_pk
+			ON CONFLICT (customer_pk) DO UPDATE SET successful = rs.successful + EXCLUDED.successful
 		), t AS (
 			INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
 				source, livemode, purchase_number, fingerprint, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-			RETURNING pk
+			SELECT program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
+				source, livemode, purchase_number, fingerprint, created_at
+			FROM s ORDER BY n
+			RETURNING pk, program_pk, key
 		), x AS (
-			SELECT * FROM ROWS FROM (jsonb_to_recordset($15::jsonb) AS (key text, customer_pk bigint, recipient text,
+			SELECT x.*, s.program_pk, s.created_at, t.pk AS transaction_pk
+			FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (sale int, key text, customer_pk bigint, recipient text,
 				rule int, trigger text, type text, amount bigint, units text, is_currency boolean, proportional boolean,
 				status text, in_balance boolean, available_at timestamptz)) WITH ORDINALITY
-				AS x(key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency, proportional, status, in_balance, available_at, n)
+				AS x(sale, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency, proportional, status,
+					in_balance, available_at, n)
+			JOIN s ON s.n = x.sale
+			JOIN t ON t.program_pk = s.program_pk AND t.key = s.key
 		), w AS (
 			INSERT INTO rewards (program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
 				proportional, status, transaction_pk, available_at, created_at)
-			SELECT $1, x.key, x.customer_pk, x.recipient, x.rule, x.trigger, x.type, x.amount, x.units, x.is_currency,
-				x.proportional, x.status, t.pk, x.available_at, $14
-			FROM x, t ORDER BY x.n
-			RETURNING pk, key, customer_pk, units, is_currency, amount, status, type
+			SELECT program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
+				proportional, status, transaction_pk, available_at, created_at
+			FROM x ORDER BY n
+			RETURNING pk, program_pk, key, customer_pk, units, is_currency, amount, status, type, created_at
 		), l AS (
 			INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
-			SELECT $1, customer_pk, units, is_currency, 'reward', pk,
-				CASE WHEN status = 'pending' THEN 0 ELSE amount END, CASE WHEN status = 'pending' THEN amount ELSE 0 END, $14
-			FROM w WHERE type IN ('credit', 'cash')
+			SELECT program_pk, customer_pk, units, is_currency, 'reward', pk,
+				CASE WHEN status = 'pending' THEN 0 ELSE amount END, CASE WHEN status = 'pending' THEN amount ELSE 0 END, created_at
+			FROM w WHERE type IN ('credit', 'cash') ORDER BY pk
 		), b AS (
 			INSERT INTO balances AS b (customer_pk, units, program_pk, is_currency, amount, pending)
-			SELECT customer_pk, units, $1, bool_or(is_currency),
+			SELECT customer_pk, units, min(program_pk), bool_or(is_currency),
 				sum(CASE WHEN status = 'pending' THEN 0 ELSE amount END)::bigint, sum(CASE WHEN status = 'pending' THEN amount ELSE 0 END)::bigint
 			FROM x WHERE in_balance GROUP BY customer_pk, units ORDER BY customer_pk, units
 			ON CONFLICT (customer_pk, units) DO UPDATE SET amount = b.amount + EXCLUDED.amount, pending = b.pending + EXCLUDED.pending
-		), s AS (
-			INSERT INTO reward_totals AS s (customer_pk, units, program_pk, is_currency, total)
-			SELECT customer_pk, units, $1, bool_or(is_currency), sum(amount)::bigint
+		), r AS (
+			INSERT INTO reward_totals AS r (customer_pk, units, program_pk, is_currency, total)
+			SELECT customer_pk, units, min(program_pk), bool_or(is_currency), sum(amount)::bigint
 			FROM x GROUP BY customer_pk, units ORDER BY customer_pk, units
-			ON CONFLICT (customer_pk, units) DO UPDATE SET total = s.total + EXCLUDED.total
+			ON CONFLICT (customer_pk, units) DO UPDATE SET total = r.total + EXCLUDED.total
 		), o AS (
 			INSERT INTO outbox (program_pk, event, payload, created_at, request_id)
-			SELECT $1, e.event, e.payload, $14, NULLIF($17, '')
-			FROM ROWS FROM (jsonb_to_recordset($16::jsonb) AS (event text, payload jsonb)) WITH ORDINALITY AS e(event, payload, n)
+			SELECT s.program_pk, e.event, e.payload, s.created_at, NULLIF(s.request_id, '')
+			FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (sale int, event text, payload jsonb)) WITH ORDINALITY
+				AS e(sale, event, payload, n)
+			JOIN s ON s.n = e.sale
 			ORDER BY e.n
 		)
-		SELECT t.pk, coalesce((SELECT json_object_agg(key, pk) FROM w), '{}')::text AS reward_pks, st.purchases,
-			EXISTS (SELECT FROM refunds WHERE program_pk = $1 AND transaction_key = $2 AND NOT applied) AS waiting
-		FROM t, st`,
-		t.ProgramPK, t.Key, t.CustomerPK, t.ReferrerPK, t.Action, t.Amount, t.Units, t.ProductID, t.ProductType,
-		t.Source, t.Livemode, t.PurchaseNumber, t.Fingerprint, t.CreatedAt, string(rj), string(ej), cmp.Or(t.RequestID, RequestID(ctx)))
+		SELECT s.n, t.pk, st.purchases,
+			EXISTS (SELECT FROM refunds f WHERE f.program_pk = s.program_pk AND f.transaction_key = s.key AND NOT f.applied) AS waiting,
+			CASE WHEN s.n = 0 THEN coalesce((SELECT json_object_agg(key, pk) FROM w), '{}')::text ELSE '' END AS reward_pks
+		FROM s
+		JOIN t ON t.program_pk = s.program_pk AND t.key = s.key
+		JOIN st ON st.customer_pk = s.customer_pk
+		ORDER BY s.n`, string(sj), string(rj), string(ej))
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "transactions_program_key" {
-		return false, ErrSaleRaced
+		return ErrSaleRaced
 	}
 	if err != nil {
-		return false, fmt.Errorf("store.InsertSale(%s): %w", t.Key, translate(err))
+		return fmt.Errorf("store.InsertSales(%d): %w", len(sales), translate(err))
 	}
-	if out.Purchases != t.PurchaseNumber {
-		return false, ErrSaleRaced
+	if len(out) != len(sales) {
+		return fmt.Errorf("store.InsertSales: %d rows for %d sales", len(out), len(sales))
 	}
-	t.PK = out.PK
 	pks := map[string]int64{}
-	if err := json.Unmarshal([]byte(out.PKs), &pks); err != nil {
-		return false, err
+	if err := json.Unmarshal([]byte(out[0].PKs), &pks); err != nil {
+		return err
 	}
-	for i := range rewards {
-		rewards[i].PK = pks[rewards[i].Key]
-		rewards[i].TransactionPK = sql.NullInt64{Int64: t.PK, Valid: true}
+	for i, o := range out {
+		s := &sales[i]
+		if o.N != i {
+			return fmt.Errorf("store.InsertSales: row %d answered for sale %d", o.N, i)
+		}
+		if o.Purchases != s.T.PurchaseNumber {
+			return ErrSaleRaced
+		}
+		s.T.PK, s.Waiting = o.PK, o.Waiting
+		for j := range s.Rewards {
+			s.Rewards[j].PK = pks[s.Rewards[j].Key]
+			s.Rewards[j].TransactionPK = sql.NullInt64{Int64: o.PK, Valid: true}
+		}
 	}
-	return out.Waiting, nil
+	return nil
 }

@@ -22,13 +22,30 @@ type Match struct {
 	Link *store.ProviderLink
 }
 
+// Matcher finds whom a billing event names, as store.MatchCustomers does for one
+// query (Via empty when nobody). The workers batch the queries of the events they
+// process together.
+type Matcher func(ctx context.Context, q store.MatchQuery) (store.CustomerMatch, error)
+
+// Direct is the Matcher that asks the database on each call.
+func Direct(db *store.DB) Matcher {
+	return func(ctx context.Context, q store.MatchQuery) (store.CustomerMatch, error) {
+		ms, err := store.MatchCustomers(ctx, db, []store.MatchQuery{q})
+		if err != nil {
+			return store.CustomerMatch{}, err
+		}
+		return ms[0], nil
+	}
+}
+
 // Resolve finds the program's customer an event is about, in this order: the customer
 // key the payload carries (a referd id, else key), a provider-customer link already
 // known, the email. When create is set, a payment that carries a referrer's key and
 // matches nobody creates the referred customer on the spot. Found is false when
 // nobody matches.
-func Resolve(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event, create bool) (Match, error) {
-	c, err := match(ctx, db, p, provider, ev)
+func Resolve(ctx context.Context, db *store.DB, match Matcher, p store.Program, provider string, ev providers.Event, create bool) (Match, error) {
+	q := store.MatchQuery{ProgramPK: p.PK, Key: ev.CustomerKey, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, Email: ev.Email}
+	c, err := match(ctx, q)
 	if err != nil || (c.Via == "" && (!create || ev.ReferralKey == "")) {
 		return Match{}, err
 	}
@@ -38,7 +55,7 @@ func Resolve(ctx context.Context, db *store.DB, p store.Program, provider string
 		switch {
 		case errors.As(err, &conflict):
 			// Created meanwhile by a concurrent delivery: find it.
-			if c, err = match(ctx, db, p, provider, ev); err != nil || c.Via == "" {
+			if c, err = match(ctx, q); err != nil || c.Via == "" {
 				return Match{}, err
 			}
 		case err != nil:
@@ -52,15 +69,6 @@ func Resolve(ctx context.Context, db *store.DB, p store.Program, provider string
 		m.Link = &store.ProviderLink{ProgramPK: p.PK, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, CustomerPK: c.PK}
 	}
 	return m, nil
-}
-
-// match finds whom the event names; Via is empty when nobody.
-func match(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event) (store.CustomerMatch, error) {
-	m, err := store.MatchCustomer(ctx, db, p.PK, ev.CustomerKey, provider, ev.ProviderCustomerID, ev.Email)
-	if store.IsNotFound(err) {
-		return store.CustomerMatch{}, nil
-	}
-	return m, err
 }
 
 // createReferred creates the customer a payment names by its referrer's key.

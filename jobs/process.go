@@ -33,6 +33,7 @@ type processor struct {
 	sales    *referral.Batcher
 	cache    *store.Cache[string, programConfig]
 	events   *store.Group[int64, *store.ProviderEvent]
+	matches  *store.Group[store.MatchQuery, store.CustomerMatch]
 	outcomes *store.Group[store.EventOutcome, struct{}]
 	log      *slog.Logger // nil: no logs
 }
@@ -51,6 +52,9 @@ func newProcessor(db *store.DB) *processor {
 				return nil, err
 			}
 			return store.InPKOrder(pks, evs, func(e *store.ProviderEvent) int64 { return e.PK }), nil
+		}),
+		matches: store.NewGroup(1, 64, func(ctx context.Context, qs []store.MatchQuery) ([]store.CustomerMatch, error) {
+			return store.MatchCustomers(ctx, db, qs)
 		}),
 		outcomes: store.NewGroup(1, 64, func(ctx context.Context, outs []store.EventOutcome) ([]struct{}, error) {
 			return nil, store.FinishProviderEvents(ctx, db, outs)
@@ -93,6 +97,15 @@ func (pr *processor) load(ctx context.Context, pk int64) (store.ProviderEvent, e
 		return store.ProviderEvent{}, err
 	}
 	return *ev, nil
+}
+
+// match is the processor's attribution.Matcher: the queries of events processed
+// together go to the database as one.
+func (pr *processor) match() attribution.Matcher {
+	if pr.matches == nil {
+		return attribution.Direct(pr.db)
+	}
+	return pr.matches.Do
 }
 
 func (pr *processor) finish(ctx context.Context, out store.EventOutcome) error {
@@ -204,13 +217,13 @@ func (pr *processor) apply(ctx context.Context, p store.Program, provider string
 		if e.ProviderCustomerID == "" {
 			return "ignored", "", nil, nil
 		}
-		m, err := attribution.Resolve(ctx, db, p, provider, e, false)
+		m, err := attribution.Resolve(ctx, db, pr.match(), p, provider, e, false)
 		if err != nil || !m.Found {
 			return "ignored", "", nil, err
 		}
 		return "processed", "", m.Link, nil
 	case providers.Payment:
-		m, err := attribution.Resolve(ctx, db, p, provider, e, true)
+		m, err := attribution.Resolve(ctx, db, pr.match(), p, provider, e, true)
 		if err != nil {
 			return "", "", nil, err
 		}

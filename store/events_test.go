@@ -124,6 +124,30 @@ func TestMatchCustomerAndOutcomes(t *testing.T) {
 	if _, err := store.MatchCustomer(ctx, db, p.PK, "", "stripe", "", ""); !store.IsNotFound(err) {
 		t.Errorf("nothing to match: %v", err)
 	}
+	// Several events at once: each gets its own match, in order, and nobody is Via "".
+	qs := []store.MatchQuery{
+		{ProgramPK: p.PK, Key: "nobody", Provider: "stripe", ProviderCustomerID: "cus_b", Email: "a@x.test"},
+		{ProgramPK: p.PK, Key: "nobody", Provider: "stripe"},
+		{ProgramPK: p.PK, Key: "key0", Provider: "stripe", ProviderCustomerID: "cus_b"},
+		{ProgramPK: p.PK + 1, Key: "key0"},
+		{ProgramPK: p.PK, Email: "C@x.TEST"},
+	}
+	want := []string{"1 link", "- ", "0 key", "- ", "2 email"}
+	ms, err := store.MatchCustomers(ctx, db, qs)
+	if err != nil || len(ms) != len(qs) {
+		t.Fatalf("MatchCustomers: %v, %v", ms, err)
+	}
+	for i, m := range ms {
+		got := "- " + m.Via
+		for j, c := range cs {
+			if m.PK == c.PK {
+				got = fmt.Sprintf("%d %s", j, m.Via)
+			}
+		}
+		if got != want[i] {
+			t.Errorf("MatchCustomers query %d = %q, want %q", i, got, want[i])
+		}
+	}
 	for _, tc := range []struct {
 		cs   []store.AppearedCustomer
 		want bool

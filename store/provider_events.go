@@ -312,24 +312,63 @@ type CustomerMatch struct {
 	Via        string        `db:"via"`
 }
 
-// MatchCustomer finds, in one statement, the program's customer a billing event names:
-// by the customer key it carries (a referd id, else key), else by a provider-customer
-// link already known, else by email (case-insensitive). Empty values match nothing.
+// MatchQuery is what a billing event names its customer by.
+type MatchQuery struct {
+	ProgramPK          int64  `json:"program_pk"`
+	Key                string `json:"key"` // a referd id, else key
+	Provider           string `json:"provider"`
+	ProviderCustomerID string `json:"provider_customer_id"`
+	Email              string `json:"email"` // case-insensitive
+}
+
+// MatchCustomer finds the program's customer a billing event names: by the customer
+// key it carries (a referd id, else key), else by a provider-customer link already
+// known, else by email (case-insensitive). Empty values match nothing.
 func MatchCustomer(ctx context.Context, q Querier, programPK int64, key, provider, providerCustomerID, email string) (CustomerMatch, error) {
-	var m CustomerMatch
-	err := get(ctx, q, &m, `
-		SELECT pk, id, referrer_pk, via FROM (
-			(SELECT c.pk, c.id, c.referrer_pk, 1 AS rank, 'key' AS via FROM customers c
-				WHERE $2 <> '' AND c.program_pk = $1 AND (c.id = $2 OR c.key = $2) ORDER BY c.id = $2 DESC LIMIT 1)
-			UNION ALL
-			(SELECT c.pk, c.id, c.referrer_pk, 2, 'link' FROM provider_customers l JOIN customers c ON c.pk = l.customer_pk
-				WHERE $4 <> '' AND l.program_pk = $1 AND l.provider = $3 AND l.provider_customer_id = $4)
-			UNION ALL
-			(SELECT c.pk, c.id, c.referrer_pk, 3, 'email' FROM customers c
-				WHERE $5 <> '' AND c.program_pk = $1 AND lower(c.email) = lower($5) LIMIT 1)
-		) m ORDER BY rank LIMIT 1`, programPK, key, provider, providerCustomerID, email)
+	ms, err := MatchCustomers(ctx, q, []MatchQuery{{programPK, key, provider, providerCustomerID, email}})
 	if err != nil {
-		return CustomerMatch{}, fmt.Errorf("store.MatchCustomer: %w", translate(err))
+		return CustomerMatch{}, err
 	}
-	return m, nil
+	if ms[0].Via == "" {
+		return CustomerMatch{}, fmt.Errorf("store.MatchCustomer: %w", ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+// MatchCustomers is MatchCustomer for several events in one statement: one match per
+// query, in order, with Via empty where nobody matched.
+func MatchCustomers(ctx context.Context, q Querier, qs []MatchQuery) ([]CustomerMatch, error) {
+	b, err := json.Marshal(qs)
+	if err != nil {
+		return nil, err
+	}
+	// Each way of naming the customer is its own branch, so each is an index probe.
+	var out []CustomerMatch
+	err = selectRows(ctx, q, &out, `
+		SELECT coalesce(m.pk, 0) AS pk, coalesce(m.id, '') AS id, m.referrer_pk, coalesce(m.via, '') AS via
+		FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (program_pk bigint, key text, provider text, provider_customer_id text, email text))
+			WITH ORDINALITY AS q(program_pk, key, provider, provider_customer_id, email, n)
+		LEFT JOIN LATERAL (SELECT * FROM (
+			(SELECT c.pk, c.id, c.referrer_pk, 1 AS rank, 'key' AS via FROM customers c
+				WHERE q.key <> '' AND c.program_pk = q.program_pk AND c.id = q.key)
+			UNION ALL
+			(SELECT c.pk, c.id, c.referrer_pk, 2, 'key' FROM customers c
+				WHERE q.key <> '' AND c.program_pk = q.program_pk AND c.key = q.key)
+			UNION ALL
+			(SELECT c.pk, c.id, c.referrer_pk, 3, 'link' FROM provider_customers l JOIN customers c ON c.pk = l.customer_pk
+				WHERE q.provider_customer_id <> '' AND l.program_pk = q.program_pk AND l.provider = q.provider
+					AND l.provider_customer_id = q.provider_customer_id)
+			UNION ALL
+			(SELECT c.pk, c.id, c.referrer_pk, 4, 'email' FROM customers c
+				WHERE q.email <> '' AND c.program_pk = q.program_pk AND lower(c.email) = lower(q.email) ORDER BY c.pk LIMIT 1)
+			) branches ORDER BY rank LIMIT 1
+		) m ON true
+		ORDER BY q.n`, string(b))
+	if err != nil {
+		return nil, fmt.Errorf("store.MatchCustomers(%d): %w", len(qs), translate(err))
+	}
+	if len(out) != len(qs) {
+		return nil, fmt.Errorf("store.MatchCustomers: %d rows for %d queries", len(out), len(qs))
+	}
+	return out, nil
 }

@@ -192,21 +192,7 @@ func TestUnattributedEventsForUsesHintIndexes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var plan []string
-	err = db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `PREPARE unattributed_for(text, int) AS `+store.UnattributedForQuery); err != nil {
-			return err
-		}
-		defer tx.ExecContext(ctx, `DEALLOCATE unattributed_for`)
-		return tx.SelectContext(ctx, &plan, `EXPLAIN EXECUTE unattributed_for('[]', 100)`)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Join(plan, "\n")
+	text := genericPlan(t, db, store.UnattributedForQuery, "text, int", "'[]', 100")
 	for _, index := range []string{"provider_events_unattributed_key", "provider_events_unattributed_email", "provider_events_unattributed_provider"} {
 		if !strings.Contains(text, index) {
 			t.Errorf("the plan does not probe %s:\n%s", index, text)
@@ -215,4 +201,25 @@ func TestUnattributedEventsForUsesHintIndexes(t *testing.T) {
 	if strings.Contains(text, "provider_events_pending") || strings.Contains(text, "Seq Scan on provider_events") {
 		t.Errorf("the plan reads the backlog:\n%s", text)
 	}
+}
+
+// genericPlan returns the plan PostgreSQL uses for query once it is prepared with
+// parameters of these types (the plan cache's generic plan), executed with args.
+func genericPlan(t *testing.T, db *store.DB, query, types, args string) string {
+	t.Helper()
+	var plan []string
+	err := db.InTx(context.Background(), func(tx *store.Tx) error {
+		if _, err := tx.Exec(`SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`PREPARE plan_test(` + types + `) AS ` + query); err != nil {
+			return err
+		}
+		defer tx.Exec(`DEALLOCATE plan_test`)
+		return tx.Select(&plan, `EXPLAIN EXECUTE plan_test(`+args+`)`)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
 }

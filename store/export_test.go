@@ -1,4 +1,7 @@
 package store
 
-// UnattributedForQuery is exported to the tests, which check its plan.
-const UnattributedForQuery = unattributedForQuery
+// Statements whose plans the tests check.
+const (
+	UnattributedForQuery = unattributedForQuery
+	InsertSalesQuery     = insertSalesQuery
+)

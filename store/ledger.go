@@ -447,6 +447,82 @@ type Event struct {
 // or with a key was committed; the caller starts over (store.ErrRetry).
 var ErrSaleRaced = fmt.Errorf("a concurrent sale changed the buyer's count or took the key: %w", ErrRetry)
 
+// insertSalesQuery is InsertSales' statement: $1 the sales, $2 their rewards, $3
+// their events, as JSON arrays.
+const insertSalesQuery = `
+		WITH s AS (
+			SELECT * FROM jsonb_to_recordset($1::jsonb) AS s(n int, program_pk bigint, key text, customer_pk bigint,
+				referrer_pk bigint, action text, amount bigint, units text, product_id text, product_type text, source text,
+				livemode boolean, purchase_number int, fingerprint text, created_at timestamptz, request_id text)
+		), rl AS (
+			SELECT customer_pk FROM customer_stats WHERE customer_pk = ANY (ARRAY(SELECT referrer_pk FROM s))
+			ORDER BY customer_pk FOR UPDATE
+		), st AS (
+			INSERT INTO customer_stats AS st (customer_pk, program_pk, purchases, live_sales)
+			SELECT s.customer_pk, s.program_pk, 1, 1 FROM s, (SELECT count(*) FROM rl) AS first ORDER BY s.customer_pk
+			ON CONFLICT (customer_pk) DO UPDATE SET purchases = st.purchases + 1, live_sales = st.live_sales + 1
+			RETURNING customer_pk, purchases, live_sales
+		), rs AS (
+			INSERT INTO customer_stats AS rs (customer_pk, program_pk, successful)
+			SELECT s.referrer_pk, min(s.program_pk), count(*) FROM s JOIN st ON st.customer_pk = s.customer_pk
+			WHERE st.live_sales = 1 AND s.referrer_pk IS NOT NULL
+			GROUP BY s.referrer_pk ORDER BY s.referrer_pk
+			ON CONFLICT (customer_pk) DO UPDATE SET successful = rs.successful + EXCLUDED.successful
+		), t AS (
+			INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
+				source, livemode, purchase_number, fingerprint, created_at)
+			SELECT program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
+				source, livemode, purchase_number, fingerprint, created_at
+			FROM s ORDER BY n
+			RETURNING pk, program_pk, key
+		), x AS (
+			SELECT x.*, s.program_pk, s.created_at, t.pk AS transaction_pk
+			FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (sale int, key text, customer_pk bigint, recipient text,
+				rule int, trigger text, type text, amount bigint, units text, is_currency boolean, proportional boolean,
+				status text, in_balance boolean, available_at timestamptz)) WITH ORDINALITY
+				AS x(sale, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency, proportional, status,
+					in_balance, available_at, n)
+			JOIN s ON s.n = x.sale
+			JOIN t ON t.program_pk = s.program_pk AND t.key = s.key
+		), w AS (
+			INSERT INTO rewards (program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
+				proportional, status, transaction_pk, available_at, created_at)
+			SELECT program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
+				proportional, status, transaction_pk, available_at, created_at
+			FROM x ORDER BY n
+			RETURNING pk, program_pk, key, customer_pk, units, is_currency, amount, status, type, created_at
+		), l AS (
+			INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
+			SELECT program_pk, customer_pk, units, is_currency, 'reward', pk,
+				CASE WHEN status = 'pending' THEN 0 ELSE amount END, CASE WHEN status = 'pending' THEN amount ELSE 0 END, created_at
+			FROM w WHERE type IN ('credit', 'cash') ORDER BY pk
+		), b AS (
+			INSERT INTO balances AS b (customer_pk, units, program_pk, is_currency, amount, pending)
+			SELECT customer_pk, units, min(program_pk), bool_or(is_currency),
+				sum(CASE WHEN status = 'pending' THEN 0 ELSE amount END)::bigint, sum(CASE WHEN status = 'pending' THEN amount ELSE 0 END)::bigint
+			FROM x WHERE in_balance GROUP BY customer_pk, units ORDER BY customer_pk, units
+			ON CONFLICT (customer_pk, units) DO UPDATE SET amount = b.amount + EXCLUDED.amount, pending = b.pending + EXCLUDED.pending
+		), r AS (
+			INSERT INTO reward_totals AS r (customer_pk, units, program_pk, is_currency, total)
+			SELECT customer_pk, units, min(program_pk), bool_or(is_currency), sum(amount)::bigint
+			FROM x GROUP BY customer_pk, units ORDER BY customer_pk, units
+			ON CONFLICT (customer_pk, units) DO UPDATE SET total = r.total + EXCLUDED.total
+		), o AS (
+			INSERT INTO outbox (program_pk, event, payload, created_at, request_id)
+			SELECT s.program_pk, e.event, e.payload, s.created_at, NULLIF(s.request_id, '')
+			FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (sale int, event text, payload jsonb)) WITH ORDINALITY
+				AS e(sale, event, payload, n)
+			JOIN s ON s.n = e.sale
+			ORDER BY e.n
+		)
+		SELECT s.n, t.pk, st.purchases,
+			EXISTS (SELECT FROM refunds f WHERE f.program_pk = s.program_pk AND f.transaction_key = s.key AND NOT f.applied) AS waiting,
+			CASE WHEN s.n = 0 THEN coalesce((SELECT json_object_agg(key, pk) FROM w), '{}')::text ELSE '' END AS reward_pks
+		FROM s
+		JOIN t ON t.program_pk = s.program_pk AND t.key = s.key
+		JOIN st ON st.customer_pk = s.customer_pk
+		ORDER BY s.n`
+
 // Sale is a transaction to write with InsertSales, its rewards and its events.
 type Sale struct {
 	T       *Transaction
@@ -566,79 +642,7 @@ func InsertSales(ctx context.Context, tx *Tx, sales []Sale) error {
 		Waiting   bool   `db:"waiting"`
 		PKs       string `db:"reward_pks"`
 	}
-	err = selectRows(ctx, tx, &out, `
-		WITH s AS (
-			SELECT * FROM jsonb_to_recordset($1::jsonb) AS s(n int, program_pk bigint, key text, customer_pk bigint,
-				referrer_pk bigint, action text, amount bigint, units text, product_id text, product_type text, source text,
-				livemode boolean, purchase_number int, fingerprint text, created_at timestamptz, request_id text)
-		), rl AS (
-			SELECT customer_pk FROM customer_stats WHERE customer_pk IN (SELECT referrer_pk FROM s)
-			ORDER BY customer_pk FOR UPDATE
-		), st AS (
-			INSERT INTO customer_stats AS st (customer_pk, program_pk, purchases, live_sales)
-			SELECT s.customer_pk, s.program_pk, 1, 1 FROM s, (SELECT count(*) FROM rl) AS first ORDER BY s.customer_pk
-			ON CONFLICT (customer_pk) DO UPDATE SET purchases = st.purchases + 1, live_sales = st.live_sales + 1
-			RETURNING customer_pk, purchases, live_sales
-		), rs AS (
-			INSERT INTO customer_stats AS rs (customer_pk, program_pk, successful)
-			SELECT s.referrer_pk, min(s.program_pk), count(*) FROM s JOIN st ON st.customer_pk = s.customer_pk
-			WHERE st.live_sales = 1 AND s.referrer_pk IS NOT NULL
-			GROUP BY s.referrer_pk ORDER BY s.referrer_pk
-			ON CONFLICT (customer_pk) DO UPDATE SET successful = rs.successful + EXCLUDED.successful
-		), t AS (
-			INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
-				source, livemode, purchase_number, fingerprint, created_at)
-			SELECT program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
-				source, livemode, purchase_number, fingerprint, created_at
-			FROM s ORDER BY n
-			RETURNING pk, program_pk, key
-		), x AS (
-			SELECT x.*, s.program_pk, s.created_at, t.pk AS transaction_pk
-			FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (sale int, key text, customer_pk bigint, recipient text,
-				rule int, trigger text, type text, amount bigint, units text, is_currency boolean, proportional boolean,
-				status text, in_balance boolean, available_at timestamptz)) WITH ORDINALITY
-				AS x(sale, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency, proportional, status,
-					in_balance, available_at, n)
-			JOIN s ON s.n = x.sale
-			JOIN t ON t.program_pk = s.program_pk AND t.key = s.key
-		), w AS (
-			INSERT INTO rewards (program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
-				proportional, status, transaction_pk, available_at, created_at)
-			SELECT program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency,
-				proportional, status, transaction_pk, available_at, created_at
-			FROM x ORDER BY n
-			RETURNING pk, program_pk, key, customer_pk, units, is_currency, amount, status, type, created_at
-		), l AS (
-			INSERT INTO ledger (program_pk, customer_pk, units, is_currency, kind, reward_pk, amount, pending, created_at)
-			SELECT program_pk, customer_pk, units, is_currency, 'reward', pk,
-				CASE WHEN status = 'pending' THEN 0 ELSE amount END, CASE WHEN status = 'pending' THEN amount ELSE 0 END, created_at
-			FROM w WHERE type IN ('credit', 'cash') ORDER BY pk
-		), b AS (
-			INSERT INTO balances AS b (customer_pk, units, program_pk, is_currency, amount, pending)
-			SELECT customer_pk, units, min(program_pk), bool_or(is_currency),
-				sum(CASE WHEN status = 'pending' THEN 0 ELSE amount END)::bigint, sum(CASE WHEN status = 'pending' THEN amount ELSE 0 END)::bigint
-			FROM x WHERE in_balance GROUP BY customer_pk, units ORDER BY customer_pk, units
-			ON CONFLICT (customer_pk, units) DO UPDATE SET amount = b.amount + EXCLUDED.amount, pending = b.pending + EXCLUDED.pending
-		), r AS (
-			INSERT INTO reward_totals AS r (customer_pk, units, program_pk, is_currency, total)
-			SELECT customer_pk, units, min(program_pk), bool_or(is_currency), sum(amount)::bigint
-			FROM x GROUP BY customer_pk, units ORDER BY customer_pk, units
-			ON CONFLICT (customer_pk, units) DO UPDATE SET total = r.total + EXCLUDED.total
-		), o AS (
-			INSERT INTO outbox (program_pk, event, payload, created_at, request_id)
-			SELECT s.program_pk, e.event, e.payload, s.created_at, NULLIF(s.request_id, '')
-			FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (sale int, event text, payload jsonb)) WITH ORDINALITY
-				AS e(sale, event, payload, n)
-			JOIN s ON s.n = e.sale
-			ORDER BY e.n
-		)
-		SELECT s.n, t.pk, st.purchases,
-			EXISTS (SELECT FROM refunds f WHERE f.program_pk = s.program_pk AND f.transaction_key = s.key AND NOT f.applied) AS waiting,
-			CASE WHEN s.n = 0 THEN coalesce((SELECT json_object_agg(key, pk) FROM w), '{}')::text ELSE '' END AS reward_pks
-		FROM s
-		JOIN t ON t.program_pk = s.program_pk AND t.key = s.key
-		JOIN st ON st.customer_pk = s.customer_pk
-		ORDER BY s.n`, string(sj), string(rj), string(ej))
+	err = selectRows(ctx, tx, &out, insertSalesQuery, string(sj), string(rj), string(ej))
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "transactions_program_key" {
 		return ErrSaleRaced

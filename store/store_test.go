@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,5 +141,17 @@ func TestCacheReusesUntilTTLAndUpdates(t *testing.T) {
 	expired.Get(context.Background(), "a", load)
 	if loads != 3 {
 		t.Errorf("an expired value was reused: %d loads", loads)
+	}
+}
+
+// Writing a batch of sales locks its referrers' counters through the primary key,
+// whatever the table's size: a scan of every customer's counters per batch would
+// grow with the program.
+func TestInsertSalesLocksReferrersByIndex(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	plan := genericPlan(t, db, store.InsertSalesQuery, "text, text, text", `'[]', '[]', '[]'`)
+	if strings.Contains(plan, "Seq Scan on customer_stats") || !strings.Contains(plan, "customer_stats_pkey") {
+		t.Errorf("the referrers' counters are not locked through customer_stats_pkey:\n%s", plan)
 	}
 }

@@ -24,10 +24,12 @@ func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
 	return (&processor{db: db}).process(ctx, pk)
 }
 
-// processor processes stored events. The workers share one, which batches what
-// events that are processed at the same time do alike: reading the event, recording
-// its outcome and the links it taught (store.Group), and recording sales (a
-// referral.Batcher). Programs and their integrations are read once a few seconds.
+// processor processes stored events. The workers share one. Plain payments of known
+// customers go through the payments lane (paymentLane), a batch at a time; the other
+// events are processed one by one (process), and even they share what events
+// processed at the same time do alike: reading the event, matching its customer,
+// recording its outcome and the links it taught (store.Group), and recording sales
+// (a referral.Batcher). Programs and their integrations are read once a few seconds.
 type processor struct {
 	db       *store.DB
 	sales    *referral.Batcher
@@ -35,16 +37,17 @@ type processor struct {
 	events   *store.Group[int64, *store.ProviderEvent]
 	matches  *store.Group[store.MatchQuery, store.CustomerMatch]
 	outcomes *store.Group[store.EventOutcome, struct{}]
+	lane     *store.Group[int64, laneResult]
 	log      *slog.Logger // nil: no logs
 }
 
 // newProcessor returns the workers' shared processor. Each stage runs one batch at a
 // time: sales of a program's few busy referrers lock the same rows, so two batches
-// in flight wait for each other, and the batch that waits is smaller; one lane with
-// the batches that pile up meanwhile drained 1,900 payments/s where two did 1,750
-// (BENCHMARKS.md).
+// in flight wait for each other, and the batch that waits is smaller. One lane, with
+// the events that pile up while it writes as its next batch, makes the largest
+// batches and costs the least per event (BENCHMARKS.md).
 func newProcessor(db *store.DB) *processor {
-	return &processor{db: db, sales: referral.NewBatcher(db, 1, 64),
+	pr := &processor{db: db, sales: referral.NewBatcher(db, 1, 64),
 		cache: &store.Cache[string, programConfig]{TTL: 2 * time.Second},
 		events: store.NewGroup(1, 64, func(ctx context.Context, pks []int64) ([]*store.ProviderEvent, error) {
 			evs, err := store.ProviderEventsByPK(ctx, db, pks)
@@ -60,6 +63,8 @@ func newProcessor(db *store.DB) *processor {
 			return nil, store.FinishProviderEvents(ctx, db, outs)
 		}),
 	}
+	pr.lane = store.NewGroup(1, 64, pr.paymentLane)
+	return pr
 }
 
 type programConfig struct {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,5 +246,123 @@ func TestSweepProcessesStoredEvents(t *testing.T) {
 	}
 	if b := e.balance("ref"); b != 80 {
 		t.Errorf("balance %d, want 80", b)
+	}
+}
+
+// Tasks that run at the same time go through the payments lane together: plain
+// payments of known customers are recorded with their events' outcomes in one
+// transaction, and everything else (refunds, unattributed payments, a payment that
+// creates its customer) is processed on its own. Every task runs twice at once, as
+// duplicate deliveries would; every event ends as it would alone, and each sale counts
+// once.
+func TestPaymentLaneBatchesEvents(t *testing.T) {
+	t.Parallel()
+	e := newProcessEnv(t)
+	for _, c := range []referral.CustomerInput{
+		{Key: text("f1"), ReferringCustomer: &referral.CustomerRefInput{Key: text("ref")}},
+		{Key: text("f2"), Email: strptr("f2@example.com"), ReferringCustomer: &referral.CustomerRefInput{Key: text("ref")}},
+		{Key: text("solo")},
+	} {
+		if _, err := referral.CreateCustomer(e.ctx, e.db, e.p, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	invoice := func(id string, amount int, customer, email, metadata string) string {
+		return fmt.Sprintf(`{"id": %q, "object": "invoice", "amount_paid": %d, "currency": "usd", "customer": %q,
+			"customer_email": %q, "subscription": null, "metadata": %s}`, id, amount, customer, email, metadata)
+	}
+	// aside: the lane leaves the event to be processed on its own.
+	events := []struct {
+		id, typ, object, status, key string
+		aside                        bool
+	}{
+		{"evt_1", "invoice.paid", invoice("in_1", 5000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1", false},
+		{"evt_2", "invoice.paid", invoice("in_2", 2000, "cus_2", "f2@example.com", `{}`), "processed", "stripe:in_2", false},
+		{"evt_3", "invoice.paid", invoice("in_3", 9000, "cus_solo", "", `{"customer_key": "solo"}`), "ignored", "", false},
+		{"evt_4", "invoice.paid", invoice("in_4", 7000, "cus_4", "nobody@example.com", `{}`), "unattributed", "", true},
+		{"evt_5", "invoice.paid", invoice("in_5", 4000, "cus_5", "new@example.com", `{"referral_key": "ref"}`), "processed", "stripe:in_5", true},
+		{"evt_6", "charge.refunded", `{"id": "ch_1", "object": "charge", "amount": 5000, "amount_refunded": 1000, "currency": "usd",
+			"customer": "cus_1", "invoice": "in_1", "refunded": false, "metadata": {}}`, "processed", "stripe:in_1", true},
+		{"evt_7", "invoice.paid", invoice("in_1b", 3000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1b", false},
+		{"evt_8", "invoice.paid", invoice("in_1", 5000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1", false}, // in_1 again
+	}
+	var stored []store.ProviderEvent
+	for _, ev := range events {
+		body := fmt.Sprintf(`{"id": %q, "object": "event", "api_version": "2023-10-16", "created": %d, "livemode": true, "type": %q, "data": {"object": %s}}`,
+			ev.id, time.Now().Unix(), ev.typ, ev.object)
+		stored = append(stored, store.ProviderEvent{ProgramPK: e.p.PK, Provider: "stripe", EventID: ev.id, Type: ev.typ, Payload: []byte(body), ReceivedAt: store.Now()})
+	}
+	if _, err := store.InsertProviderEvents(e.ctx, e.db, stored); err != nil {
+		t.Fatal(err)
+	}
+	pks := make([]int64, len(stored))
+	for i, ev := range stored {
+		pks[i] = ev.PK
+	}
+	aside, err := jobs.LaneAside(e.ctx, e.db, pks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range events {
+		if aside[i] != ev.aside {
+			t.Errorf("the lane set %s aside: %v, want %v", ev.id, aside[i], ev.aside)
+		}
+	}
+	// Then every task twice at once, with twelve fresh payments among them.
+	var fresh []store.ProviderEvent
+	for i := range 12 {
+		object := invoice(fmt.Sprintf("in_p%d", i), 100, "cus_1", "", `{"customer_key": "f1"}`)
+		if i%2 == 1 {
+			object = invoice(fmt.Sprintf("in_p%d", i), 100, "cus_2", "f2@example.com", `{}`)
+		}
+		body := fmt.Sprintf(`{"id": "evt_p%d", "object": "event", "created": %d, "livemode": true, "type": "invoice.paid", "data": {"object": %s}}`,
+			i, time.Now().Unix(), object)
+		fresh = append(fresh, store.ProviderEvent{ProgramPK: e.p.PK, Provider: "stripe", EventID: fmt.Sprintf("evt_p%d", i), Type: "invoice.paid",
+			Payload: []byte(body), ReceivedAt: store.Now()})
+	}
+	if _, err := store.InsertProviderEvents(e.ctx, e.db, fresh); err != nil {
+		t.Fatal(err)
+	}
+	mux := jobs.Handlers(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	var wg sync.WaitGroup
+	for _, ev := range append(fresh, stored...) {
+		for range 2 {
+			wg.Go(func() {
+				task, _ := jobs.ProcessEventTask(ev.PK)
+				if err := mux.ProcessTask(e.ctx, task); err != nil {
+					t.Errorf("task of %s: %v", ev.EventID, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i, ev := range stored {
+		got, err := store.GetProviderEvent(e.ctx, e.db, ev.PK)
+		if err != nil || got.Status != events[i].status || strings.Join(got.TransactionKeys, ",") != events[i].key {
+			t.Errorf("%s ended %s with %v (%v), want %s with %q", ev.EventID, got.Status, got.TransactionKeys, err, events[i].status, events[i].key)
+		}
+		for _, key := range got.TransactionKeys {
+			if _, err := referral.GetTransaction(e.ctx, e.db, e.p, key); err != nil {
+				t.Errorf("%s names transaction %s: %v", ev.EventID, key, err)
+			}
+		}
+	}
+	var n int
+	if err := e.db.Get(&n, `SELECT count(*) FROM transactions`); err != nil || n != 16 {
+		t.Errorf("%d transactions (%v), want 16: in_1, in_2, in_5, in_1b and twelve in_p", n, err)
+	}
+	if err := e.db.Get(&n, `SELECT count(*) FROM provider_events WHERE status = 'processed' AND event_id LIKE 'evt_p%'`); err != nil || n != 12 {
+		t.Errorf("%d of the twelve fresh payments processed (%v)", n, err)
+	}
+	if tx, _ := referral.GetTransaction(e.ctx, e.db, e.p, "stripe:in_1b"); tx.PurchaseNumber != 2 {
+		t.Errorf("in_1b is purchase %d of f1, want 2", tx.PurchaseNumber)
+	}
+	// 10% of 5000 + 2000 + 4000 + 3000 + 12 × 100, less 10% of the 1000 refunded on in_1.
+	if b := e.balance("ref"); b != 1420 {
+		t.Errorf("referrer balance %d, want 1420", b)
+	}
+	var link int64
+	if err := e.db.Get(&link, `SELECT customer_pk FROM provider_customers WHERE provider_customer_id = 'cus_solo'`); err != nil {
+		t.Errorf("the payment of a customer nobody referred taught no link: %v", err)
 	}
 }

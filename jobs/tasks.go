@@ -117,7 +117,7 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 		if err != nil {
 			return fmt.Errorf("%w: payload %q", asynq.SkipRetry, t.Payload())
 		}
-		return pr.process(ctx, pk)
+		return pr.handle(ctx, pk)
 	})
 	mux.HandleFunc(TypeSweepEvents, func(ctx context.Context, _ *asynq.Task) error {
 		now := time.Now()

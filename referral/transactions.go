@@ -167,6 +167,50 @@ func programRules(p store.Program) ([]rewards.Rule, error) {
 	return rules, nil
 }
 
+// SaleRequest is a program's sale, for RecordSalesTx.
+type SaleRequest struct {
+	Program store.Program
+	Sale    Sale
+}
+
+// SaleResult is what became of a SaleRequest: its transaction, whether this call
+// created it, or the sale's own error (invalid, an unknown customer, a key reused
+// for another sale).
+type SaleResult struct {
+	Transaction store.Transaction
+	Created     bool
+	Err         error
+}
+
+// RecordSalesTx records sales in the caller's transaction, as RecordTransaction records
+// one, in as few statements as it can: the workers record the sales of a batch of
+// billing events together with the events' outcomes. A sale's own problem is its
+// result's Err; the error returned is a database error, after which tx must roll back.
+func RecordSalesTx(ctx context.Context, tx *store.Tx, reqs []SaleRequest) ([]SaleResult, error) {
+	out := make([]SaleResult, len(reqs))
+	var batch []*batchedSale
+	var at []int
+	for i, r := range reqs {
+		s, rules, err := checkSale(r.Program, r.Sale)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		batch, at = append(batch, &batchedSale{p: r.Program, rules: rules, s: s}), append(at, i)
+	}
+	if len(batch) == 0 {
+		return out, nil
+	}
+	rs, err := recordSales(ctx, tx, batch)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range rs {
+		out[at[j]] = SaleResult{Transaction: r.t, Created: r.created, Err: r.err}
+	}
+	return out, nil
+}
+
 // batchedSale is a checked sale with its program and reward rules.
 type batchedSale struct {
 	p     store.Program

@@ -160,6 +160,15 @@ type ProviderLink struct {
 // FinishProviderEvents records how processing stored events ended, and the links it
 // learned, in one transaction (a link learned earlier stays).
 func FinishProviderEvents(ctx context.Context, db *DB, outs []EventOutcome) error {
+	return db.InTx(ctx, func(tx *Tx) error { return FinishProviderEventsTx(ctx, tx, outs) })
+}
+
+// FinishProviderEventsTx is FinishProviderEvents in the caller's transaction: the
+// workers record their sales and the events' outcomes together.
+func FinishProviderEventsTx(ctx context.Context, tx *Tx, outs []EventOutcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
 	outs = slices.Clone(outs)
 	var links []ProviderLink
 	for i := range outs {
@@ -181,33 +190,30 @@ func FinishProviderEvents(ctx context.Context, db *DB, outs []EventOutcome) erro
 	if err != nil {
 		return fmt.Errorf("store.FinishProviderEvents: %w", err)
 	}
-	err = db.InTx(ctx, func(tx *Tx) error {
-		if len(links) > 0 {
-			var sb strings.Builder
-			sb.WriteString(`INSERT INTO provider_customers (program_pk, provider, provider_customer_id, customer_pk, created_at) VALUES `)
-			args := make([]any, 0, 4*len(links))
-			for i, l := range links {
-				if i > 0 {
-					sb.WriteString(", ")
-				}
-				n := len(args)
-				fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, now())", n+1, n+2, n+3, n+4)
-				args = append(args, l.ProgramPK, l.Provider, l.ProviderCustomerID, l.CustomerPK)
+	if len(links) > 0 {
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO provider_customers (program_pk, provider, provider_customer_id, customer_pk, created_at) VALUES `)
+		args := make([]any, 0, 4*len(links))
+		for i, l := range links {
+			if i > 0 {
+				sb.WriteString(", ")
 			}
-			sb.WriteString(` ON CONFLICT DO NOTHING`)
-			if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-				return err
-			}
+			n := len(args)
+			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, now())", n+1, n+2, n+3, n+4)
+			args = append(args, l.ProgramPK, l.Provider, l.ProviderCustomerID, l.CustomerPK)
 		}
-		_, err := exec(ctx, tx, `
-			UPDATE provider_events e SET status = r.status, error = NULLIF(r.error, ''), transaction_keys = r.keys,
-				processed_at = r.at, customer_key = NULLIF(r.customer_key, ''),
-				provider_customer_id = NULLIF(r.provider_customer_id, ''), email = NULLIF(r.email, '')
-			FROM jsonb_to_recordset($1::jsonb) AS r(pk bigint, status text, error text, keys text[], at timestamptz,
-				customer_key text, provider_customer_id text, email text)
-			WHERE e.pk = r.pk`, string(rows))
-		return err
-	})
+		sb.WriteString(` ON CONFLICT DO NOTHING`)
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("store.FinishProviderEvents(%d): %w", len(outs), err)
+		}
+	}
+	_, err = exec(ctx, tx, `
+		UPDATE provider_events e SET status = r.status, error = NULLIF(r.error, ''), transaction_keys = r.keys,
+			processed_at = r.at, customer_key = NULLIF(r.customer_key, ''),
+			provider_customer_id = NULLIF(r.provider_customer_id, ''), email = NULLIF(r.email, '')
+		FROM jsonb_to_recordset($1::jsonb) AS r(pk bigint, status text, error text, keys text[], at timestamptz,
+			customer_key text, provider_customer_id text, email text)
+		WHERE e.pk = r.pk`, string(rows))
 	if err != nil {
 		return fmt.Errorf("store.FinishProviderEvents(%d): %w", len(outs), err)
 	}

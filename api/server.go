@@ -45,10 +45,11 @@ func New(db *store.DB, publicURL string, log *slog.Logger, dbConns int) *Server 
 	}
 	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log,
 		keys: &store.Cache[[32]byte, store.Program]{TTL: keyTTL}, slots: make(chan struct{}, dbConns), ledger: make(chan struct{}, max(dbConns/2, 1)),
-		// 4 workers of up to 8 sales each (with 16 connections): on two cores that
-		// recorded 2,650-2,740 sales/s at p99 36-38 ms; 2 x 16 gave 2,520-2,570/s at
-		// p99 37-39 ms, 8 x 8 had a p99 of 60 ms (BENCHMARKS.md).
-		sales: referral.NewBatcher(db, max(dbConns/4, 1), 8)}
+		// 2 workers of up to 32 sales each: since a batch's sales are written in one
+		// statement, fewer and larger batches do best. On two cores 2 x 32 recorded
+		// 3,500-4,470 sales/s at p99 26-35 ms, 2 x 16 3,210-4,490/s at 26-36 ms, and
+		// the earlier 4 x 8 2,690-3,500/s at 39-44 ms (BENCHMARKS.md).
+		sales: referral.NewBatcher(db, 2, 32)}
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p store.Program) error

@@ -64,11 +64,16 @@ func Resolve(ctx context.Context, db *store.DB, match Matcher, p store.Program, 
 			c = store.CustomerMatch{PK: created.PK, ID: created.ID, ReferrerPK: created.ReferrerPK, Via: "created"}
 		}
 	}
-	m := Match{Customer: c, Found: true}
-	if ev.ProviderCustomerID != "" && c.Via != "link" {
-		m.Link = &store.ProviderLink{ProgramPK: p.PK, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, CustomerPK: c.PK}
+	return Match{Customer: c, Found: true, Link: LinkFor(p, provider, ev, c)}, nil
+}
+
+// LinkFor is the provider-customer link that matching ev to c teaches: nil when ev
+// names no provider customer or c was found by that very link.
+func LinkFor(p store.Program, provider string, ev providers.Event, c store.CustomerMatch) *store.ProviderLink {
+	if ev.ProviderCustomerID == "" || c.Via == "link" {
+		return nil
 	}
-	return m, nil
+	return &store.ProviderLink{ProgramPK: p.PK, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, CustomerPK: c.PK}
 }
 
 // createReferred creates the customer a payment names by its referrer's key.

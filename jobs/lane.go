@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/providers"
 	"github.com/referd/referd/providers/all"
 	"github.com/referd/referd/referral"
@@ -59,7 +60,6 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		return nil, err
 	}
 	type payment struct {
-		i  int
 		ev *store.ProviderEvent
 		p  store.Program
 		e  providers.Event
@@ -84,7 +84,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 			continue
 		}
 		e := parsed.Events[0]
-		pays = append(pays, payment{i, ev, cfg.p, e})
+		pays = append(pays, payment{ev, cfg.p, e})
 		qs = append(qs, store.MatchQuery{ProgramPK: ev.ProgramPK, Key: e.CustomerKey, Provider: ev.Provider,
 			ProviderCustomerID: e.ProviderCustomerID, Email: e.Email})
 	}
@@ -104,20 +104,14 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 			continue // unattributed, or a referral key that creates the customer: aside
 		}
 		out := store.EventOutcome{PK: pay.ev.PK, Status: "ignored", At: time.Now()}
-		if pay.e.ProviderCustomerID != "" && m.Via != "link" {
-			out.Links = []store.ProviderLink{{ProgramPK: pay.p.PK, Provider: pay.ev.Provider,
-				ProviderCustomerID: pay.e.ProviderCustomerID, CustomerPK: m.PK}}
+		if link := attribution.LinkFor(pay.p, pay.ev.Provider, pay.e, m); link != nil {
+			out.Links = []store.ProviderLink{*link}
 		}
 		if !m.ReferrerPK.Valid {
 			outs = append(outs, out) // a customer nobody referred: nothing to reward
 			continue
 		}
-		sale := referral.Sale{CustomerID: m.ID, Key: pay.ev.Provider + ":" + pay.e.ObjectID, Amount: pay.e.Amount,
-			Units: pay.e.Currency, ProductID: pay.e.ProductID, Source: pay.ev.Provider, Livemode: pay.e.Livemode,
-			RequestID: pay.ev.RequestID.String}
-		if pay.e.Subscription {
-			sale.ProductType = "subscription"
-		}
+		sale := paymentSale(pay.ev.Provider, pay.e, m.ID, pay.ev.RequestID.String)
 		out.Status, out.TransactionKeys = "processed", []string{sale.Key}
 		outs = append(outs, out)
 		sales = append(sales, referral.SaleRequest{Program: pay.p, Sale: sale})

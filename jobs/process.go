@@ -204,6 +204,17 @@ func (pr *processor) retryUnattributed(ctx context.Context, cs []store.AppearedC
 	return nil
 }
 
+// paymentSale is the sale a provider's payment records for the customer with this id:
+// keyed by the paid object's id, so the same payment always makes the same sale.
+func paymentSale(provider string, e providers.Event, customerID, requestID string) referral.Sale {
+	s := referral.Sale{CustomerID: customerID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
+		ProductID: e.ProductID, Source: provider, Livemode: e.Livemode, RequestID: requestID}
+	if e.Subscription {
+		s.ProductType = "subscription"
+	}
+	return s
+}
+
 // worse keeps the status that says most: unattributed > processed > ignored.
 func worse(a, b string) string {
 	rank := map[string]int{"ignored": 0, "processed": 1, "unattributed": 2}
@@ -239,11 +250,7 @@ func (pr *processor) apply(ctx context.Context, p store.Program, provider string
 		if !c.ReferrerPK.Valid {
 			return "ignored", "", m.Link, nil // a customer nobody referred: nothing to reward
 		}
-		sale := referral.Sale{CustomerID: c.ID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
-			ProductID: e.ProductID, Source: provider, Livemode: e.Livemode, RequestID: store.RequestID(ctx)}
-		if e.Subscription {
-			sale.ProductType = "subscription"
-		}
+		sale := paymentSale(provider, e, c.ID, store.RequestID(ctx))
 		record := referral.RecordTransaction
 		if pr.sales != nil {
 			record = func(ctx context.Context, _ *store.DB, p store.Program, s referral.Sale) (store.Transaction, bool, error) {

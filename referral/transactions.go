@@ -256,12 +256,12 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 	var qs []store.BuyerQuery
 	for _, i := range byKey {
 		bs := sales[i]
-		if k := (programKey{bs.p.PK, bs.s.Key}); seen[k] {
+		k := programKey{bs.p.PK, bs.s.Key}
+		if seen[k] {
 			again = append(again, i)
 			continue
-		} else {
-			seen[k] = true
 		}
+		seen[k] = true
 		asked = append(asked, i)
 		qs = append(qs, store.BuyerQuery{ProgramPK: bs.p.PK, ID: bs.s.CustomerID, Key: bs.s.CustomerKey, Email: bs.s.CustomerEmail, SaleKey: bs.s.Key})
 	}

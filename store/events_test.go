@@ -68,7 +68,7 @@ func TestGroupBatchesCalls(t *testing.T) {
 	}
 }
 
-// MatchCustomer prefers the key, then a provider link, then the email; outcomes
+// MatchCustomers prefers the key, then a provider link, then the email; outcomes
 // store links and the unattributed hints that UnattributedEventsFor finds.
 func TestMatchCustomerAndOutcomes(t *testing.T) {
 	t.Parallel()
@@ -116,13 +116,13 @@ func TestMatchCustomerAndOutcomes(t *testing.T) {
 		{"nobody", "cus_b", "a@x.test", 1, "link"},
 		{"", "cus_unknown", "C@X.test", 2, "email"},
 	} {
-		m, err := store.MatchCustomer(ctx, db, p.PK, tc.key, "stripe", tc.pcid, tc.email)
-		if err != nil || m.PK != cs[tc.want].PK || m.Via != tc.via {
-			t.Errorf("MatchCustomer(%q, %q, %q) = %+v, %v; want customer %d by %s", tc.key, tc.pcid, tc.email, m, err, tc.want, tc.via)
+		ms, err := store.MatchCustomers(ctx, db, []store.MatchQuery{{ProgramPK: p.PK, Key: tc.key, Provider: "stripe", ProviderCustomerID: tc.pcid, Email: tc.email}})
+		if err != nil || ms[0].PK != cs[tc.want].PK || ms[0].Via != tc.via {
+			t.Errorf("MatchCustomers(%q, %q, %q) = %+v, %v; want customer %d by %s", tc.key, tc.pcid, tc.email, ms, err, tc.want, tc.via)
 		}
 	}
-	if _, err := store.MatchCustomer(ctx, db, p.PK, "", "stripe", "", ""); !store.IsNotFound(err) {
-		t.Errorf("nothing to match: %v", err)
+	if ms, err := store.MatchCustomers(ctx, db, []store.MatchQuery{{ProgramPK: p.PK, Provider: "stripe"}}); err != nil || ms[0].Via != "" || ms[0].PK != 0 {
+		t.Errorf("nothing to match: %+v, %v", ms, err)
 	}
 	// Several events at once: each gets its own match, in order, and nobody is Via "".
 	qs := []store.MatchQuery{

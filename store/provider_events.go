@@ -327,22 +327,11 @@ type MatchQuery struct {
 	Email              string `json:"email"` // case-insensitive
 }
 
-// MatchCustomer finds the program's customer a billing event names: by the customer
-// key it carries (a referd id, else key), else by a provider-customer link already
-// known, else by email (case-insensitive). Empty values match nothing.
-func MatchCustomer(ctx context.Context, q Querier, programPK int64, key, provider, providerCustomerID, email string) (CustomerMatch, error) {
-	ms, err := MatchCustomers(ctx, q, []MatchQuery{{programPK, key, provider, providerCustomerID, email}})
-	if err != nil {
-		return CustomerMatch{}, err
-	}
-	if ms[0].Via == "" {
-		return CustomerMatch{}, fmt.Errorf("store.MatchCustomer: %w", ErrNotFound)
-	}
-	return ms[0], nil
-}
-
-// MatchCustomers is MatchCustomer for several events in one statement: one match per
-// query, in order, with Via empty where nobody matched.
+// MatchCustomers finds, in one statement, the program's customer each billing event
+// names: by the customer key it carries (a referd id, else key), else by a
+// provider-customer link already known, else by email (case-insensitive); empty
+// values match nothing. One match per query, in order, with Via empty where nobody
+// matched.
 func MatchCustomers(ctx context.Context, q Querier, qs []MatchQuery) ([]CustomerMatch, error) {
 	b, err := json.Marshal(qs)
 	if err != nil {

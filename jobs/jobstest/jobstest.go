@@ -78,7 +78,7 @@ func connect(t testing.TB, url string, flush bool) asynq.RedisConnOpt {
 }
 
 // Queue returns the name of an asynq queue of the test's own on opt's server,
-// deleted with its tasks when the test ends.
+// deleted with its tasks and its counters when the test ends.
 func Queue(t testing.TB, opt asynq.RedisConnOpt) string {
 	t.Helper()
 	b := make([]byte, 6)
@@ -89,6 +89,21 @@ func Queue(t testing.TB, opt asynq.RedisConnOpt) string {
 		defer insp.Close()
 		if err := insp.DeleteQueue(queue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 			t.Errorf("deleting queue %s: %v", queue, err)
+		}
+		// DeleteQueue leaves the processed and failed counters behind.
+		rc, ok := opt.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			return
+		}
+		defer rc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := rc.Scan(ctx, 0, "asynq:{"+queue+"}:*", 100).Iterator()
+		for iter.Next(ctx) {
+			rc.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("deleting the counters of queue %s: %v", queue, err)
 		}
 	})
 	return queue

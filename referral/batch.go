@@ -62,17 +62,8 @@ func (b *Batcher) commit(batch []*batchedSale) []batchResult {
 	results = make([]batchResult, len(batch))
 	for i, bs := range batch {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := b.db.InTx(ctx, func(tx *store.Tx) error {
-			rs, err := recordSales(ctx, tx, []*batchedSale{bs})
-			if err == nil {
-				results[i] = rs[0]
-			}
-			return err
-		})
+		results[i] = recordOne(ctx, b.db, bs)
 		cancel()
-		if err != nil {
-			results[i] = batchResult{err: err}
-		}
 	}
 	return results
 }

@@ -84,15 +84,25 @@ func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sal
 	if err != nil {
 		return store.Transaction{}, false, err
 	}
-	err = db.InTx(ctx, func(tx *store.Tx) error {
-		rs, err := recordSales(ctx, tx, []*batchedSale{{p: p, rules: rules, s: s}})
+	r := recordOne(ctx, db, &batchedSale{p: p, rules: rules, s: s})
+	return r.t, r.created, r.err
+}
+
+// recordOne records one checked sale in a transaction of its own.
+func recordOne(ctx context.Context, db *store.DB, bs *batchedSale) batchResult {
+	var r batchResult
+	err := db.InTx(ctx, func(tx *store.Tx) error {
+		rs, err := recordSales(ctx, tx, []*batchedSale{bs})
 		if err != nil {
 			return err
 		}
-		t, created, err = rs[0].t, rs[0].created, rs[0].err
-		return err
+		r = rs[0]
+		return r.err
 	})
-	return t, created, err
+	if err != nil {
+		return batchResult{err: err}
+	}
+	return r
 }
 
 // checkSale validates s and reads the program's reward rules.

@@ -152,7 +152,7 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 	}
 	out := store.EventOutcome{PK: pk, Status: "ignored"}
 	for _, e := range parsed.Events {
-		st, key, link, err := pr.apply(ctx, p, ev.Provider, e)
+		st, keys, link, err := pr.apply(ctx, p, &ev, e)
 		if err != nil {
 			var verr *referral.ValidationError
 			if errors.As(err, &verr) {
@@ -161,9 +161,7 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 			}
 			return err // a database problem: asynq retries the task
 		}
-		if key != "" {
-			out.TransactionKeys = append(out.TransactionKeys, key)
-		}
+		out.TransactionKeys = append(out.TransactionKeys, keys...)
 		if link != nil {
 			out.Links = append(out.Links, *link)
 		}
@@ -224,52 +222,108 @@ func worse(a, b string) string {
 	return a
 }
 
-// apply handles one provider-neutral event and says what became of it, and which
-// provider-customer link it taught.
-func (pr *processor) apply(ctx context.Context, p store.Program, provider string, e providers.Event) (status, key string, link *store.ProviderLink, err error) {
-	db := pr.db
+// HeldError says a stored event waits, unprocessed, until Until: it is a payment that
+// may yet turn out to be another payment's (providers.Event.Hold). Its task is
+// retried then, without counting as a failure.
+type HeldError struct {
+	PK    int64
+	Until time.Time
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("provider event %d is held until %s", e.PK, e.Until.UTC().Format(time.RFC3339))
+}
+
+// saleKeys are a provider's object ids as sale keys.
+func saleKeys(provider string, ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = provider + ":" + id
+	}
+	return out
+}
+
+// apply handles one provider-neutral event of the stored event ev and says what
+// became of it, the transaction keys it is about, and which provider-customer link
+// it taught.
+func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.ProviderEvent, e providers.Event) (status string, keys []string, link *store.ProviderLink, err error) {
+	db, provider := pr.db, ev.Provider
+	key := provider + ":" + e.ObjectID
 	switch e.Kind {
 	case providers.CustomerSeen:
 		if e.ProviderCustomerID == "" {
-			return "ignored", "", nil, nil
+			return "ignored", nil, nil, nil
 		}
 		m, err := attribution.Resolve(ctx, db, pr.match(), p, provider, e, false)
 		if err != nil || !m.Found {
-			return "ignored", "", nil, err
+			return "ignored", nil, nil, err
 		}
-		return "processed", "", m.Link, nil
+		return "processed", nil, m.Link, nil
+	case providers.Link:
+		folded, err := referral.LinkPayment(ctx, db, p, key, saleKeys(provider, e.Aliases))
+		return "processed", folded, nil, err
 	case providers.Payment:
+		if len(e.Aliases) > 0 {
+			// Linked first: a sale recorded under an alias is folded before this one
+			// takes its purchase number.
+			if _, err := referral.LinkPayment(ctx, db, p, key, saleKeys(provider, e.Aliases)); err != nil {
+				return "", nil, nil, err
+			}
+		}
+		if e.Hold > 0 {
+			target, err := store.PaymentAliasTarget(ctx, db, p.PK, key)
+			if err != nil {
+				return "", nil, nil, err
+			}
+			if target != "" {
+				return "processed", []string{target}, nil, nil // counted by the payment it is part of
+			}
+			if until := ev.ReceivedAt.Add(e.Hold); time.Now().Before(until) {
+				return "", nil, nil, &HeldError{PK: ev.PK, Until: until}
+			}
+		}
 		m, err := attribution.Resolve(ctx, db, pr.match(), p, provider, e, true)
 		if err != nil {
-			return "", "", nil, err
+			return "", nil, nil, err
 		}
 		if !m.Found {
-			return "unattributed", "", nil, nil
+			return "unattributed", nil, nil, nil
 		}
 		c := m.Customer
 		if !c.ReferrerPK.Valid {
-			return "ignored", "", m.Link, nil // a customer nobody referred: nothing to reward
+			return "ignored", nil, m.Link, nil // a customer nobody referred: nothing to reward
 		}
 		sale := paymentSale(provider, e, c.ID, store.RequestID(ctx))
-		record := referral.RecordTransaction
-		if pr.sales != nil {
-			record = func(ctx context.Context, _ *store.DB, p store.Program, s referral.Sale) (store.Transaction, bool, error) {
-				return pr.sales.Record(ctx, p, s)
+		var t store.Transaction
+		switch {
+		case e.Hold > 0:
+			var linked string
+			t, linked, err = referral.RecordHeldSale(ctx, db, p, sale)
+			if err == nil && linked != "" {
+				return "processed", []string{linked}, m.Link, nil
 			}
+		case pr.sales != nil:
+			t, _, err = pr.sales.Record(ctx, p, sale)
+		default:
+			t, _, err = referral.RecordTransaction(ctx, db, p, sale)
 		}
-		t, _, err := record(ctx, db, p, sale)
+		var conflict *store.ConflictError
+		if errors.As(err, &conflict) {
+			// Another event of the same payment recorded it first (a Checkout session
+			// and its charge, an invoice and its session), saying it differently.
+			return "processed", []string{sale.Key}, m.Link, nil
+		}
 		if err != nil {
-			return "", "", nil, err
+			return "", nil, nil, err
 		}
-		return "processed", t.Key, m.Link, nil
+		return "processed", []string{t.Key}, m.Link, nil
 	case providers.Refund:
-		key := provider + ":" + e.ObjectID
-		_, _, err := referral.RefundTransaction(ctx, db, p, referral.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
+		key, err := referral.RefundPayment(ctx, db, p, referral.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
 			Amount: e.Amount, Cumulative: e.Cumulative, WaitForSale: true})
 		if err != nil {
-			return "", "", nil, err
+			return "", nil, nil, err
 		}
-		return "processed", key, nil, nil
+		return "processed", []string{key}, nil, nil
 	}
-	return "ignored", "", nil, fmt.Errorf("unknown event kind %q", e.Kind)
+	return "ignored", nil, nil, fmt.Errorf("unknown event kind %q", e.Kind)
 }

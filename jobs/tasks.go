@@ -61,6 +61,10 @@ func retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.As(err, &re) && re.Delay > 0 {
 		return re.Delay
 	}
+	var held *HeldError
+	if errors.As(err, &held) {
+		return max(time.Until(held.Until), 0) + 100*time.Millisecond
+	}
 	if errors.Is(err, dispatch.ErrBusy) {
 		return time.Second + time.Duration(rand.Int64N(int64(time.Second)))
 	}
@@ -68,8 +72,12 @@ func retryDelay(n int, err error, t *asynq.Task) time.Duration {
 }
 
 // isFailure tells asynq which errors count as a retry: an endpoint busy with other
-// attempts is not one, so a delivery's retry counter counts real attempts only.
-func isFailure(err error) bool { return !errors.Is(err, dispatch.ErrBusy) }
+// attempts is not one, nor a billing event held for its hold, so a task's retry
+// counter counts real failures only.
+func isFailure(err error) bool {
+	var held *HeldError
+	return !errors.Is(err, dispatch.ErrBusy) && !errors.As(err, &held)
+}
 
 // ProcessEventTask is the task that processes the stored event pk. Its TaskID is
 // derived from the event, so enqueueing it twice is one task.
@@ -126,7 +134,8 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 			return err
 		}
 		for _, pk := range pks {
-			if err := pr.process(ctx, pk); err != nil {
+			var held *HeldError
+			if err := pr.process(ctx, pk); err != nil && !errors.As(err, &held) {
 				log.Warn("sweep: processing a stored event failed", "pk", pk, "err", err)
 			}
 		}

@@ -160,7 +160,10 @@ func replayOne(ctx context.Context, db *store.DB, pk int64) (string, error) {
 	if err := store.ResetProviderEvent(ctx, db, pk); err != nil {
 		return "", err
 	}
-	if err := jobs.ProcessEvent(ctx, db, pk); err != nil {
+	var held *jobs.HeldError
+	if err := jobs.ProcessEvent(ctx, db, pk); errors.As(err, &held) {
+		return "received", nil // a payment in its hold: its task processes it then
+	} else if err != nil {
 		return "", fmt.Errorf("event %d: %w", pk, err)
 	}
 	status, err := store.ProviderEventStatus(ctx, db, pk)

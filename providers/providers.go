@@ -21,6 +21,10 @@ const (
 	Refund Kind = "refund"
 	// CustomerSeen links a provider's customer to what referd can match it by.
 	CustomerSeen Kind = "customer"
+	// Link says that the payment of ObjectID also goes by the ids in Aliases (a
+	// Stripe invoice paid through a PaymentIntent and its charge), so that events
+	// keyed by an alias (the charge's refund) reach the sale of ObjectID.
+	Link Kind = "link"
 )
 
 // Event is one provider-neutral fact from a webhook. Amounts are integer minor units
@@ -32,6 +36,14 @@ type Event struct {
 	// charge, Paddle transaction, Chargebee transaction): the sale's key is derived
 	// from it, so retries and duplicates map to one transaction.
 	ObjectID string
+	// Aliases are other ids of the same payment (a Payment's or a Link's): events
+	// keyed by one of them are about ObjectID's sale.
+	Aliases []string
+	// Hold says the payment may yet turn out to be part of another object whose link
+	// has not arrived (a Stripe charge on an API version whose charges no longer name
+	// their invoice): record it only once Hold has passed since the event was
+	// received, and only if no Link has named ObjectID as an alias by then.
+	Hold time.Duration
 	// ProviderCustomerID is the provider's customer id (cus_..., ctm_..., ...).
 	ProviderCustomerID string
 	// Email is the paying customer's email, when the payload has it.

@@ -45,6 +45,10 @@ type TransactionView struct {
 	Rewards           []TxRewardView   `json:"rewards"`
 	CreatedAt         Time             `json:"created_at"`
 	DeletedAt         *Time            `json:"deleted_at"`
+	// FoldedInto, present only on a folded sale, is the key of the sale this payment
+	// turned out to be part of: why this one was reversed (see README, "One payment,
+	// one sale").
+	FoldedInto *string `json:"folded_into,omitempty"`
 }
 
 // TransactionJSON is the API's view of t.
@@ -54,6 +58,7 @@ func TransactionJSON(t store.Transaction) TransactionView {
 		RefundedAmount: Major(t.Refunded, t.Units), Customer: RefJSON(t.Buyer),
 		ProductID: nullString(t.ProductID), ProductType: nullString(t.ProductType), Source: t.Source, Livemode: t.Livemode,
 		Rewards: make([]TxRewardView, len(t.Rewards)), CreatedAt: Time(t.CreatedAt), DeletedAt: NullTime(t.DeletedAt),
+		FoldedInto: nullString(t.FoldedInto),
 	}
 	if t.Referrer != nil {
 		v.ReferringCustomer = RefJSON(*t.Referrer)

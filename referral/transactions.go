@@ -498,38 +498,41 @@ func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Ref
 	if r.Amount < 0 {
 		return store.Transaction{}, false, Invalid("amount", "The refund amount must not be negative.")
 	}
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		t, found, err = refundTx(ctx, tx, p, r)
+		return err
+	})
+	return t, found, err
+}
+
+// refundTx is RefundTransaction in the caller's transaction.
+func refundTx(ctx context.Context, tx *store.Tx, p store.Program, r Refund) (t store.Transaction, found bool, err error) {
 	if r.Key == "" {
 		r.Key = "full:" + r.TransactionKey
 	}
-	err = db.InTx(ctx, func(tx *store.Tx) error {
-		found = false
-		if err := store.LockKey(ctx, tx, p.PK, store.TransactionLock(r.TransactionKey)); err != nil {
-			return err
-		}
-		var err error
-		t, err = store.GetTransaction(ctx, tx, p.PK, r.TransactionKey, true)
-		notFound := store.IsNotFound(err)
-		if err != nil && !notFound {
-			return err
-		}
-		if notFound && !r.WaitForSale {
-			return &NotFoundError{What: "transaction"}
-		}
-		amount := sql.NullInt64{Int64: r.Amount, Valid: r.Amount > 0}
-		inserted, err := store.InsertRefund(ctx, tx, &store.Refund{
-			ProgramPK: p.PK, Key: r.Key, TransactionKey: r.TransactionKey, Amount: amount, Cumulative: r.Cumulative,
-			Applied: !notFound, CreatedAt: store.Now(),
-		})
-		if err != nil || notFound {
-			return err
-		}
-		found = true
-		if !inserted {
-			return nil // this refund was applied before
-		}
-		return applyRefund(ctx, tx, p, &t, refundDelta(t, amount, r.Cumulative), store.Now())
+	if err := store.LockKey(ctx, tx, p.PK, store.TransactionLock(r.TransactionKey)); err != nil {
+		return t, false, err
+	}
+	t, err = store.GetTransaction(ctx, tx, p.PK, r.TransactionKey, true)
+	notFound := store.IsNotFound(err)
+	if err != nil && !notFound {
+		return t, false, err
+	}
+	if notFound && !r.WaitForSale {
+		return t, false, &NotFoundError{What: "transaction"}
+	}
+	amount := sql.NullInt64{Int64: r.Amount, Valid: r.Amount > 0}
+	inserted, err := store.InsertRefund(ctx, tx, &store.Refund{
+		ProgramPK: p.PK, Key: r.Key, TransactionKey: r.TransactionKey, Amount: amount, Cumulative: r.Cumulative,
+		Applied: !notFound, CreatedAt: store.Now(),
 	})
-	return t, found, err
+	if err != nil || notFound {
+		return t, false, err
+	}
+	if !inserted {
+		return t, true, nil // this refund was applied before
+	}
+	return t, true, applyRefund(ctx, tx, p, &t, refundDelta(t, amount, r.Cumulative), store.Now())
 }
 
 // refundDelta is what a refund adds to t's refunded amount: amount itself, or for a

@@ -34,6 +34,9 @@ type Transaction struct {
 	Fingerprint    string         `db:"fingerprint"`
 	CreatedAt      time.Time      `db:"created_at"`
 	DeletedAt      sql.NullTime   `db:"deleted_at"`
+	// FoldedInto is the sale key of the payment this sale turned out to be part of
+	// (store.SetFoldedInto); the sale is then fully reversed.
+	FoldedInto sql.NullString `db:"folded_into"`
 
 	// Read with the transaction.
 	Buyer    CustomerRef  `db:"-"`
@@ -81,7 +84,7 @@ func (r *Reward) InBalance() bool { return r.Type == "credit" || r.Type == "cash
 
 const transactionSelect = `
 	SELECT t.pk, t.program_pk, t.key, t.customer_pk, t.referrer_pk, t.action, t.amount, t.units, t.refunded,
-		t.product_id, t.product_type, t.source, t.livemode, t.purchase_number, t.fingerprint, t.created_at, t.deleted_at,
+		t.product_id, t.product_type, t.source, t.livemode, t.purchase_number, t.fingerprint, t.created_at, t.deleted_at, t.folded_into,
 		b.id AS buyer_id, b.key AS buyer_key, b.email AS buyer_email, b.name AS buyer_name,
 		r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
 		(SELECT coalesce(json_agg(row_to_json(w) ORDER BY w.pk), '[]')::text FROM rewards w WHERE w.transaction_pk = t.pk) AS rewards

@@ -1,22 +1,36 @@
 // Package stripe verifies Stripe webhooks and turns the events referd acts on into
 // provider-neutral events (package providers). It knows Stripe and nothing else.
 //
-// Events that count:
+// Every event is read by the api_version it carries. stripe-go v76 (API 2023-10-16)
+// decodes what did not change; what moved in 2025-03-31.basil is read from the
+// payload itself, from both places: the invoice's subscription and its metadata
+// (subscription_details at the top before, parent.subscription_details since),
+// line items' products (price / plan before, pricing.price_details since) and the
+// invoice's payment (payment_intent and charge before, the payments list and
+// invoice_payment.paid events since).
 //
-//   - checkout.session.completed, mode payment, payment_status paid: a Payment.
-//     In subscription mode it is no payment (the invoice.paid that follows is), only
-//     a CustomerSeen linking client_reference_id / metadata key to the customer.
-//   - invoice.paid and invoice.payment_succeeded: a Payment of amount_paid (none for
-//     0, a trial), plus nothing else; a 0 invoice carrying a key is a CustomerSeen.
-//   - charge.succeeded without an invoice: a Payment. A charge with an invoice is
-//     counted by its invoice.paid.
-//   - charge.refunded: a Refund whose Amount is the cumulative amount_refunded.
+// One payment is one sale, whichever of its events arrive:
+//
+//   - invoice.paid and invoice.payment_succeeded: a Payment of amount_paid keyed by
+//     the invoice (none for 0, a trial: a 0 invoice carrying a key is a
+//     CustomerSeen), with its PaymentIntent and charge as Aliases when the payload
+//     names them.
+//   - invoice_payment.paid (basil on): a Link from the invoice to the PaymentIntent
+//     or charge that paid it.
+//   - charge.succeeded and payment_intent.succeeded: with an invoice (API versions
+//     before basil), a Link, since the invoice counts the payment. Without one, a
+//     Payment keyed by the PaymentIntent (else the charge): a one-off payment. From
+//     basil on a charge no longer names its invoice, so such a Payment carries
+//     Hold = ChargeHold: it is recorded only if no Link claims it by then.
+//   - checkout.session.completed, mode payment, payment_status paid: a Payment keyed
+//     by its PaymentIntent, or by its invoice (with the PaymentIntent as an alias)
+//     when the session created one. In subscription mode it is no payment (the
+//     invoice.paid that follows is), only a CustomerSeen linking client_reference_id
+//     / metadata key to the customer.
+//   - charge.refunded: a Refund whose Amount is the cumulative amount_refunded, keyed
+//     by the invoice when the charge names it, else by the PaymentIntent or charge
+//     (which a Link leads to the invoice).
 //   - customer.created and customer.updated: a CustomerSeen.
-//
-// One-off payments are keyed (ObjectID) by their PaymentIntent when they have one, so
-// that a Checkout payment's checkout.session.completed and its charge.succeeded are
-// one sale, and its charge.refunded matches it; without a PaymentIntent the session or
-// charge id is the key. Invoice payments and their refunds are keyed by the invoice.
 package stripe
 
 import (
@@ -24,6 +38,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +54,28 @@ const Tolerance = 300 * time.Second
 
 // ReferralKeyField is the metadata field that carries a referrer's key.
 const ReferralKeyField = "referral_key"
+
+// ChargeHold is how long a charge or PaymentIntent that names no invoice waits, on
+// API versions whose charges never name one (2025-03-31.basil on), for the Link
+// (invoice_payment.paid) that would make it an invoice's payment, before it is
+// recorded as a one-off sale. Stripe sends a payment's events within a second or
+// two of each other; a Link that comes later still (an endpoint down for hours)
+// folds the one-off sale into the invoice's.
+const ChargeHold = time.Minute
+
+// basil is the first API version whose charges and PaymentIntents no longer name
+// their invoice, and whose invoices moved their subscription under parent.
+const basil = "2025-03-31"
+
+// current says whether an event of API version v has basil's shapes. Versions are
+// dates, with a release name after a dot since 2024-09-30.acacia; an event without
+// a version is older still.
+func current(v string) bool {
+	if len(v) < len(basil) {
+		return false
+	}
+	return v[:len(basil)] >= basil
+}
 
 // ErrTooOld means the signature's timestamp is older than Tolerance; it wraps
 // providers.ErrSignature.
@@ -130,8 +167,12 @@ func Parse(body []byte, opt providers.Options) (providers.Parsed, error) {
 		parse = (*parser).checkoutSession
 	case "invoice.paid", "invoice.payment_succeeded":
 		parse = (*parser).invoice
+	case "invoice_payment.paid":
+		parse = (*parser).invoicePayment
 	case "charge.succeeded":
 		parse = (*parser).chargeSucceeded
+	case "payment_intent.succeeded":
+		parse = (*parser).paymentIntentSucceeded
 	case "charge.refunded":
 		parse = (*parser).chargeRefunded
 	case "customer.created", "customer.updated":
@@ -144,6 +185,7 @@ func Parse(body []byte, opt providers.Options) (providers.Parsed, error) {
 	}
 	ps := parser{
 		keyField: opt.KeyField(),
+		current:  current(env.APIVersion),
 		base: providers.Event{
 			Livemode:   env.Livemode,
 			OccurredAt: time.Unix(env.Created, 0).UTC(),
@@ -158,6 +200,7 @@ func Parse(body []byte, opt providers.Options) (providers.Parsed, error) {
 
 type parser struct {
 	keyField string
+	current  bool // the event has the shapes of 2025-03-31.basil or later
 	base     providers.Event
 	events   []providers.Event
 }
@@ -211,13 +254,20 @@ func (ps *parser) checkoutSession(raw json.RawMessage) error {
 		if err != nil {
 			return err
 		}
-		objectID := s.ID
+		objectID, pi := s.ID, ""
 		if s.PaymentIntent != nil && s.PaymentIntent.ID != "" {
-			objectID = s.PaymentIntent.ID
+			objectID, pi = s.PaymentIntent.ID, s.PaymentIntent.ID
+		}
+		var aliases []string
+		if s.Invoice != nil && s.Invoice.ID != "" {
+			// A session with invoice_creation: its invoice's invoice.paid is the
+			// same payment, keyed by the invoice.
+			objectID, aliases = s.Invoice.ID, nonEmpty(pi)
 		}
 		ps.emit(providers.Event{
 			Kind:               providers.Payment,
 			ObjectID:           objectID,
+			Aliases:            aliases,
 			ProviderCustomerID: cust,
 			Email:              email,
 			CustomerKey:        key,
@@ -248,6 +298,74 @@ func (ps *parser) seen(cust, email, key, ref string) error {
 	return nil
 }
 
+// expandable is a Stripe field that is an id, or the object with its id when
+// expanded.
+type expandable string
+
+func (e *expandable) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*e = expandable(s)
+	case len(b) > 0 && b[0] == '{':
+		var o struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		*e = expandable(o.ID)
+	default:
+		*e = "" // null
+	}
+	return nil
+}
+
+// paymentRef is what an InvoicePayment's payment names (2025-03-31.basil on).
+type paymentRef struct {
+	PaymentIntent expandable `json:"payment_intent"`
+	Charge        expandable `json:"charge"`
+}
+
+// ids are the ids the payment goes by.
+func (r *paymentRef) ids() []string {
+	if r == nil {
+		return nil
+	}
+	return nonEmpty(string(r.PaymentIntent), string(r.Charge))
+}
+
+// invoiceMoved holds the invoice fields of 2025-03-31.basil on that stripe-go v76
+// does not know: the subscription under parent, the products under pricing, and
+// the payments (present when the payload includes them).
+type invoiceMoved struct {
+	Parent *struct {
+		SubscriptionDetails *struct {
+			Metadata     map[string]string `json:"metadata"`
+			Subscription expandable        `json:"subscription"`
+		} `json:"subscription_details"`
+	} `json:"parent"`
+	Lines *struct {
+		Data []struct {
+			Pricing *struct {
+				PriceDetails *struct {
+					Product expandable `json:"product"`
+				} `json:"price_details"`
+			} `json:"pricing"`
+		} `json:"data"`
+	} `json:"lines"`
+	Payments *struct {
+		Data []struct {
+			Status  string      `json:"status"`
+			Payment *paymentRef `json:"payment"`
+		} `json:"data"`
+	} `json:"payments"`
+}
+
 func (ps *parser) invoice(raw json.RawMessage) error {
 	var in stripe.Invoice
 	if err := decode(raw, &in, "invoice"); err != nil {
@@ -256,17 +374,27 @@ func (ps *parser) invoice(raw json.RawMessage) error {
 	if in.ID == "" {
 		return malformed("invoice without id")
 	}
-	var subMeta map[string]string
+	var moved invoiceMoved
+	if err := json.Unmarshal(raw, &moved); err != nil {
+		return malformed("invoice %s: %v", in.ID, err)
+	}
+	// The subscription's metadata: where 2023-10-16 put it, expanded, and where
+	// 2025-03-31.basil on put it.
+	var subMeta, expandedSubMeta, parentSubMeta map[string]string
 	if in.SubscriptionDetails != nil {
 		subMeta = in.SubscriptionDetails.Metadata
 	}
-	var expandedSubMeta map[string]string
+	subscription := ""
 	if in.Subscription != nil {
-		expandedSubMeta = in.Subscription.Metadata
+		expandedSubMeta, subscription = in.Subscription.Metadata, in.Subscription.ID
 	}
-	key := first(meta(in.Metadata, ps.keyField), meta(subMeta, ps.keyField),
+	if moved.Parent != nil && moved.Parent.SubscriptionDetails != nil {
+		sd := moved.Parent.SubscriptionDetails
+		parentSubMeta, subscription = sd.Metadata, first(subscription, string(sd.Subscription))
+	}
+	key := first(meta(in.Metadata, ps.keyField), meta(subMeta, ps.keyField), meta(parentSubMeta, ps.keyField),
 		meta(expandedSubMeta, ps.keyField), custMeta(in.Customer, ps.keyField))
-	ref := first(meta(in.Metadata, ReferralKeyField), meta(subMeta, ReferralKeyField),
+	ref := first(meta(in.Metadata, ReferralKeyField), meta(subMeta, ReferralKeyField), meta(parentSubMeta, ReferralKeyField),
 		meta(expandedSubMeta, ReferralKeyField), custMeta(in.Customer, ReferralKeyField))
 	cust := custID(in.Customer)
 	email := first(in.CustomerEmail, custEmail(in.Customer))
@@ -281,22 +409,38 @@ func (ps *parser) invoice(raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	var aliases []string
+	if in.PaymentIntent != nil {
+		aliases = append(aliases, in.PaymentIntent.ID)
+	}
+	if in.Charge != nil {
+		aliases = append(aliases, in.Charge.ID)
+	}
+	if moved.Payments != nil {
+		for _, p := range moved.Payments.Data {
+			if p.Status == "" || p.Status == "paid" {
+				aliases = append(aliases, p.Payment.ids()...)
+			}
+		}
+	}
 	ps.emit(providers.Event{
 		Kind:               providers.Payment,
 		ObjectID:           in.ID,
+		Aliases:            nonEmpty(aliases...),
 		ProviderCustomerID: cust,
 		Email:              email,
 		CustomerKey:        key,
 		ReferralKey:        ref,
 		Amount:             in.AmountPaid,
 		Currency:           cur,
-		Subscription:       in.Subscription != nil && in.Subscription.ID != "",
-		ProductID:          invoiceProduct(&in),
+		Subscription:       subscription != "",
+		ProductID:          first(invoiceProduct(&in), movedProduct(&moved)),
 	})
 	return nil
 }
 
-// invoiceProduct is the product of the invoice's first line, when the payload has it.
+// invoiceProduct is the product of the invoice's first line, when the payload has it
+// where 2023-10-16 puts it.
 func invoiceProduct(in *stripe.Invoice) string {
 	if in.Lines == nil {
 		return ""
@@ -313,6 +457,45 @@ func invoiceProduct(in *stripe.Invoice) string {
 		}
 	}
 	return ""
+}
+
+// movedProduct is the product of the invoice's first line where 2025-03-31.basil on
+// puts it.
+func movedProduct(m *invoiceMoved) string {
+	if m.Lines == nil {
+		return ""
+	}
+	for _, l := range m.Lines.Data {
+		if l.Pricing != nil && l.Pricing.PriceDetails != nil && l.Pricing.PriceDetails.Product != "" {
+			return string(l.Pricing.PriceDetails.Product)
+		}
+	}
+	return ""
+}
+
+// invoicePayment reads an invoice_payment.paid (2025-03-31.basil on): the invoice and
+// the PaymentIntent or charge that paid it, which charge.succeeded,
+// payment_intent.succeeded and charge.refunded are keyed by.
+func (ps *parser) invoicePayment(raw json.RawMessage) error {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return malformed("data.object is not an invoice_payment object")
+	}
+	var ip struct {
+		ID      string      `json:"id"`
+		Invoice expandable  `json:"invoice"`
+		Status  string      `json:"status"`
+		Payment *paymentRef `json:"payment"`
+	}
+	if err := json.Unmarshal(raw, &ip); err != nil {
+		return malformed("invoice_payment: %v", err)
+	}
+	if ip.ID == "" || ip.Invoice == "" {
+		return malformed("invoice_payment without id or invoice")
+	}
+	if ids := ip.Payment.ids(); len(ids) > 0 {
+		ps.emit(providers.Event{Kind: providers.Link, ObjectID: string(ip.Invoice), Aliases: ids})
+	}
+	return nil
 }
 
 func decodeCharge(raw json.RawMessage) (*stripe.Charge, error) {
@@ -342,13 +525,25 @@ func chargeObjectID(ch *stripe.Charge) string {
 	return ch.ID
 }
 
+// oneOff emits a Payment that names no invoice: held on API versions whose charges
+// never name one (ChargeHold).
+func (ps *parser) oneOff(e providers.Event) {
+	e.Kind = providers.Payment
+	if ps.current {
+		e.Hold = ChargeHold
+	}
+	ps.emit(e)
+}
+
 func (ps *parser) chargeSucceeded(raw json.RawMessage) error {
 	ch, err := decodeCharge(raw)
 	if err != nil {
 		return err
 	}
-	if chargeInvoice(ch) != "" {
-		return nil // counted by the invoice's invoice.paid
+	if in := chargeInvoice(ch); in != "" {
+		// Counted by the invoice's invoice.paid; its refunds may be keyed by either.
+		ps.emit(providers.Event{Kind: providers.Link, ObjectID: in, Aliases: nonEmpty(chargeObjectID(ch), ch.ID)})
+		return nil
 	}
 	amount := ch.AmountCaptured
 	if amount == 0 && ch.Captured {
@@ -368,14 +563,47 @@ func (ps *parser) chargeSucceeded(raw json.RawMessage) error {
 	if ch.BillingDetails != nil && ch.BillingDetails.Email != "" {
 		email = ch.BillingDetails.Email
 	}
-	ps.emit(providers.Event{
-		Kind:               providers.Payment,
+	ps.oneOff(providers.Event{
 		ObjectID:           chargeObjectID(ch),
 		ProviderCustomerID: custID(ch.Customer),
 		Email:              first(email, custEmail(ch.Customer)),
 		CustomerKey:        first(meta(ch.Metadata, ps.keyField), custMeta(ch.Customer, ps.keyField)),
 		ReferralKey:        first(meta(ch.Metadata, ReferralKeyField), custMeta(ch.Customer, ReferralKeyField)),
 		Amount:             amount,
+		Currency:           cur,
+	})
+	return nil
+}
+
+func (ps *parser) paymentIntentSucceeded(raw json.RawMessage) error {
+	var pi stripe.PaymentIntent
+	if err := decode(raw, &pi, "payment_intent"); err != nil {
+		return err
+	}
+	if pi.ID == "" {
+		return malformed("payment_intent without id")
+	}
+	if pi.Invoice != nil && pi.Invoice.ID != "" {
+		ps.emit(providers.Event{Kind: providers.Link, ObjectID: pi.Invoice.ID, Aliases: []string{pi.ID}})
+		return nil
+	}
+	if pi.AmountReceived < 0 {
+		return malformed("payment_intent %s: negative amount_received", pi.ID)
+	}
+	if pi.AmountReceived == 0 {
+		return nil
+	}
+	cur, err := currency(pi.Currency)
+	if err != nil {
+		return err
+	}
+	ps.oneOff(providers.Event{
+		ObjectID:           pi.ID,
+		ProviderCustomerID: custID(pi.Customer),
+		Email:              first(pi.ReceiptEmail, custEmail(pi.Customer)),
+		CustomerKey:        first(meta(pi.Metadata, ps.keyField), custMeta(pi.Customer, ps.keyField)),
+		ReferralKey:        first(meta(pi.Metadata, ReferralKeyField), custMeta(pi.Customer, ReferralKeyField)),
+		Amount:             pi.AmountReceived,
 		Currency:           cur,
 	})
 	return nil
@@ -467,6 +695,17 @@ func custEmail(c *stripe.Customer) string {
 		return ""
 	}
 	return c.Email
+}
+
+// nonEmpty is ids without the empty ones and repeats.
+func nonEmpty(ids ...string) []string {
+	var out []string
+	for _, id := range ids {
+		if id != "" && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func first(s ...string) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,8 @@ type want struct {
 	cumulative   bool
 	subscription bool
 	product      string
+	aliases      []string
+	hold         bool
 }
 
 func TestParseFixtures(t *testing.T) {
@@ -60,9 +63,11 @@ func TestParseFixtures(t *testing.T) {
 		{file: shared("checkout.session.completed.payment_mode.json"), eventID: "evt_00000000000000", typ: "checkout.session.completed", created: 1326853478,
 			want: []want{{kind: providers.Payment, objectID: "pi_00000000000000", customerID: "cus_00000000000000", email: "example@example.com", amount: 25000, currency: "usd"}}},
 		{file: shared("invoice.paid.json"), eventID: "evt_000000000000000000000000", typ: "invoice.paid", created: 1648320015,
-			want: []want{{kind: providers.Payment, objectID: "in_000000000000000000000000", customerID: "cus_00000000000000", amount: 2000, currency: "usd", product: "prod_00000000000000"}}},
+			want: []want{{kind: providers.Payment, objectID: "in_000000000000000000000000", customerID: "cus_00000000000000", amount: 2000, currency: "usd", product: "prod_00000000000000",
+				aliases: []string{"pi_000000000000000000000000", "ch_000000000000000000000000"}}}},
 		{file: shared("invoice.payment_succeeded.json"), eventID: "evt_000000000000000000000000", typ: "invoice.payment_succeeded", created: 1648320015,
-			want: []want{{kind: providers.Payment, objectID: "in_000000000000000000000000", customerID: "cus_00000000000000", amount: 2000, currency: "usd", product: "prod_00000000000000"}}},
+			want: []want{{kind: providers.Payment, objectID: "in_000000000000000000000000", customerID: "cus_00000000000000", amount: 2000, currency: "usd", product: "prod_00000000000000",
+				aliases: []string{"pi_000000000000000000000000", "ch_000000000000000000000000"}}}},
 		{file: shared("charge.succeeded.json"), eventID: "evt_000000000000000000000000", typ: "charge.succeeded", created: 1648320032,
 			want: []want{{kind: providers.Payment, objectID: "pi_000000000000000000000000", amount: 2000, currency: "usd"}}},
 		{file: shared("charge.refunded.json"), eventID: "evt_000000000000000000000000", typ: "charge.refunded", created: 1648319949,
@@ -72,7 +77,8 @@ func TestParseFixtures(t *testing.T) {
 		{file: shared("customer.updated.json"), eventID: "evt_000000000000000000000000", typ: "customer.updated", created: 1648320110,
 			want: []want{{kind: providers.CustomerSeen, customerID: "cus_00000000000000"}}},
 		{file: shared("customer.subscription.created.json"), eventID: "evt_000000000000000000000000", typ: "customer.subscription.created", created: 1648320110},
-		{file: shared("payment_intent.succeeded.json"), eventID: "evt_000000000000000000000000", typ: "payment_intent.succeeded", created: 1648320033},
+		{file: shared("payment_intent.succeeded.json"), eventID: "evt_000000000000000000000000", typ: "payment_intent.succeeded", created: 1648320033,
+			want: []want{{kind: providers.Payment, objectID: "pi_000000000000000000000000", amount: 2000, currency: "usd"}}},
 
 		// Project-owned envelopes (API 2023-10-16 unless named otherwise).
 		{file: own("checkout_payment_client_ref.json"), eventID: "evt_1OcheckoutPay", typ: "checkout.session.completed", livemode: true, created: 1700000000,
@@ -83,12 +89,13 @@ func TestParseFixtures(t *testing.T) {
 		{file: own("checkout_payment_jpy_2020.json"), opt: providers.Options{CustomerKeyField: "referd_id"}, eventID: "evt_1JcheckoutJpy", typ: "checkout.session.completed", created: 1650000000,
 			want: []want{{kind: providers.Payment, objectID: "pi_Jpy1", customerID: "cus_Jpy1", email: "mia@example.jp", key: "cust_jp", amount: 5000, currency: "jpy"}}},
 		{file: own("invoice_paid_metadata.json"), eventID: "evt_1OinvoicePaid", typ: "invoice.paid", created: 1700000200,
-			want: []want{{kind: providers.Payment, objectID: "in_Meta1", customerID: "cus_Meta1", email: "frank@example.com", key: "cust_9", referral: "ref_gina", amount: 2900, currency: "usd", subscription: true, product: "prod_Pro"}}},
+			want: []want{{kind: providers.Payment, objectID: "in_Meta1", customerID: "cus_Meta1", email: "frank@example.com", key: "cust_9", referral: "ref_gina", amount: 2900, currency: "usd", subscription: true, product: "prod_Pro", aliases: []string{"pi_Meta1", "ch_Meta1"}}}},
 		{file: own("invoice_paid_trial.json"), eventID: "evt_1OinvoiceTrial", typ: "invoice.paid", created: 1700000300,
 			want: []want{{kind: providers.CustomerSeen, customerID: "cus_Trial1", email: "hank@example.com", key: "cust_trial"}}},
 		{file: own("charge_succeeded_no_invoice.json"), eventID: "evt_1OchargeOk", typ: "charge.succeeded", created: 1700000400,
 			want: []want{{kind: providers.Payment, objectID: "pi_Solo1", customerID: "cus_Solo1", email: "ivy@example.com", key: "cust_11", referral: "ref_jack", amount: 1200, currency: "gbp"}}},
-		{file: own("charge_succeeded_with_invoice.json"), eventID: "evt_1OchargeInv", typ: "charge.succeeded", created: 1700000450},
+		{file: own("charge_succeeded_with_invoice.json"), eventID: "evt_1OchargeInv", typ: "charge.succeeded", created: 1700000450,
+			want: []want{{kind: providers.Link, objectID: "in_Meta1", aliases: []string{"pi_Meta1", "ch_Inv1"}}}},
 		{file: own("charge_succeeded_legacy_2018.json"), eventID: "evt_1CchargeLegacy", typ: "charge.succeeded", created: 1520000000,
 			want: []want{{kind: providers.Payment, objectID: "ch_Legacy1", email: "ned@example.com", amount: 999, currency: "usd"}}},
 		{file: own("charge_refunded_partial_invoice.json"), eventID: "evt_1OchargeRefund", typ: "charge.refunded", created: 1700000500,
@@ -125,6 +132,9 @@ func TestParseFixtures(t *testing.T) {
 				check("ReferralKey", e.ReferralKey, w.referral)
 				check("RefundID", e.RefundID, w.refundID)
 				check("ProductID", e.ProductID, w.product)
+				if !slices.Equal(e.Aliases, w.aliases) || (e.Hold > 0) != w.hold {
+					t.Errorf("event %d: aliases/hold = %q/%v, want %q/%v", i, e.Aliases, e.Hold, w.aliases, w.hold)
+				}
 				if e.Cumulative != w.cumulative || e.Subscription != w.subscription {
 					t.Errorf("event %d: cumulative/subscription = %v/%v, want %v/%v", i, e.Cumulative, e.Subscription, w.cumulative, w.subscription)
 				}
@@ -280,9 +290,102 @@ func FuzzVerifyParse(f *testing.F) {
 				if e.ProviderCustomerID == "" {
 					t.Fatalf("customer event without a customer: %+v", e)
 				}
+			case providers.Link:
+				if e.ObjectID == "" || len(e.Aliases) == 0 || slices.Contains(e.Aliases, "") {
+					t.Fatalf("link without ids: %+v", e)
+				}
 			default:
 				t.Fatalf("unknown kind: %+v", e)
 			}
 		}
 	})
+}
+
+// TestParseVersions reads the same payments as each API version sends them
+// (testdata/stripe/<version>, real shapes with their sources in its README): the
+// subscription payment's invoice (keyed, with its key wherever the version puts it),
+// the links from its PaymentIntent and charge (named by the charge itself before
+// 2025-03-31.basil, by invoice_payment.paid since), the one-off payment (held on
+// versions whose charges name no invoice), and the refunds.
+func TestParseVersions(t *testing.T) {
+	for _, c := range []struct{ version, v string }{
+		{"2023-10-16", "2310"}, {"2024-06-20", "2406"}, {"2025-03-31.basil", "2503"}, {"2025-09-30.clover", "2509"},
+	} {
+		current := c.version >= basil
+		invoice, subPI, subCharge := "in_1Ref"+c.v+"SubInvoice", "pi_3Ref"+c.v+"SubPayment", "ch_3Ref"+c.v+"SubCharge"
+		oneOff, cus := "pi_3Ref"+c.v+"OneOffPay", "cus_Ref"+c.v+"Friend"
+		invoicePaid := want{kind: providers.Payment, objectID: invoice, customerID: cus, email: "friend@example.com", key: "cust_friend",
+			amount: 2000, currency: "usd", subscription: true, product: "prod_Ref" + c.v + "Pro"}
+		if !current {
+			invoicePaid.aliases = []string{subPI, subCharge}
+		}
+		var chargeLink, piLink []want
+		refundTarget := subPI
+		if !current {
+			chargeLink = []want{{kind: providers.Link, objectID: invoice, aliases: []string{subPI, subCharge}}}
+			piLink = []want{{kind: providers.Link, objectID: invoice, aliases: []string{subPI}}}
+			refundTarget = invoice
+		} else {
+			chargeLink = []want{{kind: providers.Payment, objectID: subPI, customerID: cus, email: "friend@example.com", amount: 2000, currency: "usd", hold: true}}
+			piLink = []want{{kind: providers.Payment, objectID: subPI, customerID: cus, amount: 2000, currency: "usd", hold: true}}
+		}
+		files := map[string][]want{
+			"invoice.paid":                            {invoicePaid},
+			"invoice.payment_succeeded":               {invoicePaid},
+			"charge.succeeded":                        chargeLink,
+			"payment_intent.succeeded":                piLink,
+			"checkout.session.completed.subscription": {{kind: providers.CustomerSeen, customerID: cus, email: "friend@example.com", key: "cust_friend"}},
+			"checkout.session.completed.payment": {{kind: providers.Payment, objectID: oneOff, customerID: cus, email: "friend@example.com",
+				key: "cust_friend", amount: 5000, currency: "usd"}},
+			"charge.succeeded.oneoff": {{kind: providers.Payment, objectID: oneOff, customerID: cus, email: "friend@example.com",
+				amount: 5000, currency: "usd", hold: current}},
+			"payment_intent.succeeded.oneoff": {{kind: providers.Payment, objectID: oneOff, customerID: cus, amount: 5000, currency: "usd", hold: current}},
+			"charge.refunded": {{kind: providers.Refund, objectID: refundTarget, customerID: cus, amount: 2000, currency: "usd",
+				refundID: subCharge + ":2000", cumulative: true}},
+			"charge.refunded.partial": {{kind: providers.Refund, objectID: refundTarget, customerID: cus, amount: 500, currency: "usd",
+				refundID: subCharge + ":500", cumulative: true}},
+			"charge.refunded.oneoff": {{kind: providers.Refund, objectID: oneOff, customerID: cus, amount: 5000, currency: "usd",
+				refundID: "ch_3Ref" + c.v + "OneOffCharge:5000", cumulative: true}},
+		}
+		if current {
+			files["invoice_payment.paid"] = []want{{kind: providers.Link, objectID: invoice, aliases: []string{subPI}}}
+		}
+		for name, ws := range files {
+			t.Run(c.version+"/"+name, func(t *testing.T) {
+				p, err := Parse(readFile(t, filepath.Join("..", "..", "testdata", "stripe", c.version, name+".json")), providers.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkEvents(t, p.Events, ws)
+			})
+		}
+	}
+}
+
+func checkEvents(t *testing.T, got []providers.Event, ws []want) {
+	t.Helper()
+	if len(got) != len(ws) {
+		t.Fatalf("got %d events %+v, want %d", len(got), got, len(ws))
+	}
+	for i, w := range ws {
+		e := got[i]
+		if e.Kind != w.kind || e.Amount != w.amount || e.Currency != w.currency {
+			t.Errorf("event %d: kind/amount/currency = %s %d %q, want %s %d %q", i, e.Kind, e.Amount, e.Currency, w.kind, w.amount, w.currency)
+		}
+		for _, f := range []struct{ name, got, want string }{
+			{"ObjectID", e.ObjectID, w.objectID}, {"ProviderCustomerID", e.ProviderCustomerID, w.customerID}, {"Email", e.Email, w.email},
+			{"CustomerKey", e.CustomerKey, w.key}, {"ReferralKey", e.ReferralKey, w.referral}, {"RefundID", e.RefundID, w.refundID},
+			{"ProductID", e.ProductID, w.product},
+		} {
+			if f.got != f.want {
+				t.Errorf("event %d: %s = %q, want %q", i, f.name, f.got, f.want)
+			}
+		}
+		if !slices.Equal(e.Aliases, w.aliases) || (e.Hold > 0) != w.hold {
+			t.Errorf("event %d: aliases/hold = %q/%v, want %q/%v", i, e.Aliases, e.Hold, w.aliases, w.hold)
+		}
+		if e.Cumulative != w.cumulative || e.Subscription != w.subscription {
+			t.Errorf("event %d: cumulative/subscription = %v/%v, want %v/%v", i, e.Cumulative, e.Subscription, w.cumulative, w.subscription)
+		}
+	}
 }

@@ -1,0 +1,166 @@
+package referral
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"time"
+
+	"github.com/referd/referd/store"
+)
+
+// One payment, several ids. A billing provider's payment may reach referd keyed by
+// different objects: a Stripe invoice, the PaymentIntent that paid it and its charge.
+// The sale is recorded under one key (the invoice's); the others are its aliases
+// (store.InsertPaymentAlias). Every writer of a key's identity takes its
+// store.PaymentLock first, so a link, a sale held until its link could arrive and a
+// refund keyed by an alias never miss one another.
+
+// LinkPayment records that the sale keys in aliases are other names of target's
+// payment, in one transaction, and returns the keys of the sales it folded:
+//   - refunds recorded against an alias are moved to target, and applied there when
+//     target's sale exists (else they wait for it);
+//   - a sale already recorded under an alias (a one-off sale whose link came late) is
+//     folded into target: fully reversed, rewards and all, with folded_into naming
+//     target, and its purchase number given back, so target's sale is the payment's
+//     only one.
+//
+// Linking again changes nothing.
+func LinkPayment(ctx context.Context, db *store.DB, p store.Program, target string, aliases []string) (folded []string, err error) {
+	aliases = slices.DeleteFunc(slices.Clone(aliases), func(a string) bool { return a == "" || a == target })
+	slices.Sort(aliases)
+	aliases = slices.Compact(aliases)
+	if len(aliases) == 0 {
+		return nil, nil
+	}
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		folded = nil
+		for _, a := range aliases {
+			if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(a)); err != nil {
+				return err
+			}
+		}
+		// The sales' locks in key order, as store.FindBuyers takes them.
+		keys := append(slices.Clone(aliases), target)
+		slices.Sort(keys)
+		for _, k := range keys {
+			if err := store.LockKey(ctx, tx, p.PK, store.TransactionLock(k)); err != nil {
+				return err
+			}
+		}
+		now := store.Now()
+		moved := int64(0)
+		for _, a := range aliases {
+			if _, err := store.InsertPaymentAlias(ctx, tx, p.PK, a, target, now); err != nil {
+				return err
+			}
+			// Only an alias's own target is folded into: an alias linked to another
+			// invoice before keeps it.
+			if t, err := store.PaymentAliasTarget(ctx, tx, p.PK, a); err != nil {
+				return err
+			} else if t != target {
+				continue
+			}
+			ok, err := foldSale(ctx, tx, p, a, target, now)
+			if err != nil {
+				return err
+			}
+			if ok {
+				folded = append(folded, a)
+			}
+			n, err := store.RetargetRefunds(ctx, tx, p.PK, a, target)
+			if err != nil {
+				return err
+			}
+			moved += n
+		}
+		if moved == 0 {
+			return nil
+		}
+		t, err := store.GetTransaction(ctx, tx, p.PK, target, true)
+		if store.IsNotFound(err) {
+			return nil // the refunds wait for target's sale
+		}
+		if err != nil {
+			return err
+		}
+		return applyWaitingRefunds(ctx, tx, p, &t)
+	})
+	return folded, err
+}
+
+// foldSale folds the sale key, if recorded and not folded yet, into target: see
+// LinkPayment. The caller holds both keys' locks.
+func foldSale(ctx context.Context, tx *store.Tx, p store.Program, key, target string, now time.Time) (bool, error) {
+	t, err := store.GetTransaction(ctx, tx, p.PK, key, true)
+	if store.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil || t.FoldedInto.Valid {
+		return false, err
+	}
+	t.FoldedInto = sql.NullString{String: target, Valid: true}
+	if err := store.SetFoldedInto(ctx, tx, t.PK, target); err != nil {
+		return false, err
+	}
+	// applyRefund locks the referrer's counters, then the buyer's, as sales do.
+	if err := applyRefund(ctx, tx, p, &t, sql.NullInt64{}, now); err != nil {
+		return false, err
+	}
+	return true, store.ForgetPurchase(ctx, tx, t.CustomerPK, t.PurchaseNumber)
+}
+
+// ResolvePayment is the sale key that key's payment is recorded under: the target key
+// is an alias of (LinkPayment), else key itself.
+func ResolvePayment(ctx context.Context, q store.Querier, p store.Program, key string) (string, error) {
+	t, err := store.PaymentAliasTarget(ctx, q, p.PK, key)
+	if err != nil || t == "" {
+		return key, err
+	}
+	return t, nil
+}
+
+// RefundPayment is RefundTransaction for a refund keyed by any of its payment's ids:
+// an alias's refund refunds its target's sale (and waits for it). It returns the
+// sale key it refunded.
+func RefundPayment(ctx context.Context, db *store.DB, p store.Program, r Refund) (key string, err error) {
+	if r.Amount < 0 {
+		return "", Invalid("amount", "The refund amount must not be negative.")
+	}
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(r.TransactionKey)); err != nil {
+			return err
+		}
+		var err error
+		if key, err = ResolvePayment(ctx, tx, p, r.TransactionKey); err != nil {
+			return err
+		}
+		r.TransactionKey = key
+		_, _, err = refundTx(ctx, tx, p, r)
+		return err
+	})
+	return key, err
+}
+
+// RecordHeldSale records a sale that was held because it might be another payment's
+// (providers.Event.Hold): unless a link has made its key an alias meanwhile, in
+// which case nothing is recorded and linked is the target key.
+func RecordHeldSale(ctx context.Context, db *store.DB, p store.Program, s Sale) (t store.Transaction, linked string, err error) {
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(s.Key)); err != nil {
+			return err
+		}
+		target, err := store.PaymentAliasTarget(ctx, tx, p.PK, s.Key)
+		if err != nil || target != "" {
+			linked = target
+			return err
+		}
+		rs, err := RecordSalesTx(ctx, tx, []SaleRequest{{Program: p, Sale: s}})
+		if err != nil {
+			return err
+		}
+		t = rs[0].Transaction
+		return rs[0].Err
+	})
+	return t, linked, err
+}

@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// PaymentLock is the LockKey name that every writer of a payment id's identity takes
+// first (before any TransactionLock): the link that makes it an alias, the sale
+// recorded under it, a refund keyed by it. Whichever comes first, the next sees it.
+func PaymentLock(key string) string { return "payment:" + key }
+
+// InsertPaymentAlias records that the sale key alias is another name of target's
+// payment, and says whether it is new. An alias keeps the first target it was given.
+func InsertPaymentAlias(ctx context.Context, tx *Tx, programPK int64, alias, target string, at time.Time) (bool, error) {
+	res, err := exec(ctx, tx, `
+		INSERT INTO payment_aliases (program_pk, alias, target, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, programPK, alias, target, at)
+	if err != nil {
+		return false, fmt.Errorf("store.InsertPaymentAlias(%s, %s): %w", alias, target, translate(err))
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// PaymentAliasTarget is the sale key that key is an alias of, or "" when it is none.
+func PaymentAliasTarget(ctx context.Context, q Querier, programPK int64, key string) (string, error) {
+	var targets []string
+	if err := selectRows(ctx, q, &targets, `SELECT target FROM payment_aliases WHERE program_pk = $1 AND alias = $2`, programPK, key); err != nil {
+		return "", fmt.Errorf("store.PaymentAliasTarget(%s): %w", key, err)
+	}
+	if len(targets) == 0 {
+		return "", nil
+	}
+	return targets[0], nil
+}
+
+// RetargetRefunds moves the refunds recorded against the sale key from to the sale
+// key to, as waiting (not applied) refunds of it, and says how many it moved.
+func RetargetRefunds(ctx context.Context, tx *Tx, programPK int64, from, to string) (int64, error) {
+	res, err := exec(ctx, tx, `UPDATE refunds SET transaction_key = $3, applied = false WHERE program_pk = $1 AND transaction_key = $2`,
+		programPK, from, to)
+	if err != nil {
+		return 0, fmt.Errorf("store.RetargetRefunds(%s, %s): %w", from, to, err)
+	}
+	return res.RowsAffected()
+}
+
+// SetFoldedInto records that transaction pk was folded into the sale key into.
+func SetFoldedInto(ctx context.Context, tx *Tx, pk int64, into string) error {
+	if _, err := exec(ctx, tx, `UPDATE transactions SET folded_into = $2 WHERE pk = $1`, pk, into); err != nil {
+		return fmt.Errorf("store.SetFoldedInto(%d, %s): %w", pk, into, err)
+	}
+	return nil
+}
+
+// ForgetPurchase takes back the buyer's purchase number n when it is the latest, so
+// the next sale has that number again: a sale folded into another was no purchase of
+// its own.
+func ForgetPurchase(ctx context.Context, tx *Tx, buyerPK int64, n int) error {
+	if _, err := exec(ctx, tx, `UPDATE customer_stats SET purchases = purchases - 1 WHERE customer_pk = $1 AND purchases = $2`, buyerPK, n); err != nil {
+		return fmt.Errorf("store.ForgetPurchase(%d): %w", buyerPK, err)
+	}
+	return nil
+}

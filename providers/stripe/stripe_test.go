@@ -244,8 +244,12 @@ func TestVerify(t *testing.T) {
 }
 
 func fuzzSeeds(f *testing.F) {
-	for _, dir := range []string{sharedFixtures, "testdata"} {
+	versions, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "stripe", "*"))
+	for _, dir := range append([]string{sharedFixtures, "testdata"}, versions...) {
 		files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+		if strings.HasSuffix(dir, ".md") {
+			continue
+		}
 		if err != nil || len(files) == 0 {
 			f.Fatalf("no fixtures in %s: %v", dir, err)
 		}

@@ -188,6 +188,25 @@ func (e *versionEnv) checkNoPending() {
 	}
 }
 
+// checkSums fails unless every balance is the sum of its ledger, and every reward
+// total the sum of its customer's rewards less what was reversed.
+func (e *versionEnv) checkSums() {
+	e.t.Helper()
+	var bad []string
+	if err := e.db.Select(&bad, `
+		SELECT 'balance ' || b.customer_pk || ' ' || b.units FROM balances b
+		WHERE (b.amount, b.pending) <> (SELECT coalesce(sum(amount), 0), coalesce(sum(pending), 0) FROM ledger l
+			WHERE l.customer_pk = b.customer_pk AND l.units = b.units)
+		UNION ALL
+		SELECT 'reward total ' || t.customer_pk || ' ' || t.units FROM reward_totals t
+		WHERE t.total <> (SELECT coalesce(sum(amount - reversed), 0) FROM rewards w WHERE w.customer_pk = t.customer_pk AND w.units = t.units)`); err != nil {
+		e.t.Fatal(err)
+	}
+	if len(bad) > 0 {
+		e.t.Errorf("running sums that differ from what they sum: %v", bad)
+	}
+}
+
 // dropKey removes the customer key wherever the payload carries it.
 func dropKey(v map[string]any) {
 	var walk func(any)
@@ -320,6 +339,7 @@ func TestStripeVersionsOneSalePerPayment(t *testing.T) {
 					if b := e.balance("ref"); b != c.balance {
 						t.Errorf("referrer balance %d, want %d", b, c.balance)
 					}
+					e.checkSums()
 				})
 			}
 		}
@@ -337,18 +357,27 @@ func TestStripeLateLinkFolds(t *testing.T) {
 		if !current(version) {
 			continue
 		}
-		invoice, pi, _ := ids(version)
+		invoice, pi, oneOff := ids(version)
 		for _, late := range [][]string{{"invoice_payment.paid", "invoice.paid"}, {"invoice.paid", "invoice_payment.paid"}} {
 			t.Run(version+"/"+strings.Join(late, ","), func(t *testing.T) {
 				t.Parallel()
 				e := newVersionEnv(t, version, "friend@example.com")
+				// 10% of every purchase, and 5 USD for the first.
+				var patch referral.ProgramPatch
+				json.Unmarshal([]byte(`{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"},
+					{"recipient": "referrer", "trigger": "first_purchase", "type": "credit", "amount": 5, "amount_type": "fixed", "currency": "usd"}]}`), &patch)
+				p, err := referral.UpdateProgram(e.ctx, e.db, e.p.PK, patch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.p = p
 				charge := e.store([]string{"charge.succeeded"}, nil)
 				e.run(charge) // held, then recorded when the hold has passed
 				if got := e.live(); !slices.Equal(got, []string{pi}) {
 					t.Fatalf("transactions %v after the charge alone, want the one-off %s", got, pi)
 				}
-				if b := e.balance("ref"); b != 200 {
-					t.Fatalf("referrer balance %d after the one-off sale, want 200", b)
+				if b := e.balance("ref"); b != 700 {
+					t.Fatalf("referrer balance %d after the one-off sale, want 700", b)
 				}
 				for _, name := range late {
 					e.run(e.store([]string{name}, nil))
@@ -368,23 +397,32 @@ func TestStripeLateLinkFolds(t *testing.T) {
 				if v := referral.TransactionJSON(folded); v.FoldedInto == nil || *v.FoldedInto != invoice {
 					t.Errorf("the API shows folded_into %v", v.FoldedInto)
 				}
-				if late[0] == "invoice_payment.paid" {
-					if n := e.transaction(invoice).PurchaseNumber; n != 1 {
-						t.Errorf("the invoice's sale is purchase %d, want 1 (the folded sale was none)", n)
-					}
+				// Whichever came first, the invoice's sale is the first purchase and earns
+				// what a first purchase earns.
+				if n := e.transaction(invoice).PurchaseNumber; n != 1 {
+					t.Errorf("the invoice's sale is purchase %d, want 1 (the folded sale was none)", n)
 				}
-				if b := e.balance("ref"); b != 200 {
-					t.Errorf("referrer balance %d, want 200: one reward for one payment", b)
+				if b := e.balance("ref"); b != 700 {
+					t.Errorf("referrer balance %d, want 700: the rewards of one first purchase", b)
+				}
+				// A next payment is purchase 2.
+				e.run(e.store([]string{"checkout.session.completed.payment"}, nil))
+				if n := e.transaction(oneOff).PurchaseNumber; n != 2 {
+					t.Errorf("the next payment is purchase %d, want 2", n)
+				}
+				if b := e.balance("ref"); b != 1200 {
+					t.Errorf("referrer balance %d after a second payment of 5000, want 1200", b)
 				}
 				// The charge's events again, and its refund: the invoice's sale is refunded.
 				e.run(e.store([]string{"payment_intent.succeeded", "charge.refunded"}, nil))
 				if tx := e.transaction(invoice); tx.Refunded != 2000 || !tx.DeletedAt.Valid {
 					t.Errorf("invoice refunded %d, deleted %v; want 2000, true", tx.Refunded, tx.DeletedAt.Valid)
 				}
-				if b := e.balance("ref"); b != 0 {
-					t.Errorf("referrer balance %d after the refund, want 0", b)
+				if b := e.balance("ref"); b != 500 {
+					t.Errorf("referrer balance %d after the refund, want 500 (the second payment's)", b)
 				}
 				e.checkNoPending()
+				e.checkSums()
 			})
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/referd/referd/money"
+	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
 )
 
@@ -107,7 +109,73 @@ func foldSale(ctx context.Context, tx *store.Tx, p store.Program, key, target st
 	if err := applyRefund(ctx, tx, p, &t, sql.NullInt64{}, now); err != nil {
 		return false, err
 	}
-	return true, store.ForgetPurchase(ctx, tx, t.CustomerPK, t.PurchaseNumber)
+	if err := store.ForgetPurchase(ctx, tx, t.CustomerPK, t.PurchaseNumber); err != nil {
+		return false, err
+	}
+	return true, renumber(ctx, tx, p, target, t)
+}
+
+// renumber gives target's sale the purchase number of the sale folded into it, when
+// target was recorded after it, by the same buyer: the folded sale was no purchase,
+// so target is the purchase it was. It earns what the rules grant that purchase and
+// it has not earned yet (a first_purchase reward, one within max_purchases): rules
+// that a later purchase meets are met by an earlier one too, so nothing is taken.
+func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string, folded store.Transaction) error {
+	t, err := store.GetTransaction(ctx, tx, p.PK, target, true)
+	if store.IsNotFound(err) {
+		return nil // it takes the number when it is recorded
+	}
+	if err != nil || t.CustomerPK != folded.CustomerPK || t.PurchaseNumber <= folded.PurchaseNumber || t.DeletedAt.Valid || !t.ReferrerPK.Valid {
+		return err
+	}
+	if err := store.ForgetPurchase(ctx, tx, t.CustomerPK, t.PurchaseNumber); err != nil {
+		return err
+	}
+	if err := store.SetPurchaseNumber(ctx, tx, t.PK, folded.PurchaseNumber); err != nil {
+		return err
+	}
+	rules, err := programRules(p)
+	if err != nil {
+		return err
+	}
+	buyer, err := store.GetCustomer(ctx, tx, p.PK, t.BuyerID, false)
+	if err != nil {
+		return err
+	}
+	earned, err := rewards.ForPurchase(rules, rewards.Purchase{Amount: t.Amount, Units: t.Units, Number: folded.PurchaseNumber,
+		Subscription: t.ProductType.String == "subscription" || t.Action == "subscription" || t.Action == "renewal",
+		At: t.CreatedAt, ReferredAt: buyer.CreatedAt})
+	if err != nil {
+		return err
+	}
+	earned = slices.DeleteFunc(earned, func(e rewards.Earned) bool {
+		return slices.ContainsFunc(t.Rewards, func(r store.Reward) bool { return r.Rule == e.Rule && r.Recipient == e.Recipient })
+	})
+	now := store.Now()
+	rs := newRewards(p, earned, t.ReferrerPK.Int64, t.CustomerPK, sql.NullInt64{}, t.Key, now)
+	slices.SortStableFunc(rs, func(a, b store.Reward) int {
+		if balanceOrder(&a, &b) {
+			return -1
+		}
+		if balanceOrder(&b, &a) {
+			return 1
+		}
+		return 0
+	})
+	for i := range rs {
+		r := &rs[i]
+		r.TransactionPK = sql.NullInt64{Int64: t.PK, Valid: true}
+		if err := store.InsertReward(ctx, tx, r, rewardPayload(*r)); err != nil {
+			return err
+		}
+		// What target has refunded already reverses its share of the new reward too.
+		if d := money.Prorate(r.Amount, t.Refunded, t.Amount); r.Proportional && d > 0 {
+			if err := store.ReverseReward(ctx, tx, r, d, now, rewardPayload); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ResolvePayment is the sale key that key's payment is recorded under: the target key

@@ -64,3 +64,11 @@ func ForgetPurchase(ctx context.Context, tx *Tx, buyerPK int64, n int) error {
 	}
 	return nil
 }
+
+// SetPurchaseNumber renumbers transaction pk as its buyer's n-th purchase.
+func SetPurchaseNumber(ctx context.Context, tx *Tx, pk int64, n int) error {
+	if _, err := exec(ctx, tx, `UPDATE transactions SET purchase_number = $2 WHERE pk = $1`, pk, n); err != nil {
+		return fmt.Errorf("store.SetPurchaseNumber(%d, %d): %w", pk, n, err)
+	}
+	return nil
+}

@@ -144,7 +144,7 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 	}
 	earned, err := rewards.ForPurchase(rules, rewards.Purchase{Amount: t.Amount, Units: t.Units, Number: folded.PurchaseNumber,
 		Subscription: t.ProductType.String == "subscription" || t.Action == "subscription" || t.Action == "renewal",
-		At: t.CreatedAt, ReferredAt: buyer.CreatedAt})
+		At:           t.CreatedAt, ReferredAt: buyer.CreatedAt})
 	if err != nil {
 		return err
 	}

@@ -296,6 +296,7 @@ func TestStripeVersionsOneSalePerPayment(t *testing.T) {
 		invoice, _, oneOff := ids(version)
 		cases := []struct {
 			name     string
+			first    []string // processed on their own before the others
 			events   []string
 			live     []string
 			refunded map[string]int64
@@ -308,6 +309,10 @@ func TestStripeVersionsOneSalePerPayment(t *testing.T) {
 				live: []string{invoice}, refunded: map[string]int64{invoice: 500}, balance: 150},
 			{name: "partial then full refund", events: append(slices.Clone(subscriptionEvents), "charge.refunded.partial", "charge.refunded"),
 				live: []string{invoice}, refunded: map[string]int64{invoice: 2000}, balance: 0},
+			{name: "refund before the sale", first: []string{"charge.refunded.partial"}, events: subscriptionEvents,
+				live: []string{invoice}, refunded: map[string]int64{invoice: 500}, balance: 150},
+			{name: "one-off refund before the sale", first: []string{"charge.refunded.oneoff"}, events: oneOffEvents,
+				live: []string{oneOff}, refunded: map[string]int64{oneOff: 5000}, balance: 0},
 			{name: "one-off refund", events: append(slices.Clone(oneOffEvents), "charge.refunded.oneoff"),
 				live: []string{oneOff}, refunded: map[string]int64{oneOff: 5000}, balance: 0},
 		}
@@ -317,6 +322,7 @@ func TestStripeVersionsOneSalePerPayment(t *testing.T) {
 					t.Parallel()
 					e := newVersionEnv(t, version, "friend@example.com")
 					r := rand.New(rand.NewPCG(seed, 12))
+					e.run(e.store(c.first, nil))
 					e.run(e.store(shuffled(r, c.events), nil))
 					// The same events again, as Stripe retries them: nothing changes.
 					e.run(e.store(shuffled(r, c.events), nil))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,6 +78,75 @@ func InsertProviderEvents(ctx context.Context, q Querier, events []ProviderEvent
 		}
 	}
 	return out, nil
+}
+
+// RejectedError is the database refusing a row for its own data: a NUL byte or
+// invalid UTF-8 in a text column, a value too large for its index, a failed check.
+// Writing the same row again fails again; the rows written with it are not at fault.
+type RejectedError struct{ Err error }
+
+func (e *RejectedError) Error() string { return "rejected: " + e.Err.Error() }
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Reason is what the database said about the row, for the sender.
+func (e *RejectedError) Reason() string {
+	var pqErr *pq.Error
+	if errors.As(e.Err, &pqErr) {
+		return pqErr.Message
+	}
+	return e.Err.Error()
+}
+
+// refusedForData says whether err is the database refusing a statement for the data
+// it writes (data exceptions, integrity violations, program limits such as the size
+// of an index row), as opposed to failing to run it at all (a lost connection, a
+// timeout, a full disk): only the former can be one row's fault.
+func refusedForData(err error) bool {
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) {
+		return false
+	}
+	switch pqErr.Code.Class() {
+	case "22", "23", "54": // data_exception, integrity_constraint_violation, program_limit_exceeded
+		return true
+	}
+	return false
+}
+
+// InsertProviderEventsEach is InsertProviderEvents for events that have nothing to
+// do with each other (webhooks the ingest path group-commits): one event the database
+// refuses never fails the others. It returns, for each event, whether it was new and
+// the error that kept it from being stored: a *RejectedError when the database
+// refused that event itself, another error when the database failed.
+//
+// The statement for all of them is tried first; when the database refuses it for
+// its data, each half is tried on its own, down to the single events at fault, so a
+// group with k bad events costs about 2k·log2(n) statements and none without.
+func InsertProviderEventsEach(ctx context.Context, q Querier, events []ProviderEvent) ([]bool, []error) {
+	news := make([]bool, len(events))
+	errs := make([]error, len(events))
+	var insert func(lo, hi int)
+	insert = func(lo, hi int) {
+		got, err := InsertProviderEvents(ctx, q, events[lo:hi])
+		switch {
+		case err == nil:
+			copy(news[lo:hi], got)
+		case !refusedForData(err):
+			for i := lo; i < hi; i++ {
+				errs[i] = err
+			}
+		case hi-lo == 1:
+			errs[lo] = &RejectedError{Err: err}
+		default:
+			mid := lo + (hi-lo)/2
+			insert(lo, mid)
+			insert(mid, hi)
+		}
+	}
+	if len(events) > 0 {
+		insert(0, len(events))
+	}
+	return news, errs
 }
 
 // ProviderEventFilter selects a program's stored events.

@@ -1,12 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/referd/referd/metrics"
@@ -78,9 +81,17 @@ func New(db *store.DB, log *slog.Logger, workers int) *Handler {
 		cache: &store.Cache[string, cachedConfig]{TTL: configTTL}}
 }
 
-// Register mounts the receiver on mux.
+// Register mounts the receiver on mux. Every answer under /ingest/ is JSON, a wrong
+// method or path included (the mux's own are plain text).
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ingest/{provider}/{program_id}", h.receive)
+	mux.HandleFunc("/ingest/{provider}/{program_id}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		fail(w, http.StatusMethodNotAllowed, "Method not allowed: webhooks are delivered with POST.", nil)
+	})
+	mux.HandleFunc("/ingest/", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, "Not found: webhooks go to POST /ingest/{provider}/{program_id}.", nil)
+	})
 }
 
 func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
@@ -88,19 +99,19 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	prov, ok := providerSet[name]
 	if !ok {
 		metrics.IngestEvent("unknown", "not_found")
-		reply(w, http.StatusNotFound, "unknown provider")
+		fail(w, http.StatusNotFound, "Unknown provider: referd ingests stripe, paddle and chargebee.", nil)
 		return
 	}
 	cfg, err := h.config(r.Context(), r.PathValue("program_id"), name)
 	switch {
 	case store.IsNotFound(err):
 		metrics.IngestEvent(name, "not_found")
-		reply(w, http.StatusNotFound, "unknown program, or "+name+" is not configured for it")
+		fail(w, http.StatusNotFound, "Unknown program, or "+name+" is not configured for it.", nil)
 		return
 	case err != nil:
 		h.Log.ErrorContext(r.Context(), "ingest: reading configuration", "err", err)
 		metrics.IngestEvent(name, "unavailable")
-		reply(w, http.StatusServiceUnavailable, "try again")
+		fail(w, http.StatusServiceUnavailable, "Could not read the program's configuration; deliver the event again.", nil)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
@@ -108,22 +119,22 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			metrics.IngestEvent(name, "too_large")
-			reply(w, http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
+			fail(w, http.StatusRequestEntityTooLarge, "The body is larger than 1 MiB.", nil)
 			return
 		}
-		reply(w, http.StatusBadRequest, "could not read the body")
+		fail(w, http.StatusBadRequest, "Could not read the body.", nil)
 		return
 	}
 	now := time.Now()
 	if err := prov.verify(r, body, cfg.integration, now); err != nil {
 		metrics.IngestEvent(name, "bad_signature")
-		reply(w, prov.status, "signature does not verify")
+		fail(w, prov.status, "The signature does not verify.", nil)
 		return
 	}
 	parsed, err := all.Parse(name, body, providers.Options{CustomerKeyField: cfg.integration.CustomerKeyField})
 	if err != nil {
 		metrics.IngestEvent(name, "malformed")
-		reply(w, http.StatusBadRequest, "not a "+name+" webhook")
+		fail(w, http.StatusBadRequest, "Not a "+name+" webhook.", map[string][]string{"body": {err.Error()}})
 		return
 	}
 	ev := store.ProviderEvent{ProgramPK: cfg.program.PK, Provider: name, EventID: parsed.EventID, Type: parsed.Type,
@@ -136,7 +147,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		// Not stored: the provider must deliver it again.
 		h.Log.ErrorContext(r.Context(), "ingest: storing event", "provider", name, "event", parsed.EventID, "err", err)
 		metrics.IngestEvent(name, "unavailable")
-		reply(w, http.StatusServiceUnavailable, "could not store the event; deliver it again")
+		fail(w, http.StatusServiceUnavailable, "Could not store the event; deliver it again.", nil)
 		return
 	}
 	if stored.isNew {
@@ -148,17 +159,28 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		ev.PK = stored.pk
 		h.Stored(r.Context(), ev, stored.isNew)
 	}
-	reply(w, http.StatusOK, "stored")
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true,"message":"stored"}`)
 }
 
-func reply(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	ok := "true"
-	if status >= 300 {
-		ok = "false"
+// fail answers an error in the REST API's envelope (api/respond.go): {"status": 0, "message",
+// "errors": {field: [...]}}.
+func fail(w http.ResponseWriter, status int, msg string, fields map[string][]string) {
+	if fields == nil {
+		fields = map[string][]string{}
 	}
-	io.WriteString(w, `{"ok":`+ok+`,"message":"`+msg+`"}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(struct {
+		Status  int                 `json:"status"`
+		Message string              `json:"message"`
+		Errors  map[string][]string `json:"errors"`
+	}{0, msg, fields})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
 }
 
 // configTTL bounds how long the receiver reuses a program and its integration

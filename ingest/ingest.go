@@ -143,6 +143,18 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		ev.RequestID = sql.NullString{String: id, Valid: true}
 	}
 	stored, err := h.events.Do(r.Context(), ev)
+	if err == nil {
+		err = stored.err
+	}
+	var rejected *store.RejectedError
+	if errors.As(err, &rejected) {
+		// The database refused this event for its data: delivering it again would
+		// fail again. The events grouped with it are stored.
+		h.Log.WarnContext(r.Context(), "ingest: event refused by the database", "provider", name, "err", err)
+		metrics.IngestEvent(name, "unstorable")
+		fail(w, http.StatusBadRequest, "The event cannot be stored.", map[string][]string{"event": {rejected.Reason()}})
+		return
+	}
 	if err != nil {
 		// Not stored: the provider must deliver it again.
 		h.Log.ErrorContext(r.Context(), "ingest: storing event", "provider", name, "event", parsed.EventID, "err", err)
@@ -204,20 +216,21 @@ func (h *Handler) config(ctx context.Context, programID, provider string) (cache
 	})
 }
 
-// storedEvent says whether an event was new (false: a redelivery) and, if so, its PK.
+// storedEvent says whether an event was new (false: a redelivery) and, if so, its PK,
+// or why it was not stored.
 type storedEvent struct {
 	isNew bool
 	pk    int64
+	err   error
 }
 
+// insertEvents stores a group's events; each has its own outcome, so one the database
+// refuses does not fail the others.
 func insertEvents(ctx context.Context, db *store.DB, events []store.ProviderEvent) ([]storedEvent, error) {
-	news, err := store.InsertProviderEvents(ctx, db, events)
-	if err != nil {
-		return nil, err
-	}
+	news, errs := store.InsertProviderEventsEach(ctx, db, events)
 	out := make([]storedEvent, len(events))
 	for i := range events {
-		out[i] = storedEvent{news[i], events[i].PK}
+		out[i] = storedEvent{news[i], events[i].PK, errs[i]}
 	}
 	return out, nil
 }

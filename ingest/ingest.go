@@ -137,6 +137,11 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "Not a "+name+" webhook.", map[string][]string{"body": {err.Error()}})
 		return
 	}
+	if why := unstorable(body, parsed); why != nil {
+		metrics.IngestEvent(name, "unstorable")
+		fail(w, http.StatusBadRequest, "The event cannot be stored.", why)
+		return
+	}
 	ev := store.ProviderEvent{ProgramPK: cfg.program.PK, Provider: name, EventID: parsed.EventID, Type: parsed.Type,
 		Payload: body, ReceivedAt: store.Now()}
 	if id := store.RequestID(r.Context()); id != "" {
@@ -148,8 +153,8 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	var rejected *store.RejectedError
 	if errors.As(err, &rejected) {
-		// The database refused this event for its data: delivering it again would
-		// fail again. The events grouped with it are stored.
+		// The database refused this event for its data, which unstorable missed:
+		// delivering it again would fail again. The events grouped with it are stored.
 		h.Log.WarnContext(r.Context(), "ingest: event refused by the database", "provider", name, "err", err)
 		metrics.IngestEvent(name, "unstorable")
 		fail(w, http.StatusBadRequest, "The event cannot be stored.", map[string][]string{"event": {rejected.Reason()}})

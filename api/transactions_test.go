@@ -167,7 +167,6 @@ func TestTransactionErrors(t *testing.T) {
 		name, body, field string
 		status            int
 	}{
-		{"customer not referred", `{"customer": {"key": "loner"}, "key": "t", "amount": 10}`, "customer", 422},
 		{"unknown customer", `{"customer": {"key": "ghost"}, "key": "t", "amount": 10}`, "customer", 422},
 		{"no customer", `{"key": "t", "amount": 10}`, "customer", 422},
 		{"no key", `{"customer": {"key": "friend"}, "amount": 10}`, "key", 422},
@@ -221,9 +220,9 @@ func TestBatchTransactionsAreAtomic(t *testing.T) {
 	if l := r.list(); len(l) != 2 || l[1].(map[string]any)["amount"] != float64(200) {
 		t.Fatalf("batch answered %s", r.Raw)
 	}
-	// One bad item (a customer that was not referred) stores none of them.
+	// One bad item (a customer that does not exist) stores none of them.
 	wantError(t, e.call("POST", "/v1/transactions", `{"customer": {"key": "friend"}, "transactions": [
-		{"key": "x1", "amount": 1}, {"key": "x2", "amount": 1, "customer": {"key": "loner"}}]}`), 422, "transactions.1.customer")
+		{"key": "x1", "amount": 1}, {"key": "x2", "amount": 1, "customer": {"key": "ghost"}}]}`), 422, "transactions.1.customer")
 	if l := e.must(200, "GET", "/v1/transactions?limit=250", nil).list(); len(l) != 2 {
 		t.Errorf("%d transactions after a failed batch, want 2", len(l))
 	}
@@ -486,5 +485,88 @@ func TestConcurrentSalesOfOneBuyer(t *testing.T) {
 		if n != i+1 {
 			t.Fatalf("purchase numbers %v, want 1..30", numbers)
 		}
+	}
+}
+
+// stats returns a customer's successful and pending referral counts.
+func (e *env) stats(customer string) [2]any {
+	e.t.Helper()
+	st := e.must(200, "GET", "/v1/customers/"+customer+"/stats", nil).data()
+	return [2]any{st["successful_referrals"], st["pending_referrals"]}
+}
+
+// Seed 001 reports every purchase: a sale of a customer nobody referred is recorded
+// with no rewards and no referring customer, and changes nobody's referral counts,
+// alone, in a batch beside referred sales, and when refunded.
+func TestUnreferredSale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.rules(`[{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"},
+		{"recipient": "referred", "trigger": "first_purchase", "type": "credit", "amount": 5, "amount_type": "fixed"}]`)
+	e.referral("jane", "friend") // jane refers, and nobody referred jane
+	e.must(201, "POST", "/v1/customers", `{"key": "loner"}`)
+
+	tx := e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "loner"}, "key": "l1", "amount": 100, "action": "sale"}`)
+	if d := tx.data(); d["referring_customer"] != nil || len(d["rewards"].([]any)) != 0 || d["customer"].(map[string]any)["key"] != "loner" ||
+		d["amount"] != float64(100) {
+		t.Errorf("unreferred sale = %s", tx.Raw)
+	}
+	if got := e.must(200, "GET", "/v1/transactions/l1", nil).data(); got["referring_customer"] != nil {
+		t.Errorf("stored with a referrer: %v", got)
+	}
+	e.must(200, "POST", "/v1/transactions", `{"customer": {"key": "loner"}, "key": "l1", "amount": 100, "action": "sale"}`)
+	wantError(t, e.call("POST", "/v1/transactions", `{"customer": {"key": "loner"}, "key": "l1", "amount": 99}`), 409, "key")
+
+	// A batch where the unreferred referrer buys twice beside her friend's sale.
+	b := e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "jane"}, "transactions": [
+		{"key": "j1", "amount": 50}, {"key": "f1", "amount": 200, "customer": {"key": "friend"}}, {"key": "j2", "amount": 20}]}`).list()
+	if len(b) != 3 {
+		t.Fatalf("batch = %v", b)
+	}
+	for _, i := range []int{0, 2} {
+		if d := b[i].(map[string]any); d["referring_customer"] != nil || len(d["rewards"].([]any)) != 0 {
+			t.Errorf("jane's sale %v", d)
+		}
+	}
+	if d := b[1].(map[string]any); d["referring_customer"].(map[string]any)["key"] != "jane" || len(d["rewards"].([]any)) != 2 {
+		t.Errorf("friend's sale %v", d)
+	}
+	if got := e.balance("jane"); fmt.Sprint(got) != "map[usd:[20 0]]" {
+		t.Errorf("jane's balance = %v, want 20 usd from her friend's sale only", got)
+	}
+	if got := e.balance("loner"); len(got) != 0 {
+		t.Errorf("loner's balance = %v", got)
+	}
+	if got := e.stats("jane"); got != [2]any{float64(1), float64(0)} {
+		t.Errorf("jane's successful/pending = %v, want 1/0 (her friend bought)", got)
+	}
+	for _, c := range []string{"loner", "friend"} {
+		if got := e.stats(c); got != [2]any{float64(0), float64(0)} {
+			t.Errorf("%s's successful/pending = %v, want 0/0", c, got)
+		}
+	}
+	// Refunding jane's own sales changes no referral count.
+	e.must(200, "DELETE", "/v1/transactions/j1", nil)
+	e.must(200, "DELETE", "/v1/transactions/j2", nil)
+	e.must(200, "DELETE", "/v1/transactions/l1", nil)
+	if got := e.stats("jane"); got != [2]any{float64(1), float64(0)} {
+		t.Errorf("jane's successful/pending after her refunds = %v, want 1/0", got)
+	}
+	// The buyers' own counters count their sales, referred or not.
+	var rows []struct {
+		Key        string `db:"key"`
+		Purchases  int    `db:"purchases"`
+		LiveSales  int    `db:"live_sales"`
+		Successful int    `db:"successful"`
+	}
+	if err := e.db.Select(&rows, `SELECT c.key, s.purchases, s.live_sales, s.successful FROM customer_stats s
+		JOIN customers c ON c.pk = s.customer_pk WHERE c.program_pk = $1 ORDER BY c.key`, e.prog.PK); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rows) != "[{friend 1 1 0} {jane 2 0 1} {loner 1 0 0}]" {
+		t.Errorf("customer_stats = %v", rows)
+	}
+	if l := e.must(200, "GET", "/v1/transactions?customer=jane", nil).list(); len(l) != 2 {
+		t.Errorf("jane's transactions = %v", l)
 	}
 }

@@ -75,9 +75,9 @@ func (s Sale) isSubscription() bool {
 	return s.ProductType == "subscription" || s.Action == "subscription" || s.Action == "renewal"
 }
 
-// RecordTransaction records a sale of a referred customer and the rewards the
-// program's rules grant for it, with their ledger entries and events, in one database
-// transaction. A sale whose key was recorded before returns that transaction
+// RecordTransaction records a sale and the rewards the program's rules grant for it
+// (none when nobody referred the buyer), with their ledger entries and events, in one
+// database transaction. A sale whose key was recorded before returns that transaction
 // (created=false) if it says the same, and a conflict on key if it does not.
 func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sale) (t store.Transaction, created bool, err error) {
 	s, rules, err := checkSale(p, s)
@@ -241,8 +241,7 @@ type programKey struct {
 
 // recordSales records sales in tx and returns each one's result, in order: the core
 // of RecordTransaction, RecordTransactions and the Batcher. A sale's own problem (an
-// unknown or unreferred customer, a key reused for another sale) is its result's
-// error; err is a database error, after which tx must roll back.
+// unknown customer, a key reused for another sale) is its result's error; err is a database error, after which tx must roll back.
 //
 // Every sale's key is locked and its buyer read in one statement (in program and
 // key order), and the sales are written in as few statements as can be (in referrer,
@@ -289,8 +288,6 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 		switch {
 		case b.PK == 0:
 			results[i].err = Invalid("customer", "The customer does not exist.")
-		case !b.ReferrerPK.Valid:
-			results[i].err = Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
 		case b.Existing.Valid && b.Existing.String != bs.s.fingerprint(b.PK):
 			results[i].err = &store.ConflictError{Field: "key"}
 		case b.Existing.Valid:
@@ -332,7 +329,7 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 	bought := map[int64]int{} // sales of each buyer planned so far
 	for _, c := range cands {
 		b := c.buyer
-		if buying[b.PK] || referring[b.PK] || buying[b.ReferrerPK.Int64] {
+		if buying[b.PK] || referring[b.PK] || (b.ReferrerPK.Valid && buying[b.ReferrerPK.Int64]) {
 			if err := write(); err != nil {
 				return nil, err
 			}
@@ -342,7 +339,10 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 			return nil, err
 		}
 		bought[b.PK]++
-		buying[b.PK], referring[b.ReferrerPK.Int64] = true, true
+		buying[b.PK] = true
+		if b.ReferrerPK.Valid {
+			referring[b.ReferrerPK.Int64] = true
+		}
 		group, groupOf = append(group, ws), append(groupOf, c.i)
 	}
 	if len(group) > 0 {
@@ -361,7 +361,8 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 }
 
 // planSale computes what a sale of buyer earns, as its purchase-th purchase, and the
-// events it writes. It writes nothing: InsertSales confirms the number under the
+// events it writes. A buyer nobody referred earns nothing: there is no one to reward
+// and no referral to reward the buyer for. It writes nothing: InsertSales confirms the number under the
 // buyer's lock, or the transaction starts over.
 func planSale(bs *batchedSale, buyer store.Buyer, purchase int) (store.Sale, error) {
 	p, s := bs.p, bs.s
@@ -372,14 +373,18 @@ func planSale(bs *batchedSale, buyer store.Buyer, purchase int) (store.Sale, err
 		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchase, Fingerprint: s.fingerprint(buyer.PK), CreatedAt: now,
 		RequestID: s.RequestID,
 		Buyer:     store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
-		Referrer: &store.CustomerRef{PK: buyer.ReferrerPK.Int64, ID: buyer.RefID.String, Key: buyer.RefKey.String,
-			Email: buyer.RefEmail, Name: buyer.RefName},
 	}
-	earned, err := rewards.ForPurchase(bs.rules, rewards.Purchase{
-		Amount: s.Amount, Units: s.Units, Number: purchase, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
-	})
-	if err != nil {
-		return store.Sale{}, err
+	var earned []rewards.Earned
+	if buyer.ReferrerPK.Valid {
+		t.Referrer = &store.CustomerRef{PK: buyer.ReferrerPK.Int64, ID: buyer.RefID.String, Key: buyer.RefKey.String,
+			Email: buyer.RefEmail, Name: buyer.RefName}
+		var err error
+		earned, err = rewards.ForPurchase(bs.rules, rewards.Purchase{
+			Amount: s.Amount, Units: s.Units, Number: purchase, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
+		})
+		if err != nil {
+			return store.Sale{}, err
+		}
 	}
 	t.Rewards = newRewards(p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{}, t.Key, now)
 	events := make([]store.Event, 0, len(t.Rewards)+1)

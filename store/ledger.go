@@ -12,7 +12,7 @@ import (
 	"github.com/lib/pq"
 )
 
-// Transaction is a recorded sale of a referred customer.
+// Transaction is a recorded sale; ReferrerPK is null when nobody referred the buyer.
 type Transaction struct {
 	// RequestID is the request that recorded it, for its outbox events (not stored
 	// with the transaction).

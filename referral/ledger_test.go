@@ -153,6 +153,7 @@ func TestLedgerRandomized(t *testing.T) {
 
 	m := &ledgerModel{txs: map[string]*mTx{}, refunds: map[string]bool{}, avail: map[string]int64{}, pend: map[string]int64{}}
 	purchases := map[int64]int{}
+	recorded := map[string]referral.Sale{} // each sale as it was sent
 	var keys []string
 	var refundKeys []string
 	currencies := []string{"usd", "usd", "usd", "eur", "jpy"}
@@ -168,7 +169,13 @@ func TestLedgerRandomized(t *testing.T) {
 					f = buyers[rng.Intn(j)] // a buyer twice in one batch
 				}
 				units := currencies[rng.Intn(len(currencies))]
-				sales = append(sales, referral.Sale{CustomerKey: f.key, Key: fmt.Sprintf("t%05d-%d", op, j), Amount: int64(rng.Intn(50000) + 1), Units: units})
+				sale := referral.Sale{CustomerKey: f.key, Key: fmt.Sprintf("t%05d-%d", op, j), Amount: int64(rng.Intn(50000) + 1), Units: units}
+				if rng.Intn(5) == 0 {
+					// An import dated days ago: a hold that has passed is approved at once.
+					sale.CreatedAt = time.Now().AddDate(0, 0, -rng.Intn(8)).Add(-time.Hour)
+				}
+				sale.NotRewardable = rng.Intn(10) == 0
+				sales = append(sales, sale)
 				buyers = append(buyers, f)
 			}
 			unique := len(sales)
@@ -203,12 +210,13 @@ func TestLedgerRandomized(t *testing.T) {
 					t.Fatalf("op %d: sale %s of %s has referrer %v, model %d", op, sale.Key, f.key, tx.Referrer, f.referrer)
 				}
 				var earned []rewards.Earned
-				if f.referrer != 0 {
+				if f.referrer != 0 && !sale.NotRewardable {
 					earned, _ = rewards.ForPurchase(rules, rewards.Purchase{Amount: sale.Amount, Units: sale.Units, Number: purchases[f.pk], At: tx.CreatedAt, ReferredAt: tx.CreatedAt})
 				}
 				mt := &mTx{amount: sale.Amount}
 				for _, e := range earned {
-					r := &mReward{customer: f.referrer, units: e.Units, amount: e.Amount, prop: e.Proportional, pending: e.HoldDays > 0,
+					r := &mReward{customer: f.referrer, units: e.Units, amount: e.Amount, prop: e.Proportional,
+						pending:   e.HoldDays > 0 && tx.CreatedAt.AddDate(0, 0, e.HoldDays).After(time.Now()),
 						inBalance: e.Type != "discount"}
 					if e.Recipient == "referred" {
 						r.customer = f.pk
@@ -226,6 +234,7 @@ func TestLedgerRandomized(t *testing.T) {
 					t.Fatalf("sale %s: %d rewards, model %d", sale.Key, len(tx.Rewards), len(earned))
 				}
 				m.txs[sale.Key] = mt
+				recorded[sale.Key] = sale
 				keys = append(keys, sale.Key)
 			}
 			for j := unique; j < len(sales); j++ {
@@ -235,11 +244,7 @@ func TestLedgerRandomized(t *testing.T) {
 			}
 		case n < 50: // the same sale again: nothing changes
 			key := keys[rng.Intn(len(keys))]
-			got, err := referral.GetTransaction(ctx, db, p, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, created, err := referral.RecordTransaction(ctx, db, p, referral.Sale{CustomerKey: got.Buyer.Key, Key: key, Amount: got.Amount, Units: got.Units})
+			_, created, err := referral.RecordTransaction(ctx, db, p, recorded[key])
 			if err != nil || created {
 				t.Fatalf("retry of %s: created=%v %v", key, created, err)
 			}

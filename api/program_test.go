@@ -99,7 +99,9 @@ func TestPatchProgramValidation(t *testing.T) {
 		{"zero amount", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 0, "amount_type": "fixed"}]}`, "rewards.0.amount", 422},
 		{"too many decimals", rule(`.001`), "rewards.0.amount", 422},
 		{"percent over 100", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 101, "amount_type": "percent"}]}`, "rewards.0.amount", 422},
-		{"percent on signup", `{"rewards": [{"recipient": "referrer", "trigger": "signup", "type": "credit", "amount": 5, "amount_type": "percent"}]}`, "rewards.0.amount_type", 422},
+		{"percent credit on signup", `{"rewards": [{"recipient": "referrer", "trigger": "signup", "type": "credit", "amount": 5, "amount_type": "percent"}]}`, "rewards.0.amount_type", 422},
+		{"percent cash on signup", `{"rewards": [{"recipient": "referred", "trigger": "signup", "type": "cash", "amount": 5, "amount_type": "percent"}]}`, "rewards.0.amount_type", 422},
+		{"percent discount on signup over 100", `{"rewards": [{"recipient": "referred", "trigger": "signup", "type": "discount", "amount": 120, "amount_type": "percent"}]}`, "rewards.0.amount", 422},
 		{"yen with decimals", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "cash", "amount": 1.5, "amount_type": "fixed", "currency": "jpy"}]}`, "rewards.0.amount", 422},
 		{"negative hold days", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "hold_days": -1}]}`, "rewards.0.hold_days", 422},
 		{"bad min purchase", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "min_purchase": -5}]}`, "rewards.0.min_purchase", 422},
@@ -140,5 +142,65 @@ func TestConcurrentProgramPatches(t *testing.T) {
 	tr := p["tracking"].(map[string]any)
 	if p["name"] != "New name" || p["currency"] != "gbp" || tr["param"] != "via" || tr["cookie_days"] != float64(7) {
 		t.Errorf("lost update: %v", p)
+	}
+}
+
+// The seeds' double-sided program as written: the friend gets 20 % off at sign-up (a
+// rate, listed in rewards and stats, never in a balance), the referrer a 10 USD credit
+// when the friend first buys.
+func TestDoubleSidedSignupDiscount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.must(200, "PATCH", "/v1/program", `{"rewards": [
+		{"recipient": "referrer", "trigger": "first_purchase", "type": "credit", "amount": 10, "amount_type": "fixed", "currency": "USD"},
+		{"recipient": "referred", "trigger": "signup", "type": "discount", "amount": 20, "amount_type": "percent"}]}`).data()
+	if rules := p["rewards"].([]any); len(rules) != 2 || rules[1].(map[string]any)["amount_type"] != "percent" {
+		t.Fatalf("rewards = %v", p["rewards"])
+	}
+	e.referral("jane", "friend")
+
+	rw := e.must(200, "GET", "/v1/customers/friend/rewards", nil).list()
+	if len(rw) != 1 {
+		t.Fatalf("friend rewards = %v, want the 20 %% discount", rw)
+	}
+	d := rw[0].(map[string]any)
+	if d["recipient"] != "referred" || d["trigger"] != "signup" || d["type"] != "discount" || d["amount"] != float64(20) ||
+		d["amount_units"] != "percent" || d["is_currency"] != false || d["status"] != "approved" || d["transaction_key"] != nil {
+		t.Errorf("friend reward = %v", d)
+	}
+	st := e.must(200, "GET", "/v1/customers/friend/stats", nil).data()
+	if tr := st["total_rewards"].([]any); len(tr) != 1 || fmt.Sprint(tr[0]) != "map[amount:20 amount_units:percent is_currency:false]" {
+		t.Errorf("friend total_rewards = %v", st["total_rewards"])
+	}
+	if b := e.balance("friend"); len(b) != 0 {
+		t.Errorf("friend balance = %v, want none: a discount is not spendable", b)
+	}
+	if rw := e.must(200, "GET", "/v1/customers/jane/rewards", nil).list(); len(rw) != 0 {
+		t.Errorf("referrer rewards before the purchase = %v", rw)
+	}
+
+	// The friend buys: the referrer earns the credit; the friend's discount stays as it was.
+	e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "order-1", "amount": 80}`)
+	if b := e.balance("jane"); fmt.Sprint(b) != "map[usd:[10 0]]" {
+		t.Errorf("referrer balance = %v, want 10 usd", b)
+	}
+	if b := e.balance("friend"); len(b) != 0 {
+		t.Errorf("friend balance after the purchase = %v", b)
+	}
+	st = e.must(200, "GET", "/v1/customers/jane/stats", nil).data()
+	if st["successful_referrals"] != float64(1) || fmt.Sprint(st["total_rewards"]) != "[map[amount:10 amount_units:usd is_currency:true]]" {
+		t.Errorf("referrer stats = %v", st)
+	}
+	var discountEvents int
+	for _, ev := range e.outbox() {
+		if ev.Event == "reward.created" && ev.Payload["amount_units"] == "percent" {
+			discountEvents++
+			if ev.Payload["amount"] != float64(20) || ev.Payload["type"] != "discount" {
+				t.Errorf("reward.created payload = %v", ev.Payload)
+			}
+		}
+	}
+	if discountEvents != 1 {
+		t.Errorf("%d reward.created events for the discount, want 1", discountEvents)
 	}
 }

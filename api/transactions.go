@@ -1,8 +1,10 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/referd/referd/money"
 	"github.com/referd/referd/referral"
@@ -18,6 +20,12 @@ type transactionBody struct {
 	Action      string          `json:"action"`
 	ProductID   *referral.Text  `json:"product_id"`
 	ProductType string          `json:"product_type"`
+	// Partnero's optional fields; null is the same as absent.
+	CreatedAt      *string          `json:"created_at"`
+	Rewardable     *bool            `json:"rewardable"`
+	DiscountCode   *referral.Text   `json:"discount_code"`
+	DiscountAmount *referral.Number `json:"discount_amount"`
+	GrossAmount    *referral.Number `json:"gross_amount"`
 }
 
 type customerRef struct {
@@ -26,14 +34,22 @@ type customerRef struct {
 	Email string         `json:"email"`
 }
 
-// sale turns the body into a Sale; amounts are exact major units of amount_units
-// (the program's currency when absent).
+// sale turns the body into a Sale; amounts (amount, discount_amount, gross_amount) are
+// exact major units of amount_units (the program's currency when absent).
 func (b transactionBody) sale(p store.Program, customer *customerRef, prefix string, verr *referral.ValidationError) referral.Sale {
 	if b.Customer != nil {
 		customer = b.Customer
 	}
 	s := referral.Sale{Key: text(b.Key), Action: strings.TrimSpace(b.Action), ProductID: text(b.ProductID),
-		ProductType: strings.TrimSpace(b.ProductType), Source: "api", Livemode: true}
+		ProductType: strings.TrimSpace(b.ProductType), Source: "api", Livemode: true,
+		NotRewardable: b.Rewardable != nil && !*b.Rewardable, DiscountCode: text(b.DiscountCode)}
+	if b.CreatedAt != nil && strings.TrimSpace(*b.CreatedAt) != "" {
+		at, err := parseTime(*b.CreatedAt)
+		if err != nil {
+			verr.Add(prefix+"created_at", "The created_at must be an ISO 8601 date and time, such as 2025-05-09T17:42:13Z.")
+		}
+		s.CreatedAt = at
+	}
 	if customer == nil || (text(customer.ID) == "" && text(customer.Key) == "" && strings.TrimSpace(customer.Email) == "") {
 		verr.Add(prefix+"customer", "The customer field is required (customer.id, customer.key or customer.email).")
 	} else {
@@ -59,7 +75,52 @@ func (b transactionBody) sale(p store.Program, customer *customerRef, prefix str
 			verr.Add(prefix+"amount", "The amount must be greater than 0.")
 		}
 	}
+	if err == nil {
+		s.DiscountAmount = optionalAmount(b.DiscountAmount, scale, prefix+"discount_amount", verr)
+		s.GrossAmount = optionalAmount(b.GrossAmount, scale, prefix+"gross_amount", verr)
+	}
 	return s
+}
+
+// optionalAmount reads an optional amount in major units of a currency with scale
+// decimals: nil when absent; zero or more.
+func optionalAmount(n *referral.Number, scale int, field string, verr *referral.ValidationError) *int64 {
+	if n == nil {
+		return nil
+	}
+	amt, err := money.ParseMajor(n.String(), scale)
+	switch {
+	case err != nil:
+		verr.Add(field, "The "+field+" is not valid: "+err.Error()+".")
+		return nil
+	case amt < 0:
+		verr.Add(field, "The "+field+" must not be negative.")
+	}
+	return &amt
+}
+
+// timeLayouts are the ISO 8601 forms created_at may take; without an offset, UTC.
+// Fractional seconds may follow the seconds in each.
+var timeLayouts = []string{
+	time.RFC3339, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05",
+	"2006-01-02T15:04Z07:00", "2006-01-02T15:04", "2006-01-02",
+}
+
+// parseTime reads an ISO 8601 date and time (Partnero sends "2025-05-09T17:42:13.000000Z")
+// whose UTC year has four digits.
+func parseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	var err error
+	for _, layout := range timeLayouts {
+		var t time.Time
+		if t, err = time.Parse(layout, s); err == nil {
+			if t = t.UTC(); t.Year() < 1 || t.Year() > 9999 {
+				return time.Time{}, fmt.Errorf("%q is out of range", s)
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, err
 }
 
 func text(t *referral.Text) string {

@@ -167,7 +167,6 @@ func TestTransactionErrors(t *testing.T) {
 		name, body, field string
 		status            int
 	}{
-		{"customer not referred", `{"customer": {"key": "loner"}, "key": "t", "amount": 10}`, "customer", 422},
 		{"unknown customer", `{"customer": {"key": "ghost"}, "key": "t", "amount": 10}`, "customer", 422},
 		{"no customer", `{"key": "t", "amount": 10}`, "customer", 422},
 		{"no key", `{"customer": {"key": "friend"}, "amount": 10}`, "key", 422},
@@ -221,9 +220,9 @@ func TestBatchTransactionsAreAtomic(t *testing.T) {
 	if l := r.list(); len(l) != 2 || l[1].(map[string]any)["amount"] != float64(200) {
 		t.Fatalf("batch answered %s", r.Raw)
 	}
-	// One bad item (a customer that was not referred) stores none of them.
+	// One bad item (a customer that does not exist) stores none of them.
 	wantError(t, e.call("POST", "/v1/transactions", `{"customer": {"key": "friend"}, "transactions": [
-		{"key": "x1", "amount": 1}, {"key": "x2", "amount": 1, "customer": {"key": "loner"}}]}`), 422, "transactions.1.customer")
+		{"key": "x1", "amount": 1}, {"key": "x2", "amount": 1, "customer": {"key": "ghost"}}]}`), 422, "transactions.1.customer")
 	if l := e.must(200, "GET", "/v1/transactions?limit=250", nil).list(); len(l) != 2 {
 		t.Errorf("%d transactions after a failed batch, want 2", len(l))
 	}
@@ -486,5 +485,305 @@ func TestConcurrentSalesOfOneBuyer(t *testing.T) {
 		if n != i+1 {
 			t.Fatalf("purchase numbers %v, want 1..30", numbers)
 		}
+	}
+}
+
+// stats returns a customer's successful and pending referral counts.
+func (e *env) stats(customer string) [2]any {
+	e.t.Helper()
+	st := e.must(200, "GET", "/v1/customers/"+customer+"/stats", nil).data()
+	return [2]any{st["successful_referrals"], st["pending_referrals"]}
+}
+
+// Seed 001 reports every purchase: a sale of a customer nobody referred is recorded
+// with no rewards and no referring customer, and changes nobody's referral counts,
+// alone, in a batch beside referred sales, and when refunded.
+func TestUnreferredSale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.rules(`[{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"},
+		{"recipient": "referred", "trigger": "first_purchase", "type": "credit", "amount": 5, "amount_type": "fixed"}]`)
+	e.referral("jane", "friend") // jane refers, and nobody referred jane
+	e.must(201, "POST", "/v1/customers", `{"key": "loner"}`)
+
+	tx := e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "loner"}, "key": "l1", "amount": 100, "action": "sale"}`)
+	if d := tx.data(); d["referring_customer"] != nil || len(d["rewards"].([]any)) != 0 || d["customer"].(map[string]any)["key"] != "loner" ||
+		d["amount"] != float64(100) {
+		t.Errorf("unreferred sale = %s", tx.Raw)
+	}
+	if got := e.must(200, "GET", "/v1/transactions/l1", nil).data(); got["referring_customer"] != nil {
+		t.Errorf("stored with a referrer: %v", got)
+	}
+	e.must(200, "POST", "/v1/transactions", `{"customer": {"key": "loner"}, "key": "l1", "amount": 100, "action": "sale"}`)
+	wantError(t, e.call("POST", "/v1/transactions", `{"customer": {"key": "loner"}, "key": "l1", "amount": 99}`), 409, "key")
+
+	// A batch where the unreferred referrer buys twice beside her friend's sale.
+	b := e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "jane"}, "transactions": [
+		{"key": "j1", "amount": 50}, {"key": "f1", "amount": 200, "customer": {"key": "friend"}}, {"key": "j2", "amount": 20}]}`).list()
+	if len(b) != 3 {
+		t.Fatalf("batch = %v", b)
+	}
+	for _, i := range []int{0, 2} {
+		if d := b[i].(map[string]any); d["referring_customer"] != nil || len(d["rewards"].([]any)) != 0 {
+			t.Errorf("jane's sale %v", d)
+		}
+	}
+	if d := b[1].(map[string]any); d["referring_customer"].(map[string]any)["key"] != "jane" || len(d["rewards"].([]any)) != 2 {
+		t.Errorf("friend's sale %v", d)
+	}
+	if got := e.balance("jane"); fmt.Sprint(got) != "map[usd:[20 0]]" {
+		t.Errorf("jane's balance = %v, want 20 usd from her friend's sale only", got)
+	}
+	if got := e.balance("loner"); len(got) != 0 {
+		t.Errorf("loner's balance = %v", got)
+	}
+	if got := e.stats("jane"); got != [2]any{float64(1), float64(0)} {
+		t.Errorf("jane's successful/pending = %v, want 1/0 (her friend bought)", got)
+	}
+	for _, c := range []string{"loner", "friend"} {
+		if got := e.stats(c); got != [2]any{float64(0), float64(0)} {
+			t.Errorf("%s's successful/pending = %v, want 0/0", c, got)
+		}
+	}
+	// Refunding jane's own sales changes no referral count.
+	e.must(200, "DELETE", "/v1/transactions/j1", nil)
+	e.must(200, "DELETE", "/v1/transactions/j2", nil)
+	e.must(200, "DELETE", "/v1/transactions/l1", nil)
+	if got := e.stats("jane"); got != [2]any{float64(1), float64(0)} {
+		t.Errorf("jane's successful/pending after her refunds = %v, want 1/0", got)
+	}
+	// The buyers' own counters count their sales, referred or not.
+	var rows []struct {
+		Key        string `db:"key"`
+		Purchases  int    `db:"purchases"`
+		LiveSales  int    `db:"live_sales"`
+		Successful int    `db:"successful"`
+	}
+	if err := e.db.Select(&rows, `SELECT c.key, s.purchases, s.live_sales, s.successful FROM customer_stats s
+		JOIN customers c ON c.pk = s.customer_pk WHERE c.program_pk = $1 ORDER BY c.key`, e.prog.PK); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rows) != "[{friend 1 1 0} {jane 2 0 1} {loner 1 0 0}]" {
+		t.Errorf("customer_stats = %v", rows)
+	}
+	if l := e.must(200, "GET", "/v1/transactions?customer=jane", nil).list(); len(l) != 2 {
+		t.Errorf("jane's transactions = %v", l)
+	}
+}
+
+// iso renders t as Partnero does.
+func iso(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
+
+// created_at dates a sale (an import): hold_days count from it, and so do
+// max_months from the referral; a sale dated in the future is refused.
+func TestTransactionCreatedAt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.rules(`[{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "fixed", "max_months": 2},
+		{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed", "hold_days": 30}]`)
+	e.referral("ref", "friend")
+	// The friend was referred six months ago.
+	now := time.Now().UTC().Truncate(time.Second)
+	referred := now.AddDate(0, -6, 0)
+	if _, err := e.db.Exec(`UPDATE customers SET created_at = $1 WHERE program_pk = $2 AND key = 'friend'`, referred, e.prog.PK); err != nil {
+		t.Fatal(err)
+	}
+
+	// A month after the referral: within max_months, and the 30-day hold is long over.
+	early := referred.AddDate(0, 1, 0)
+	tx := e.must(201, "POST", "/v1/transactions", fmt.Sprintf(`{"customer": {"key": "friend"}, "key": "early", "amount": 50, "created_at": %q}`, iso(early))).data()
+	if tx["created_at"] != iso(early) {
+		t.Errorf("created_at = %v, want %s", tx["created_at"], iso(early))
+	}
+	if rw := tx["rewards"].([]any); len(rw) != 2 || rw[0].(map[string]any)["status"] != "approved" || rw[1].(map[string]any)["status"] != "approved" {
+		t.Errorf("rewards of the early sale = %v, want both, approved", rw)
+	}
+	// Three months after the referral (given with an offset): beyond max_months.
+	late := referred.AddDate(0, 3, 0)
+	tx = e.must(201, "POST", "/v1/transactions", fmt.Sprintf(`{"customer": {"key": "friend"}, "key": "late", "amount": 50, "created_at": %q}`,
+		late.In(time.FixedZone("", 2*3600)).Format(time.RFC3339))).data()
+	if tx["created_at"] != iso(late) {
+		t.Errorf("created_at = %v, want %s", tx["created_at"], iso(late))
+	}
+	if rw := tx["rewards"].([]any); len(rw) != 1 || rw[0].(map[string]any)["amount"] != float64(1) {
+		t.Errorf("rewards of the late sale = %v, want only the held 1", rw)
+	}
+	// Today's sale: held for 30 days from now.
+	tx = e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "today", "amount": 50}`).data()
+	if rw := tx["rewards"].([]any); len(rw) != 1 || rw[0].(map[string]any)["status"] != "pending" {
+		t.Errorf("rewards of today's sale = %v, want the held 1, pending", rw)
+	}
+	if b := e.balance("ref"); b["usd"] != [2]string{"12", "1"} {
+		t.Errorf("balance = %v, want 12 (10 + 1 + 1) with 1 pending", b)
+	}
+	avail := map[string]string{}
+	for _, r := range e.must(200, "GET", "/v1/customers/ref/rewards", nil).list() {
+		m := r.(map[string]any)
+		if m["amount"] == float64(1) {
+			avail[m["transaction_key"].(string)] = m["available_at"].(string)
+		}
+	}
+	if avail["early"] != iso(early.AddDate(0, 0, 30)) || avail["late"] != iso(late.AddDate(0, 0, 30)) {
+		t.Errorf("available_at = %v, want the sales' created_at + 30 days", avail)
+	}
+	if at, err := time.Parse(time.RFC3339, avail["today"]); err != nil || at.Before(now.AddDate(0, 0, 30)) {
+		t.Errorf("today's available_at = %v (%v), want 30 days from now", avail["today"], err)
+	}
+
+	// A clock a little ahead is tolerated (recorded as of now); the future is refused.
+	tx = e.must(201, "POST", "/v1/transactions", fmt.Sprintf(`{"customer": {"key": "friend"}, "key": "skew", "amount": 5, "created_at": %q}`,
+		iso(time.Now().Add(10*time.Second)))).data()
+	if at, _ := time.Parse(time.RFC3339, tx["created_at"].(string)); at.After(time.Now()) {
+		t.Errorf("created_at = %v, in the future", tx["created_at"])
+	}
+	future := iso(time.Now().Add(time.Hour))
+	for _, tc := range []struct{ name, body, field string }{
+		{"future", fmt.Sprintf(`{"customer": {"key": "friend"}, "key": "f", "amount": 5, "created_at": %q}`, future), "created_at"},
+		{"not a date", `{"customer": {"key": "friend"}, "key": "f", "amount": 5, "created_at": "yesterday"}`, "created_at"},
+		{"not a string", `{"customer": {"key": "friend"}, "key": "f", "amount": 5, "created_at": 1700000000}`, "created_at"},
+		{"before 1970", `{"customer": {"key": "friend"}, "key": "f", "amount": 5, "created_at": "1969-12-31T00:00:00Z"}`, "created_at"},
+		{"future in a batch", fmt.Sprintf(`{"customer": {"key": "friend"}, "transactions": [{"key": "f1", "amount": 5}, {"key": "f2", "amount": 5, "created_at": %q}]}`, future),
+			"transactions.1.created_at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, e.call("POST", "/v1/transactions", tc.body), 422, tc.field)
+		})
+	}
+	if l := e.must(200, "GET", "/v1/transactions", nil).list(); len(l) != 4 {
+		t.Errorf("%d transactions, want 4: refused ones stored", len(l))
+	}
+}
+
+// rewardable: false records the sale and earns nothing; it is still the buyer's
+// purchase.
+func TestTransactionNotRewardable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.rules(`[{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"},
+		{"recipient": "referrer", "trigger": "first_purchase", "type": "cash", "amount": 5, "amount_type": "fixed"}]`)
+	e.referral("ref", "friend")
+	tx := e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "free", "amount": 100, "rewardable": false}`).data()
+	if tx["rewardable"] != false || len(tx["rewards"].([]any)) != 0 || tx["referring_customer"].(map[string]any)["key"] != "ref" {
+		t.Errorf("unrewardable sale = %v", tx)
+	}
+	if b := e.balance("ref"); len(b) != 0 {
+		t.Errorf("balance = %v, want none", b)
+	}
+	// The next sale is the second purchase: 10 %, no first_purchase cash.
+	tx = e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "paid", "amount": 100, "rewardable": true}`).data()
+	if tx["rewardable"] != true || len(tx["rewards"].([]any)) != 1 {
+		t.Errorf("rewardable sale = %v", tx)
+	}
+	if tx := e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "default", "amount": 10, "rewardable": null}`).data(); tx["rewardable"] != true {
+		t.Errorf("rewardable defaults to %v", tx["rewardable"])
+	}
+	if b := e.balance("ref"); b["usd"] != [2]string{"11", "0"} {
+		t.Errorf("balance = %v, want 11", b)
+	}
+	if got := e.stats("ref"); got != [2]any{float64(1), float64(0)} {
+		t.Errorf("successful/pending = %v, want 1/0", got)
+	}
+	wantError(t, e.call("POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "x", "amount": 1, "rewardable": "no"}`), 422, "rewardable")
+}
+
+// discount_code, discount_amount and gross_amount are stored and returned, in the
+// API and in transaction.created.
+func TestTransactionDiscountFields(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.referral("ref", "friend")
+	tx := e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "d1", "amount": 80, "product_id": "pro",
+		"discount_code": " FRIEND20 ", "discount_amount": 20, "gross_amount": "100.00"}`).data()
+	want := "map[discount_amount:20 discount_code:FRIEND20 gross_amount:100 product_id:pro]"
+	pick := func(m map[string]any) string {
+		return fmt.Sprint(map[string]any{"discount_code": m["discount_code"], "discount_amount": m["discount_amount"],
+			"gross_amount": m["gross_amount"], "product_id": m["product_id"]})
+	}
+	if pick(tx) != want {
+		t.Errorf("created = %s, want %s", pick(tx), want)
+	}
+	if got := e.must(200, "GET", "/v1/transactions/d1", nil).data(); pick(got) != want {
+		t.Errorf("read back = %s, want %s", pick(got), want)
+	}
+	var payload map[string]any
+	for _, ev := range e.outbox() {
+		if ev.Event == "transaction.created" {
+			payload = ev.Payload
+		}
+	}
+	if pick(payload) != want || payload["rewardable"] != true {
+		t.Errorf("transaction.created = %v", payload)
+	}
+	// In the currency's own minor units; absent or null is null.
+	tx = e.must(201, "POST", "/v1/transactions", `{"customer": {"key": "friend"}, "key": "d2", "amount": 900, "amount_units": "jpy",
+		"discount_amount": 100, "gross_amount": null}`).data()
+	if tx["discount_amount"] != float64(100) || tx["gross_amount"] != nil || tx["discount_code"] != nil {
+		t.Errorf("jpy sale = %v", tx)
+	}
+	var minor struct {
+		Discount int64 `db:"discount_amount"`
+		Gross    int64 `db:"gross_amount"`
+	}
+	if err := e.db.Get(&minor, `SELECT discount_amount, gross_amount FROM transactions WHERE program_pk = $1 AND key = 'd1'`, e.prog.PK); err != nil ||
+		minor.Discount != 2000 || minor.Gross != 10000 {
+		t.Errorf("stored %+v (%v), want 2000 and 10000 minor units", minor, err)
+	}
+	for _, tc := range []struct{ name, body, field string }{
+		{"negative discount", `{"customer": {"key": "friend"}, "key": "x", "amount": 1, "discount_amount": -1}`, "discount_amount"},
+		{"negative gross", `{"customer": {"key": "friend"}, "key": "x", "amount": 1, "gross_amount": -0.01}`, "gross_amount"},
+		{"discount in thousandths", `{"customer": {"key": "friend"}, "key": "x", "amount": 1, "discount_amount": 0.001}`, "discount_amount"},
+		{"yen with decimals", `{"customer": {"key": "friend"}, "key": "x", "amount": 1, "amount_units": "jpy", "gross_amount": 1.5}`, "gross_amount"},
+		{"discount as text", `{"customer": {"key": "friend"}, "key": "x", "amount": 1, "discount_amount": "ten"}`, "discount_amount"},
+		{"code with control characters", `{"customer": {"key": "friend"}, "key": "x", "amount": 1, "discount_code": "A\nB"}`, "discount_code"},
+		{"negative in a batch", `{"customer": {"key": "friend"}, "transactions": [{"key": "x", "amount": 1, "discount_amount": -5}]}`, "transactions.0.discount_amount"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, e.call("POST", "/v1/transactions", tc.body), 422, tc.field)
+		})
+	}
+}
+
+// The new fields are part of what makes a repeat the same transaction (200) or a
+// reused key (409).
+func TestTransactionIdempotencyWithFields(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.rules(tenPercentAndFive)
+	e.referral("ref", "friend")
+	at := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
+	fields := map[string]any{"created_at": iso(at), "rewardable": true, "discount_code": "SPRING", "discount_amount": 5, "gross_amount": 105,
+		"product_id": "p1"}
+	body := func(change map[string]any) map[string]any {
+		b := map[string]any{"customer": map[string]any{"key": "friend"}, "key": "inv", "amount": 100}
+		for k, v := range fields {
+			b[k] = v
+		}
+		for k, v := range change {
+			b[k] = v
+		}
+		return b
+	}
+	first := e.must(201, "POST", "/v1/transactions", body(nil))
+	again := e.must(200, "POST", "/v1/transactions", body(nil))
+	if string(first.Raw) != string(again.Raw) {
+		t.Errorf("repeat answered %s\nwant the original %s", again.Raw, first.Raw)
+	}
+	// The same instant in another zone is the same sale.
+	e.must(200, "POST", "/v1/transactions", body(map[string]any{"created_at": at.In(time.FixedZone("", -5*3600)).Format(time.RFC3339)}))
+	for field, v := range map[string]any{
+		"created_at": iso(at.Add(time.Second)), "rewardable": false, "discount_code": "SUMMER", "discount_amount": 6,
+		"gross_amount": 106, "product_id": "p2",
+	} {
+		t.Run(field, func(t *testing.T) {
+			wantError(t, e.call("POST", "/v1/transactions", body(map[string]any{field: v})), 409, "key")
+		})
+	}
+	for _, field := range []string{"created_at", "discount_code", "discount_amount", "gross_amount"} {
+		t.Run("without "+field, func(t *testing.T) {
+			wantError(t, e.call("POST", "/v1/transactions", body(map[string]any{field: nil})), 409, "key")
+		})
+	}
+	if l := e.must(200, "GET", "/v1/transactions", nil).list(); len(l) != 1 {
+		t.Errorf("%d transactions, want 1", len(l))
 	}
 }

@@ -77,9 +77,9 @@ func (m *ledgerModel) refund(key, refundKey string, amount int64) {
 	}
 }
 
-// Thousands of sales, partial and full refunds (some repeated), credits and debits
-// in random order: every balance equals the model's, the ledger's sums, and the
-// counters agree with the rows.
+// Thousands of sales (of referred customers and of customers nobody referred),
+// partial and full refunds (some repeated), credits and debits in random order: every
+// balance equals the model's, the ledger's sums, and the counters agree with the rows.
 func TestLedgerRandomized(t *testing.T) {
 	t.Parallel()
 	db := storetest.New(t)
@@ -137,10 +137,23 @@ func TestLedgerRandomized(t *testing.T) {
 		}
 		friends = append(friends, person{pk: c.PK, key: c.Key, referrer: r.pk})
 	}
-	everyone := append(append([]person{}, referrers...), friends...)
+	// Customers nobody referred buy too (seed 001 reports every purchase), and so do
+	// the referrers: their sales earn nothing and count for no referrer.
+	var loners []person
+	for i := 0; i < 3; i++ {
+		c, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text(fmt.Sprintf("u%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loners = append(loners, person{pk: c.PK, key: c.Key})
+	}
+	everyone := append(append(append([]person{}, referrers...), friends...), loners...)
+	buyerPool := append(append([]person{}, friends...), friends...) // referred buyers twice as often
+	buyerPool = append(append(buyerPool, referrers...), loners...)
 
 	m := &ledgerModel{txs: map[string]*mTx{}, refunds: map[string]bool{}, avail: map[string]int64{}, pend: map[string]int64{}}
 	purchases := map[int64]int{}
+	recorded := map[string]referral.Sale{} // each sale as it was sent
 	var keys []string
 	var refundKeys []string
 	currencies := []string{"usd", "usd", "usd", "eur", "jpy"}
@@ -151,12 +164,18 @@ func TestLedgerRandomized(t *testing.T) {
 			var sales []referral.Sale
 			var buyers []person
 			for j := range 1 + rng.Intn(2)*rng.Intn(7) {
-				f := friends[rng.Intn(len(friends))]
+				f := buyerPool[rng.Intn(len(buyerPool))]
 				if j > 0 && rng.Intn(4) == 0 {
 					f = buyers[rng.Intn(j)] // a buyer twice in one batch
 				}
 				units := currencies[rng.Intn(len(currencies))]
-				sales = append(sales, referral.Sale{CustomerKey: f.key, Key: fmt.Sprintf("t%05d-%d", op, j), Amount: int64(rng.Intn(50000) + 1), Units: units})
+				sale := referral.Sale{CustomerKey: f.key, Key: fmt.Sprintf("t%05d-%d", op, j), Amount: int64(rng.Intn(50000) + 1), Units: units}
+				if rng.Intn(5) == 0 {
+					// An import dated days ago: a hold that has passed is approved at once.
+					sale.CreatedAt = time.Now().AddDate(0, 0, -rng.Intn(8)).Add(-time.Hour)
+				}
+				sale.NotRewardable = rng.Intn(10) == 0
+				sales = append(sales, sale)
 				buyers = append(buyers, f)
 			}
 			unique := len(sales)
@@ -187,10 +206,17 @@ func TestLedgerRandomized(t *testing.T) {
 				if tx.PurchaseNumber != purchases[f.pk] {
 					t.Fatalf("op %d: sale %s is purchase %d of %s, model %d", op, sale.Key, tx.PurchaseNumber, f.key, purchases[f.pk])
 				}
-				earned, _ := rewards.ForPurchase(rules, rewards.Purchase{Amount: sale.Amount, Units: sale.Units, Number: purchases[f.pk], At: tx.CreatedAt, ReferredAt: tx.CreatedAt})
+				if (f.referrer == 0) != (tx.Referrer == nil) {
+					t.Fatalf("op %d: sale %s of %s has referrer %v, model %d", op, sale.Key, f.key, tx.Referrer, f.referrer)
+				}
+				var earned []rewards.Earned
+				if f.referrer != 0 && !sale.NotRewardable {
+					earned, _ = rewards.ForPurchase(rules, rewards.Purchase{Amount: sale.Amount, Units: sale.Units, Number: purchases[f.pk], At: tx.CreatedAt, ReferredAt: tx.CreatedAt})
+				}
 				mt := &mTx{amount: sale.Amount}
 				for _, e := range earned {
-					r := &mReward{customer: f.referrer, units: e.Units, amount: e.Amount, prop: e.Proportional, pending: e.HoldDays > 0,
+					r := &mReward{customer: f.referrer, units: e.Units, amount: e.Amount, prop: e.Proportional,
+						pending:   e.HoldDays > 0 && tx.CreatedAt.AddDate(0, 0, e.HoldDays).After(time.Now()),
 						inBalance: e.Type != "discount"}
 					if e.Recipient == "referred" {
 						r.customer = f.pk
@@ -208,6 +234,7 @@ func TestLedgerRandomized(t *testing.T) {
 					t.Fatalf("sale %s: %d rewards, model %d", sale.Key, len(tx.Rewards), len(earned))
 				}
 				m.txs[sale.Key] = mt
+				recorded[sale.Key] = sale
 				keys = append(keys, sale.Key)
 			}
 			for j := unique; j < len(sales); j++ {
@@ -217,11 +244,7 @@ func TestLedgerRandomized(t *testing.T) {
 			}
 		case n < 50: // the same sale again: nothing changes
 			key := keys[rng.Intn(len(keys))]
-			got, err := referral.GetTransaction(ctx, db, p, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, created, err := referral.RecordTransaction(ctx, db, p, referral.Sale{CustomerKey: got.Buyer.Key, Key: key, Amount: got.Amount, Units: got.Units})
+			_, created, err := referral.RecordTransaction(ctx, db, p, recorded[key])
 			if err != nil || created {
 				t.Fatalf("retry of %s: created=%v %v", key, created, err)
 			}
@@ -305,6 +328,17 @@ func TestLedgerRandomized(t *testing.T) {
 				SELECT count(*) FROM customers f WHERE f.referrer_pk = s.customer_pk AND EXISTS (
 					SELECT FROM transactions x WHERE x.customer_pk = f.pk AND x.deleted_at IS NULL))`); err != nil || bad != 0 {
 			t.Errorf("%s: %d successful_referrals counters differ from the rows (%v)", stage, bad, err)
+		}
+		if err := db.Get(&bad, `
+			SELECT count(*) FROM customer_stats s WHERE (s.purchases, s.live_sales) <> (
+				SELECT count(*), count(*) FILTER (WHERE x.deleted_at IS NULL) FROM transactions x WHERE x.customer_pk = s.customer_pk)`); err != nil || bad != 0 {
+			t.Errorf("%s: %d purchases/live_sales counters differ from the rows (%v)", stage, bad, err)
+		}
+		if err := db.Get(&bad, `
+			SELECT count(*) FROM transactions x JOIN customers c ON c.pk = x.customer_pk
+			WHERE x.referrer_pk IS DISTINCT FROM c.referrer_pk
+				OR (x.referrer_pk IS NULL AND EXISTS (SELECT FROM rewards w WHERE w.transaction_pk = x.pk))`); err != nil || bad != 0 {
+			t.Errorf("%s: %d transactions with a wrong referrer, or unreferred with rewards (%v)", stage, bad, err)
 		}
 	}
 	check("before approval")

@@ -1,6 +1,7 @@
 package referral
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/url"
 
@@ -15,6 +16,15 @@ func Major(minor int64, units string) json.Number {
 		scale = 2
 	}
 	return money.FormatMajor(minor, scale)
+}
+
+// nullMajor is Major of an amount that may be absent (null).
+func nullMajor(minor sql.NullInt64, units string) *json.Number {
+	if !minor.Valid {
+		return nil
+	}
+	n := Major(minor.Int64, units)
+	return &n
 }
 
 // TxRewardView is a reward as a transaction lists it.
@@ -40,6 +50,10 @@ type TransactionView struct {
 	ReferringCustomer *CustomerRefView `json:"referring_customer"`
 	ProductID         *string          `json:"product_id"`
 	ProductType       *string          `json:"product_type"`
+	DiscountCode      *string          `json:"discount_code"`
+	DiscountAmount    *json.Number     `json:"discount_amount"`
+	GrossAmount       *json.Number     `json:"gross_amount"`
+	Rewardable        bool             `json:"rewardable"`
 	Source            string           `json:"source"`
 	Livemode          bool             `json:"livemode"`
 	Rewards           []TxRewardView   `json:"rewards"`
@@ -56,7 +70,9 @@ func TransactionJSON(t store.Transaction) TransactionView {
 	v := TransactionView{
 		Key: t.Key, Action: t.Action, Amount: Major(t.Amount, t.Units), AmountUnits: t.Units,
 		RefundedAmount: Major(t.Refunded, t.Units), Customer: RefJSON(t.Buyer),
-		ProductID: nullString(t.ProductID), ProductType: nullString(t.ProductType), Source: t.Source, Livemode: t.Livemode,
+		ProductID: nullString(t.ProductID), ProductType: nullString(t.ProductType), DiscountCode: nullString(t.DiscountCode),
+		DiscountAmount: nullMajor(t.DiscountAmount, t.Units), GrossAmount: nullMajor(t.GrossAmount, t.Units),
+		Rewardable: t.Rewardable, Source: t.Source, Livemode: t.Livemode,
 		Rewards: make([]TxRewardView, len(t.Rewards)), CreatedAt: Time(t.CreatedAt), DeletedAt: NullTime(t.DeletedAt),
 		FoldedInto: nullString(t.FoldedInto),
 	}

@@ -134,6 +134,9 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 	if err := store.SetPurchaseNumber(ctx, tx, t.PK, folded.PurchaseNumber); err != nil {
 		return err
 	}
+	if !t.Rewardable {
+		return nil
+	}
 	rules, err := programRules(p)
 	if err != nil {
 		return err
@@ -152,7 +155,7 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 		return slices.ContainsFunc(t.Rewards, func(r store.Reward) bool { return r.Rule == e.Rule && r.Recipient == e.Recipient })
 	})
 	now := store.Now()
-	rs := newRewards(p, earned, t.ReferrerPK.Int64, t.CustomerPK, sql.NullInt64{}, t.Key, now)
+	rs := newRewards(p, earned, t.ReferrerPK.Int64, t.CustomerPK, sql.NullInt64{}, t.Key, t.CreatedAt, now)
 	slices.SortStableFunc(rs, func(a, b store.Reward) int {
 		if balanceOrder(&a, &b) {
 			return -1

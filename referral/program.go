@@ -265,8 +265,10 @@ func checkRewards(verr *ValidationError, programCurrency string, raw json.RawMes
 				verr.Add(f("amount"), "The amount must be greater than 0.")
 			}
 		}
-		if r.AmountType == "percent" && r.Trigger == "signup" {
-			verr.Add(f("amount_type"), "A signup reward has no purchase to take a percent of; use a fixed amount.")
+		// A percent discount is a rate (20 % off), which a sign-up can grant; a percent
+		// credit or cash reward is a share of a purchase, which a sign-up does not have.
+		if r.AmountType == "percent" && r.Trigger == "signup" && r.Type != "discount" {
+			verr.Add(f("amount_type"), "A signup "+r.Type+" reward has no purchase to take a percent of; use a fixed amount, or a percent discount.")
 		}
 		if r.MinPurchase != nil && err == nil {
 			if m, perr := money.ParseMajor(r.MinPurchase.String(), scale); perr != nil || m < 0 {

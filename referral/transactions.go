@@ -28,6 +28,16 @@ type Sale struct {
 	ProductID, ProductType                 string
 	Source                                 string // api | stripe | paddle | chargebee
 	Livemode                               bool
+	// CreatedAt is the sale's time when it is not now (imports, backfills): hold_days
+	// and max_months count from it. Zero means now; it may not be in the future.
+	CreatedAt time.Time
+	// NotRewardable records the sale without rewards (Partnero's rewardable: false).
+	NotRewardable bool
+	// DiscountCode is the promotion code the buyer paid with, as given.
+	DiscountCode string
+	// DiscountAmount and GrossAmount are minor units of Units, stored and returned as
+	// given; nil when not given.
+	DiscountAmount, GrossAmount *int64
 	// RequestID names the request behind the sale in its outbox events (it is not
 	// part of what makes two requests with one key the same).
 	RequestID string
@@ -35,10 +45,35 @@ type Sale struct {
 
 var actionRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,31}$`)
 
-// fingerprint is what makes two requests with one key the same transaction.
+// fingerprint is what makes two requests with one key the same transaction. The
+// optional fields are appended only when given, so a sale without them has the
+// fingerprint it had before they existed and its retries still find it the same.
 func (s Sale) fingerprint(buyerPK int64) string {
-	return fmt.Sprintf("%d|%s|%d|%s|%q|%q|%s|%t", buyerPK, s.Action, s.Amount, s.Units, s.ProductID, s.ProductType, s.Source, s.Livemode)
+	f := fmt.Sprintf("%d|%s|%d|%s|%q|%q|%s|%t", buyerPK, s.Action, s.Amount, s.Units, s.ProductID, s.ProductType, s.Source, s.Livemode)
+	if !s.CreatedAt.IsZero() {
+		f += "|at=" + s.CreatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	if s.NotRewardable {
+		f += "|not-rewardable"
+	}
+	if s.DiscountCode != "" {
+		f += fmt.Sprintf("|code=%q", s.DiscountCode)
+	}
+	if s.DiscountAmount != nil {
+		f += fmt.Sprintf("|discount=%d", *s.DiscountAmount)
+	}
+	if s.GrossAmount != nil {
+		f += fmt.Sprintf("|gross=%d", *s.GrossAmount)
+	}
+	return f
 }
+
+// clockSkew is how far in the future a sale's created_at may be: the sender's clock
+// may run a little ahead of ours. Such a sale is recorded as of now.
+const clockSkew = time.Minute
+
+// earliestSale is the earliest created_at a sale may have.
+var earliestSale = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (s *Sale) check(verr *ValidationError, prefix string) {
 	s.Key = strings.TrimSpace(s.Key)
@@ -65,6 +100,25 @@ func (s *Sale) check(verr *ValidationError, prefix string) {
 			verr.Add(prefix+field, "The "+field+" must be at most 255 characters.")
 		}
 	}
+	s.DiscountCode = strings.TrimSpace(s.DiscountCode)
+	if len(s.DiscountCode) > 255 || strings.ContainsFunc(s.DiscountCode, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		verr.Add(prefix+"discount_code", "The discount_code must be at most 255 characters without control characters.")
+	}
+	for field, v := range map[string]*int64{"discount_amount": s.DiscountAmount, "gross_amount": s.GrossAmount} {
+		if v != nil && *v < 0 {
+			verr.Add(prefix+field, "The "+field+" must not be negative.")
+		}
+	}
+	if !s.CreatedAt.IsZero() {
+		// As PostgreSQL keeps it, so that what is answered is what is stored.
+		s.CreatedAt = s.CreatedAt.UTC().Truncate(time.Microsecond)
+		switch {
+		case s.CreatedAt.After(time.Now().Add(clockSkew)):
+			verr.Add(prefix+"created_at", "The created_at must not be in the future.")
+		case s.CreatedAt.Before(earliestSale):
+			verr.Add(prefix+"created_at", "The created_at must not be before 1970.")
+		}
+	}
 	if s.Source == "" {
 		s.Source = "api"
 	}
@@ -75,9 +129,9 @@ func (s Sale) isSubscription() bool {
 	return s.ProductType == "subscription" || s.Action == "subscription" || s.Action == "renewal"
 }
 
-// RecordTransaction records a sale of a referred customer and the rewards the
-// program's rules grant for it, with their ledger entries and events, in one database
-// transaction. A sale whose key was recorded before returns that transaction
+// RecordTransaction records a sale and the rewards the program's rules grant for it
+// (none when nobody referred the buyer), with their ledger entries and events, in one
+// database transaction. A sale whose key was recorded before returns that transaction
 // (created=false) if it says the same, and a conflict on key if it does not.
 func RecordTransaction(ctx context.Context, db *store.DB, p store.Program, s Sale) (t store.Transaction, created bool, err error) {
 	s, rules, err := checkSale(p, s)
@@ -241,8 +295,7 @@ type programKey struct {
 
 // recordSales records sales in tx and returns each one's result, in order: the core
 // of RecordTransaction, RecordTransactions and the Batcher. A sale's own problem (an
-// unknown or unreferred customer, a key reused for another sale) is its result's
-// error; err is a database error, after which tx must roll back.
+// unknown customer, a key reused for another sale) is its result's error; err is a database error, after which tx must roll back.
 //
 // Every sale's key is locked and its buyer read in one statement (in program and
 // key order), and the sales are written in as few statements as can be (in referrer,
@@ -289,8 +342,6 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 		switch {
 		case b.PK == 0:
 			results[i].err = Invalid("customer", "The customer does not exist.")
-		case !b.ReferrerPK.Valid:
-			results[i].err = Invalid("customer", "The customer was not referred: transactions are recorded for referred customers.")
 		case b.Existing.Valid && b.Existing.String != bs.s.fingerprint(b.PK):
 			results[i].err = &store.ConflictError{Field: "key"}
 		case b.Existing.Valid:
@@ -332,7 +383,7 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 	bought := map[int64]int{} // sales of each buyer planned so far
 	for _, c := range cands {
 		b := c.buyer
-		if buying[b.PK] || referring[b.PK] || buying[b.ReferrerPK.Int64] {
+		if buying[b.PK] || referring[b.PK] || (b.ReferrerPK.Valid && buying[b.ReferrerPK.Int64]) {
 			if err := write(); err != nil {
 				return nil, err
 			}
@@ -342,7 +393,10 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 			return nil, err
 		}
 		bought[b.PK]++
-		buying[b.PK], referring[b.ReferrerPK.Int64] = true, true
+		buying[b.PK] = true
+		if b.ReferrerPK.Valid {
+			referring[b.ReferrerPK.Int64] = true
+		}
 		group, groupOf = append(group, ws), append(groupOf, c.i)
 	}
 	if len(group) > 0 {
@@ -361,33 +415,45 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 }
 
 // planSale computes what a sale of buyer earns, as its purchase-th purchase, and the
-// events it writes. It writes nothing: InsertSales confirms the number under the
+// events it writes. A buyer nobody referred earns nothing: there is no one to reward
+// and no referral to reward the buyer for. It writes nothing: InsertSales confirms the number under the
 // buyer's lock, or the transaction starts over.
 func planSale(bs *batchedSale, buyer store.Buyer, purchase int) (store.Sale, error) {
 	p, s := bs.p, bs.s
 	now := store.Now()
+	at := s.CreatedAt // the sale's time
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
 	t := &store.Transaction{
 		ProgramPK: p.PK, Key: s.Key, CustomerPK: buyer.PK, ReferrerPK: buyer.ReferrerPK, Action: s.Action,
 		Amount: s.Amount, Units: s.Units, ProductID: nullable(s.ProductID), ProductType: nullable(s.ProductType),
-		Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchase, Fingerprint: s.fingerprint(buyer.PK), CreatedAt: now,
-		RequestID: s.RequestID,
-		Buyer:     store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
-		Referrer: &store.CustomerRef{PK: buyer.ReferrerPK.Int64, ID: buyer.RefID.String, Key: buyer.RefKey.String,
-			Email: buyer.RefEmail, Name: buyer.RefName},
+		Rewardable: !s.NotRewardable, DiscountCode: nullable(s.DiscountCode), DiscountAmount: nullInt(s.DiscountAmount),
+		GrossAmount: nullInt(s.GrossAmount), Source: s.Source, Livemode: s.Livemode, PurchaseNumber: purchase,
+		Fingerprint: s.fingerprint(buyer.PK), CreatedAt: at, RequestID: s.RequestID,
+		Buyer: store.CustomerRef{PK: buyer.PK, ID: buyer.ID, Key: buyer.Key, Email: buyer.Email, Name: buyer.Name},
 	}
-	earned, err := rewards.ForPurchase(bs.rules, rewards.Purchase{
-		Amount: s.Amount, Units: s.Units, Number: purchase, Subscription: s.isSubscription(), At: now, ReferredAt: buyer.CreatedAt,
-	})
-	if err != nil {
-		return store.Sale{}, err
+	var earned []rewards.Earned
+	if buyer.ReferrerPK.Valid {
+		t.Referrer = &store.CustomerRef{PK: buyer.ReferrerPK.Int64, ID: buyer.RefID.String, Key: buyer.RefKey.String,
+			Email: buyer.RefEmail, Name: buyer.RefName}
 	}
-	t.Rewards = newRewards(p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{}, t.Key, now)
+	if buyer.ReferrerPK.Valid && t.Rewardable {
+		var err error
+		earned, err = rewards.ForPurchase(bs.rules, rewards.Purchase{
+			Amount: s.Amount, Units: s.Units, Number: purchase, Subscription: s.isSubscription(), At: at, ReferredAt: buyer.CreatedAt,
+		})
+		if err != nil {
+			return store.Sale{}, err
+		}
+	}
+	t.Rewards = newRewards(p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{}, t.Key, at, now)
 	events := make([]store.Event, 0, len(t.Rewards)+1)
 	for _, r := range t.Rewards {
 		events = append(events, event("reward.created", RewardJSON(r)))
 	}
 	events = append(events, event("transaction.created", TransactionJSON(*t)))
-	return store.Sale{T: t, Rewards: t.Rewards, Events: events}, nil
+	return store.Sale{T: t, Rewards: t.Rewards, Events: events, RecordedAt: now}, nil
 }
 
 // applyWaitingRefunds applies the refunds that arrived before the sale t, just
@@ -402,7 +468,7 @@ func applyWaitingRefunds(ctx context.Context, tx *store.Tx, p store.Program, t *
 		return err
 	}
 	for _, r := range refunds {
-		if err := applyRefund(ctx, tx, p, &got, refundDelta(got, r.Amount, r.Cumulative), got.CreatedAt); err != nil {
+		if err := applyRefund(ctx, tx, p, &got, refundDelta(got, r.Amount, r.Cumulative), store.Now()); err != nil {
 			return err
 		}
 		if err := store.MarkRefundApplied(ctx, tx, r.PK); err != nil {
@@ -418,9 +484,10 @@ func event(name string, v any) store.Event {
 	return store.Event{Event: name, Payload: b}
 }
 
-// newRewards turns what the rules earned into rewards: the referrer's go to
-// referrerPK, the friend's to referredPK; held ones are pending until their day.
-func newRewards(p store.Program, earned []rewards.Earned, referrerPK, referredPK int64, signupPK sql.NullInt64, transactionKey string, now time.Time) []store.Reward {
+// newRewards turns what the rules earned into rewards, created now: the referrer's go
+// to referrerPK, the friend's to referredPK. A held one is available hold_days after
+// at, the time of its cause (an imported sale's may be past), and pending until then.
+func newRewards(p store.Program, earned []rewards.Earned, referrerPK, referredPK int64, signupPK sql.NullInt64, transactionKey string, at, now time.Time) []store.Reward {
 	out := make([]store.Reward, 0, len(earned))
 	for _, e := range earned {
 		r := store.Reward{
@@ -433,8 +500,10 @@ func newRewards(p store.Program, earned []rewards.Earned, referrerPK, referredPK
 			r.CustomerPK = referredPK
 		}
 		if e.HoldDays > 0 {
-			r.Status = "pending"
-			r.AvailableAt = now.AddDate(0, 0, e.HoldDays)
+			r.AvailableAt = at.AddDate(0, 0, e.HoldDays)
+			if r.AvailableAt.After(now) {
+				r.Status = "pending"
+			}
 		}
 		out = append(out, r)
 	}
@@ -443,10 +512,17 @@ func newRewards(p store.Program, earned []rewards.Earned, referrerPK, referredPK
 
 func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
+func nullInt(v *int64) sql.NullInt64 {
+	if v == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: *v, Valid: true}
+}
+
 // grantSignup stores the rewards a referred customer's sign-up earned, one by one in
 // customer and units order, the order in which every writer locks balances.
 func grantSignup(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64, now time.Time) error {
-	rs := newRewards(p, earned, referrerPK, referredPK, sql.NullInt64{Int64: referredPK, Valid: true}, "", now)
+	rs := newRewards(p, earned, referrerPK, referredPK, sql.NullInt64{Int64: referredPK, Valid: true}, "", now, now)
 	sort.SliceStable(rs, func(i, j int) bool { return balanceOrder(&rs[i], &rs[j]) })
 	for i := range rs {
 		if err := store.InsertReward(ctx, tx, &rs[i], rewardPayload(rs[i])); err != nil {

@@ -52,14 +52,25 @@ type Purchase struct {
 	ReferredAt   time.Time // when the buyer was referred (created as a referred customer)
 }
 
-// ForSignup is what the signup rules earn when a referred customer is created.
+// ForSignup is what the signup rules earn when a referred customer is created: fixed
+// amounts, and percent discounts, which are a rate for a later purchase. A percent
+// credit or cash reward has no purchase to take a share of and earns nothing.
 func ForSignup(rules []Rule) ([]Earned, error) {
 	var out []Earned
 	for i, r := range rules {
-		if r.Trigger != "signup" || r.AmountType != "fixed" {
+		if r.Trigger != "signup" {
 			continue
 		}
-		e, err := fixed(i, r)
+		var e Earned
+		var err error
+		switch {
+		case r.AmountType == "fixed":
+			e, err = fixed(i, r)
+		case r.Type == "discount":
+			e, err = rate(i, r)
+		default:
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -107,10 +118,7 @@ func ForPurchase(rules []Rule, p Purchase) ([]Earned, error) {
 		case r.AmountType == "fixed":
 			e, err = fixed(i, r)
 		case r.Type == "discount":
-			// A percent discount is a rate for the friend's next purchase, not money.
-			var amt int64
-			amt, err = money.ParseMajor(r.Amount.String(), 2)
-			e = Earned{Rule: i, Recipient: r.Recipient, Trigger: r.Trigger, Type: r.Type, Amount: amt, Units: "percent", HoldDays: r.HoldDays}
+			e, err = rate(i, r)
 		default:
 			var amt int64
 			amt, err = money.PercentOf(p.Amount, r.Amount.String())
@@ -142,6 +150,16 @@ func meetsMinimum(r Rule, p Purchase) (bool, error) {
 		return false, err
 	}
 	return p.Amount >= min, nil
+}
+
+// rate is what a percent discount rule earns: the rate itself (units "percent", in
+// hundredths of a percent), for the friend's next purchase, not money.
+func rate(i int, r Rule) (Earned, error) {
+	amt, err := money.ParseMajor(r.Amount.String(), 2)
+	if err != nil {
+		return Earned{}, fmt.Errorf("rewards: rule %d: %w", i, err)
+	}
+	return Earned{Rule: i, Recipient: r.Recipient, Trigger: r.Trigger, Type: r.Type, Amount: amt, Units: "percent", HoldDays: r.HoldDays}, nil
 }
 
 func fixed(i int, r Rule) (Earned, error) {

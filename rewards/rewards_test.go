@@ -446,7 +446,10 @@ func TestForSignup(t *testing.T) {
 			[]rewards.Earned{earn(1000, "usd", on("signup"), held(30))}},
 		{"percent credit has no purchase to take a share of", []rewards.Rule{percentRule("10", signup())}, nil},
 		{"percent cash has no purchase to take a share of", []rewards.Rule{percentRule("10", signup(typ("cash")))}, nil},
-		{"percent discount is not a signup reward", []rewards.Rule{percentRule("10", signup(typ("discount")))}, nil},
+		{"percent discount is a rate", []rewards.Rule{percentRule("20", signup(typ("discount"), referred))},
+			[]rewards.Earned{percentOff(2000, on("signup"), to("referred"))}},
+		{"percent discount for the referrer, held", []rewards.Rule{percentRule("12.5", signup(typ("discount"), hold(7)))},
+			[]rewards.Earned{percentOff(1250, on("signup"), held(7))}},
 		{"purchase rules are not signup rules",
 			[]rewards.Rule{
 				fixedRule("1", "usd", trigger("first_purchase")),
@@ -461,11 +464,13 @@ func TestForSignup(t *testing.T) {
 				percentRule("10", signup(referred)),
 				fixedRule("3", "eur", signup(referred, typ("discount"))),
 				fixedRule("1", "usd", signup(typ("cash"))),
+				percentRule("20", signup(referred, typ("discount"))),
 			},
 			[]rewards.Earned{
 				earn(500, "usd", index(1), on("signup"), held(14)),
 				earn(300, "eur", index(4), on("signup"), to("referred"), kind("discount")),
 				earn(100, "usd", index(5), on("signup"), kind("cash")),
+				percentOff(2000, index(6), on("signup"), to("referred")),
 			}},
 	}
 	for _, tt := range tests {
@@ -494,6 +499,8 @@ func TestForSignupErrors(t *testing.T) {
 		{"no currency", []rewards.Rule{fixedRule("10", "", signup)}, "rule 0"},
 		{"unknown currency", []rewards.Rule{fixedRule("10", "zzz", signup)}, "unknown currency"},
 		{"a bad rule after a good one", []rewards.Rule{fixedRule("10", "usd", signup), fixedRule("abc", "usd", signup, referred)}, "rule 1"},
+		{"percent discount not a number", []rewards.Rule{percentRule("abc", signup, typ("discount"))}, "rule 0"},
+		{"percent discount in thousandths", []rewards.Rule{percentRule("12.345", signup, typ("discount"))}, "too many decimals"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -527,10 +534,10 @@ func TestMatrix(t *testing.T) {
 		{"second sale, subscription", false, sub(buy(2500, "usd", 2))},
 	}
 	// fires tells whether a rule with trigger fires on ev.
-	fires := func(trigger, amountType string, ev event) bool {
+	fires := func(trigger, rewardType, amountType string, ev event) bool {
 		switch trigger {
-		case "signup":
-			return ev.signup && amountType == "fixed"
+		case "signup": // a fixed amount, or a percent discount (a rate)
+			return ev.signup && (amountType == "fixed" || rewardType == "discount")
 		case "first_purchase":
 			return !ev.signup && ev.p.Number == 1
 		case "purchase":
@@ -575,7 +582,7 @@ func TestMatrix(t *testing.T) {
 						continue
 					}
 					var wantList []rewards.Earned
-					if fires(trig, amountType, ev) {
+					if fires(trig, typ, amountType, ev) {
 						wantList = []rewards.Earned{want}
 					}
 					if !slices.Equal(got, wantList) {

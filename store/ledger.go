@@ -12,7 +12,7 @@ import (
 	"github.com/lib/pq"
 )
 
-// Transaction is a recorded sale of a referred customer.
+// Transaction is a recorded sale; ReferrerPK is null when nobody referred the buyer.
 type Transaction struct {
 	// RequestID is the request that recorded it, for its outbox events (not stored
 	// with the transaction).
@@ -28,11 +28,15 @@ type Transaction struct {
 	Refunded       int64          `db:"refunded"`
 	ProductID      sql.NullString `db:"product_id"`
 	ProductType    sql.NullString `db:"product_type"`
+	Rewardable     bool           `db:"rewardable"` // false: recorded without rewards
+	DiscountCode   sql.NullString `db:"discount_code"`
+	DiscountAmount sql.NullInt64  `db:"discount_amount"` // minor units of Units, as the request gave it
+	GrossAmount    sql.NullInt64  `db:"gross_amount"`    // minor units of Units, as the request gave it
 	Source         string         `db:"source"`
 	Livemode       bool           `db:"livemode"`
 	PurchaseNumber int            `db:"purchase_number"`
 	Fingerprint    string         `db:"fingerprint"`
-	CreatedAt      time.Time      `db:"created_at"`
+	CreatedAt      time.Time      `db:"created_at"` // the sale's time (an import's is past): holds and max_months count from it
 	DeletedAt      sql.NullTime   `db:"deleted_at"`
 	// FoldedInto is the sale key of the payment this sale turned out to be part of
 	// (store.SetFoldedInto); the sale is then fully reversed.
@@ -85,6 +89,7 @@ func (r *Reward) InBalance() bool { return r.Type == "credit" || r.Type == "cash
 const transactionSelect = `
 	SELECT t.pk, t.program_pk, t.key, t.customer_pk, t.referrer_pk, t.action, t.amount, t.units, t.refunded,
 		t.product_id, t.product_type, t.source, t.livemode, t.purchase_number, t.fingerprint, t.created_at, t.deleted_at, t.folded_into,
+		t.rewardable, t.discount_code, t.discount_amount, t.gross_amount,
 		b.id AS buyer_id, b.key AS buyer_key, b.email AS buyer_email, b.name AS buyer_name,
 		r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
 		(SELECT coalesce(json_agg(row_to_json(w) ORDER BY w.pk), '[]')::text FROM rewards w WHERE w.transaction_pk = t.pk) AS rewards
@@ -455,8 +460,9 @@ var ErrSaleRaced = fmt.Errorf("a concurrent sale changed the buyer's count or to
 const insertSalesQuery = `
 		WITH s AS (
 			SELECT * FROM jsonb_to_recordset($1::jsonb) AS s(n int, program_pk bigint, key text, customer_pk bigint,
-				referrer_pk bigint, action text, amount bigint, units text, product_id text, product_type text, source text,
-				livemode boolean, purchase_number int, fingerprint text, created_at timestamptz, request_id text)
+				referrer_pk bigint, action text, amount bigint, units text, product_id text, product_type text, rewardable boolean,
+				discount_code text, discount_amount bigint, gross_amount bigint, source text,
+				livemode boolean, purchase_number int, fingerprint text, created_at timestamptz, recorded_at timestamptz, request_id text)
 		), rl AS (
 			SELECT customer_pk FROM customer_stats WHERE customer_pk = ANY (ARRAY(SELECT referrer_pk FROM s))
 			ORDER BY customer_pk FOR UPDATE
@@ -473,13 +479,13 @@ const insertSalesQuery = `
 			ON CONFLICT (customer_pk) DO UPDATE SET successful = rs.successful + EXCLUDED.successful
 		), t AS (
 			INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
-				source, livemode, purchase_number, fingerprint, created_at)
+				rewardable, discount_code, discount_amount, gross_amount, source, livemode, purchase_number, fingerprint, created_at)
 			SELECT program_pk, key, customer_pk, referrer_pk, action, amount, units, product_id, product_type,
-				source, livemode, purchase_number, fingerprint, created_at
+				rewardable, discount_code, discount_amount, gross_amount, source, livemode, purchase_number, fingerprint, created_at
 			FROM s ORDER BY n
 			RETURNING pk, program_pk, key
 		), x AS (
-			SELECT x.*, s.program_pk, s.created_at, t.pk AS transaction_pk
+			SELECT x.*, s.program_pk, s.recorded_at AS created_at, t.pk AS transaction_pk
 			FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (sale int, key text, customer_pk bigint, recipient text,
 				rule int, trigger text, type text, amount bigint, units text, is_currency boolean, proportional boolean,
 				status text, in_balance boolean, available_at timestamptz)) WITH ORDINALITY
@@ -512,7 +518,7 @@ const insertSalesQuery = `
 			ON CONFLICT (customer_pk, units) DO UPDATE SET total = r.total + EXCLUDED.total
 		), o AS (
 			INSERT INTO outbox (program_pk, event, payload, created_at, request_id)
-			SELECT s.program_pk, e.event, e.payload, s.created_at, NULLIF(s.request_id, '')
+			SELECT s.program_pk, e.event, e.payload, s.recorded_at, NULLIF(s.request_id, '')
 			FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (sale int, event text, payload jsonb)) WITH ORDINALITY
 				AS e(sale, event, payload, n)
 			JOIN s ON s.n = e.sale
@@ -531,6 +537,9 @@ type Sale struct {
 	T       *Transaction
 	Rewards []Reward
 	Events  []Event
+	// RecordedAt is when the sale is recorded: its rewards' and events' time. T.CreatedAt
+	// is the sale's own time, earlier for an import; zero RecordedAt means T.CreatedAt.
+	RecordedAt time.Time
 	// Waiting is set by InsertSales: refunds arrived for the key before the sale.
 	Waiting bool
 }
@@ -560,11 +569,16 @@ func InsertSales(ctx context.Context, tx *Tx, sales []Sale) error {
 		Units       string    `json:"units"`
 		ProductID   *string   `json:"product_id"`
 		ProductType *string   `json:"product_type"`
+		Rewardable  bool      `json:"rewardable"`
+		Code        *string   `json:"discount_code"`
+		Discount    *int64    `json:"discount_amount"`
+		Gross       *int64    `json:"gross_amount"`
 		Source      string    `json:"source"`
 		Livemode    bool      `json:"livemode"`
 		Purchase    int       `json:"purchase_number"`
 		Fingerprint string    `json:"fingerprint"`
 		CreatedAt   time.Time `json:"created_at"`
+		RecordedAt  time.Time `json:"recorded_at"`
 		RequestID   string    `json:"request_id"`
 	}
 	type rewardRow struct {
@@ -602,8 +616,9 @@ func InsertSales(ctx context.Context, tx *Tx, sales []Sale) error {
 		}
 		buyers[t.CustomerPK] = true
 		srows[i] = saleRow{N: i, ProgramPK: t.ProgramPK, Key: t.Key, CustomerPK: t.CustomerPK, Action: t.Action, Amount: t.Amount,
-			Units: t.Units, Source: t.Source, Livemode: t.Livemode, Purchase: t.PurchaseNumber, Fingerprint: t.Fingerprint,
-			CreatedAt: t.CreatedAt, RequestID: cmp.Or(t.RequestID, RequestID(ctx))}
+			Units: t.Units, Rewardable: t.Rewardable, Source: t.Source, Livemode: t.Livemode, Purchase: t.PurchaseNumber,
+			Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt, RecordedAt: cmp.Or(s.RecordedAt, t.CreatedAt),
+			RequestID: cmp.Or(t.RequestID, RequestID(ctx))}
 		if t.ReferrerPK.Valid {
 			srows[i].ReferrerPK = &t.ReferrerPK.Int64
 		}
@@ -612,6 +627,15 @@ func InsertSales(ctx context.Context, tx *Tx, sales []Sale) error {
 		}
 		if t.ProductType.Valid {
 			srows[i].ProductType = &t.ProductType.String
+		}
+		if t.DiscountCode.Valid {
+			srows[i].Code = &t.DiscountCode.String
+		}
+		if t.DiscountAmount.Valid {
+			srows[i].Discount = &t.DiscountAmount.Int64
+		}
+		if t.GrossAmount.Valid {
+			srows[i].Gross = &t.GrossAmount.Int64
 		}
 		for _, r := range s.Rewards {
 			rrows = append(rrows, rewardRow{i, r.Key, r.CustomerPK, r.Recipient, r.Rule, r.Trigger, r.Type, r.Amount, r.Units,

@@ -14,8 +14,9 @@ import (
 	"github.com/referd/referd/providers"
 )
 
-// sharedFixtures are the real Stripe payloads of shared/fixtures/stripe, copied here.
-const sharedFixtures = "testdata/upstream"
+// upstreamDir holds real Stripe webhook payloads, taken unchanged from a public test
+// suite (see its README).
+var upstreamDir = filepath.Join("..", "..", "testdata", "stripe", "upstream")
 
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
@@ -46,7 +47,7 @@ type want struct {
 }
 
 func TestParseFixtures(t *testing.T) {
-	shared := func(name string) string { return filepath.Join(sharedFixtures, name) }
+	shared := func(name string) string { return filepath.Join(upstreamDir, name) }
 	own := func(name string) string { return filepath.Join("testdata", name) }
 	cases := []struct {
 		file     string
@@ -244,8 +245,9 @@ func TestVerify(t *testing.T) {
 }
 
 func fuzzSeeds(f *testing.F) {
+	// ../../testdata/stripe holds one folder per API version, and upstream.
 	versions, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "stripe", "*"))
-	for _, dir := range append([]string{sharedFixtures, "testdata"}, versions...) {
+	for _, dir := range append([]string{"testdata"}, versions...) {
 		files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 		if strings.HasSuffix(dir, ".md") {
 			continue

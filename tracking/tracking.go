@@ -1,4 +1,4 @@
-// Package tracking is referd's public, keyless side (DESIGN.md §4): the universal.js
+// Package tracking is referd's public, keyless side (docs/design.md §4): the universal.js
 // script that sites load with Partnero's loader snippet, the click beacon it sends,
 // the program settings it reads, and the hosted share links /r/{program_id}/{key}.
 // Clicks become customer_stats.clicks and unique_clicks through batched writes.

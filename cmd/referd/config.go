@@ -14,7 +14,7 @@ import (
 	"github.com/referd/referd/store"
 )
 
-// config is DESIGN.md §2: the environment, with flags overriding it.
+// config is docs/design.md §2: the environment, with flags overriding it.
 type config struct {
 	DatabaseURL   string
 	RedisURL      string

@@ -144,6 +144,23 @@ func TestCacheReusesUntilTTLAndUpdates(t *testing.T) {
 	}
 }
 
+// A value loaded while an Update announced a change may be the old one: it is not
+// kept, so the next Get reads again.
+func TestCacheDropsALoadRacingAnUpdate(t *testing.T) {
+	c := &store.Cache[string, string]{TTL: time.Hour}
+	ctx := context.Background()
+	v, _ := c.Get(ctx, "a", func(context.Context) (string, error) {
+		c.Update(func(string) (string, bool) { return "", false }) // the change commits meanwhile
+		return "old", nil
+	})
+	if v != "old" {
+		t.Fatalf("Get = %q, want the loaded value", v)
+	}
+	if v, _ := c.Get(ctx, "a", func(context.Context) (string, error) { return "new", nil }); v != "new" {
+		t.Errorf("after a load that raced an Update, Get = %q, want a fresh load", v)
+	}
+}
+
 // Writing a batch of sales locks its referrers' counters through the primary key,
 // whatever the table's size: a scan of every customer's counters per batch would
 // grow with the program.

@@ -229,8 +229,11 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 	if role != "ingest" {
 		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
 		a.AllowPrivateTargets = cfg.AllowPrivate
+		tr := tracking.New(db, log)
+		// A PATCH /v1/program applies to the next tracking request of this process.
+		a.ProgramChanged = tr.ProgramChanged
 		mux.Handle("/v1/", a.Handler())
-		tracking.New(db, log).Register(mux)
+		tr.Register(mux)
 	}
 	var redis asynq.RedisConnOpt
 	if role != "api" {

@@ -35,6 +35,7 @@ import (
 	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ingest"
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/ops"
 	"github.com/referd/referd/referral"
@@ -141,6 +142,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError("apikey create needs --program")
 	}
 	log := newLogger(stderr, cfg.LogFormat)
+	// The Redis client and the standard log package (asynq's metrics collector,
+	// asynqmon) would otherwise print their own unstructured lines.
+	logging.Libraries(log)
 
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: cfg.DBConns})
 	if err != nil {

@@ -90,3 +90,30 @@ func TestRedisDownLogsAFewStructuredLines(t *testing.T) {
 		t.Errorf("%d lines, %d of them about %s; want the outage said once in at most 8 lines:\n%s", len(lines), mentions, redisAddr, out)
 	}
 }
+
+// serve with no PostgreSQL where DATABASE_URL points exits 1 with one line that says
+// what it tried (never the password) and how to start PostgreSQL.
+func TestServeWithoutPostgreSQL(t *testing.T) {
+	t.Parallel()
+	pgAddr := closedPort(t)
+	env := []string{"DATABASE_URL=postgres://alice:s3cret@" + pgAddr + "/shop?sslmode=disable",
+		fmt.Sprintf("PORT=%d", freePort(t)), "REFERD_HOST=127.0.0.1", "REFERD_LOG_FORMAT=json", "REDIS_URL=redis://" + closedPort(t)}
+	cmd, exited, stderr := startReferd(t, env, "serve")
+	select {
+	case <-exited:
+	case <-time.After(wait):
+		t.Fatalf("serve still runs without PostgreSQL:\n%s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	out := strings.TrimSpace(stderr.String())
+	for _, want := range []string{pgAddr, `"shop"`, `"alice"`, "connection refused", "Start PostgreSQL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "\n") != 0 || strings.Contains(out, "s3cret") {
+		t.Errorf("stderr is not one line without the password:\n%s", out)
+	}
+}

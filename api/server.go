@@ -24,6 +24,9 @@ type Server struct {
 	// AllowPrivateTargets lets webhook URLs name loopback, private and link-local
 	// addresses (REFERD_ALLOW_PRIVATE_TARGETS); off, they are refused with a 422.
 	AllowPrivateTargets bool
+	// ProgramChanged, when set, is told of every program this Server changed, so that
+	// other caches of it in the process (tracking's) follow at once.
+	ProgramChanged func(store.Program)
 
 	keys *store.Cache[[32]byte, store.Program]
 	// sales groups concurrent POST /v1/transactions into shared database transactions.
@@ -231,4 +234,7 @@ func (s *Server) program(ctx context.Context, key string) (store.Program, error)
 // refreshProgram replaces the cached copies of p after it changed.
 func (s *Server) refreshProgram(p store.Program) {
 	s.keys.Update(func(old store.Program) (store.Program, bool) { return p, old.PK == p.PK })
+	if s.ProgramChanged != nil {
+		s.ProgramChanged(p)
+	}
 }

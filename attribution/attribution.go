@@ -1,5 +1,5 @@
 // Package attribution decides who a billing provider's event is about: which of a
-// program's customers paid, by the keys, links and emails DESIGN.md §5 lists, and it
+// program's customers paid, by the keys, links and emails docs/design.md §5 lists, and it
 // remembers provider customers it has matched.
 package attribution
 

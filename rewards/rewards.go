@@ -11,7 +11,7 @@ import (
 	"github.com/referd/referd/money"
 )
 
-// Rule is one rule of a program's rewards (DESIGN.md §3). Amounts are the exact
+// Rule is one rule of a program's rewards (docs/design.md §3). Amounts are the exact
 // decimals the user sent.
 type Rule struct {
 	Name         string       `json:"name,omitempty"`

@@ -15,6 +15,10 @@ type Cache[K comparable, V any] struct {
 
 	mu sync.RWMutex
 	m  map[K]cacheEntry[V]
+	// gen counts Updates. A value loaded while one happened may have been read before
+	// the change it announces: Get returns it to its caller but does not keep it, or
+	// the next request would see the old value for a whole TTL.
+	gen uint64
 }
 
 type cacheEntry[V any] struct {
@@ -31,6 +35,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (
 	now := time.Now()
 	c.mu.RLock()
 	e, ok := c.m[k]
+	gen := c.gen
 	c.mu.RUnlock()
 	if ok && now.Before(e.exp) {
 		return e.v, nil
@@ -43,15 +48,19 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (
 	if c.m == nil || len(c.m) > maxCacheEntries {
 		c.m = map[K]cacheEntry[V]{}
 	}
-	c.m[k] = cacheEntry[V]{v: v, exp: now.Add(c.TTL)}
+	if c.gen == gen {
+		c.m[k] = cacheEntry[V]{v: v, exp: now.Add(c.TTL)}
+	}
 	c.mu.Unlock()
 	return v, nil
 }
 
-// Update replaces each cached value for which f says so, keeping its expiry.
+// Update replaces each cached value for which f says so, keeping its expiry. A load
+// under way while Update runs is not kept (see gen).
 func (c *Cache[K, V]) Update(f func(V) (V, bool)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for k, e := range c.m {
 		if v, ok := f(e.v); ok {
 			c.m[k] = cacheEntry[V]{v: v, exp: e.exp}

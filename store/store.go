@@ -5,6 +5,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -12,7 +13,10 @@ import (
 	"fmt"
 	"io/fs"
 	mrand "math/rand/v2"
+	"net"
 	"net/url"
+	"os"
+	"os/user"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +51,8 @@ type Options struct {
 }
 
 // Open connects to the PostgreSQL database at url, creating the database first if it
-// does not exist. Parameters are sent in the same round trip as the statement
+// does not exist. When no server answers at the URL's address, the error is an
+// *UnreachableError. Parameters are sent in the same round trip as the statement
 // (lib/pq's binary_parameters) unless the URL says otherwise.
 func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	u, err := withDefaults(rawURL)
@@ -61,6 +66,9 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 			db, err = connect(ctx, u)
 		}
 	}
+	if isDialError(err) {
+		return nil, unreachable(u, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store.Open(%s): %w", redact(u), err)
 	}
@@ -72,6 +80,69 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return &DB{DB: db}, nil
+}
+
+// UnreachableError is Open's error when no PostgreSQL answers where the URL points:
+// it names what was tried (never the password) and how to start a server, for the
+// one line an operator sees when referd cannot start.
+type UnreachableError struct {
+	Addr     string // host:port, or the socket directory
+	Database string
+	User     string
+	Err      error // the driver's error
+}
+
+func (e *UnreachableError) Error() string {
+	var dns *net.DNSError
+	if errors.As(e.Err, &dns) {
+		return fmt.Sprintf("no PostgreSQL answers at %s (database %q, user %q): %v. "+
+			"Check the host name in DATABASE_URL (--database-url)", e.Addr, e.Database, e.User, e.Err)
+	}
+	port := "5432"
+	if _, p, err := net.SplitHostPort(e.Addr); err == nil {
+		port = p
+	}
+	return fmt.Sprintf("no PostgreSQL answers at %s (database %q, user %q): %v. "+
+		"Start PostgreSQL there (pg_ctlcluster <version> main start, brew services start postgresql, "+
+		"or docker run -d -p %s:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres), "+
+		"or point DATABASE_URL (--database-url) at a server that runs",
+		e.Addr, e.Database, e.User, e.Err, port)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// isDialError reports whether err means that no server could be reached at all (as
+// opposed to one that answered and refused us).
+func isDialError(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial"
+}
+
+// unreachable describes the server u points at the way lib/pq reads it: host and
+// port from the URL or its parameters, else localhost:5432; the user from the URL,
+// else PGUSER, else the operating-system user.
+func unreachable(u *url.URL, err error) *UnreachableError {
+	q := u.Query()
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = q.Get("host")
+	}
+	if port == "" {
+		port = q.Get("port")
+	}
+	host, port = cmp.Or(host, "localhost"), cmp.Or(port, "5432")
+	addr := net.JoinHostPort(host, port)
+	if strings.HasPrefix(host, "/") {
+		addr = host + " (socket .s.PGSQL." + port + ")"
+	}
+	name := cmp.Or(u.User.Username(), q.Get("user"), os.Getenv("PGUSER"))
+	if name == "" {
+		if me, err := user.Current(); err == nil {
+			name = me.Username
+		}
+	}
+	return &UnreachableError{Addr: addr, Database: cmp.Or(strings.TrimPrefix(u.Path, "/"), name), User: name, Err: err}
 }
 
 func withDefaults(rawURL string) (*url.URL, error) {

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +71,31 @@ func TestOpenCreatesTheDatabase(t *testing.T) {
 	}
 	if err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A server that is not there is an UnreachableError naming what was tried, without
+// the password, and how to start one.
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port nothing listens on
+	_, err = store.Open(context.Background(), "postgres://alice:s3cret@"+addr+"/shop?sslmode=disable", store.Options{})
+	var ue *store.UnreachableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Open of a closed port: %v (%T), want an *UnreachableError", err, err)
+	}
+	if ue.Addr != addr || ue.Database != "shop" || ue.User != "alice" {
+		t.Errorf("UnreachableError = %+v, want %s, shop, alice", ue, addr)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "s3cret") || strings.Contains(msg, "\n") || !strings.Contains(msg, "connection refused") ||
+		!strings.Contains(msg, "Start PostgreSQL") {
+		t.Errorf("message %q: want one line with the driver's error and how to start PostgreSQL, without the password", msg)
 	}
 }
 
@@ -141,6 +168,23 @@ func TestCacheReusesUntilTTLAndUpdates(t *testing.T) {
 	expired.Get(context.Background(), "a", load)
 	if loads != 3 {
 		t.Errorf("an expired value was reused: %d loads", loads)
+	}
+}
+
+// A value loaded while an Update announced a change may be the old one: it is not
+// kept, so the next Get reads again.
+func TestCacheDropsALoadRacingAnUpdate(t *testing.T) {
+	c := &store.Cache[string, string]{TTL: time.Hour}
+	ctx := context.Background()
+	v, _ := c.Get(ctx, "a", func(context.Context) (string, error) {
+		c.Update(func(string) (string, bool) { return "", false }) // the change commits meanwhile
+		return "old", nil
+	})
+	if v != "old" {
+		t.Fatalf("Get = %q, want the loaded value", v)
+	}
+	if v, _ := c.Get(ctx, "a", func(context.Context) (string, error) { return "new", nil }); v != "new" {
+		t.Errorf("after a load that raced an Update, Get = %q, want a fresh load", v)
 	}
 }
 

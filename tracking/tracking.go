@@ -1,4 +1,4 @@
-// Package tracking is referd's public, keyless side (DESIGN.md §4): the universal.js
+// Package tracking is referd's public, keyless side (docs/design.md §4): the universal.js
 // script that sites load with Partnero's loader snippet, the click beacon it sends,
 // the program settings it reads, and the hosted share links /r/{program_id}/{key}.
 // Clicks become customer_stats.clicks and unique_clicks through batched writes.
@@ -73,7 +73,8 @@ type keyRef struct {
 }
 
 // lookupTTL bounds how long a program's settings and a key's referrer are reused:
-// a change reaches the beacons of this process within it.
+// a change made in another process reaches this one within it (one made in this
+// process is applied at once: see ProgramChanged).
 const lookupTTL = 5 * time.Second
 
 // Click batches: two at the database at once, of up to 256 clicks each. Each
@@ -258,6 +259,15 @@ func (h *Handler) program(ctx context.Context, id string) (store.Program, error)
 		err = &referral.NotFoundError{What: "program"}
 	}
 	return f.v, err
+}
+
+// ProgramChanged replaces the cached copy of p after a change (a PATCH /v1/program in
+// this process), so the next settings request and share link follow it at once;
+// other processes see it within lookupTTL.
+func (h *Handler) ProgramChanged(p store.Program) {
+	h.programs.Update(func(old found[store.Program]) (found[store.Program], bool) {
+		return found[store.Program]{p, true}, old.ok && old.v.PK == p.PK
+	})
 }
 
 // referrer resolves a program's public id and a referral key, from the cache when it can.

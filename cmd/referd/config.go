@@ -10,11 +10,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/store"
 )
 
-// config is DESIGN.md §2: the environment, with flags overriding it.
+// config is docs/design.md §2: the environment, with flags overriding it.
 type config struct {
 	DatabaseURL   string
 	RedisURL      string
@@ -119,7 +121,9 @@ func or(v, def string) string {
 }
 
 // newLogger is slog with the text handler on a terminal and JSON elsewhere, unless
-// format says which.
+// format says which. A warning or error of one cause is written at most once per
+// logInterval (logging.Dedupe): a dependency that is down is reported by every loop
+// that uses it, many times a second.
 func newLogger(w io.Writer, format string) *slog.Logger {
 	if format == "" {
 		format = "json"
@@ -129,11 +133,15 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 			}
 		}
 	}
+	var h slog.Handler = slog.NewJSONHandler(w, nil)
 	if format == "text" {
-		return slog.New(requestIDHandler{slog.NewTextHandler(w, nil)})
+		h = slog.NewTextHandler(w, nil)
 	}
-	return slog.New(requestIDHandler{slog.NewJSONHandler(w, nil)})
+	return slog.New(requestIDHandler{logging.Dedupe(h, logInterval)})
 }
+
+// logInterval is how often one cause of warnings is written at most.
+const logInterval = 30 * time.Second
 
 // requestIDHandler adds the request id a context carries (store.WithRequestID) to
 // every record logged with it: an HTTP request's, or, in a job, the id of the ingest

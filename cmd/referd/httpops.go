@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -20,7 +21,8 @@ import (
 )
 
 // mountOps adds what operators use to mux: /healthz (the process answers), /readyz
-// (PostgreSQL and, when the role has one, Redis answer within a second), /metrics
+// (PostgreSQL and, when the role has one, Redis answer within a second; the body
+// names each with its state and error), /metrics
 // (Prometheus), and for serve and api, asynqmon at /ops/queues behind
 // REFERD_ADMIN_TOKEN. redis is nil for a role without a broker.
 func mountOps(mux *http.ServeMux, role string, cfg config, db *store.DB, redisOpt asynq.RedisConnOpt) {
@@ -28,29 +30,28 @@ func mountOps(mux *http.ServeMux, role string, cfg config, db *store.DB, redisOp
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`)
 	})
-	var rc redis.UniversalClient
-	if redisOpt != nil {
-		rc, _ = redisOpt.MakeRedisClient().(redis.UniversalClient)
-	}
+	rc := readinessClient(redisOpt)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		problems := []string{}
-		if err := db.PingContext(ctx); err != nil {
-			problems = append(problems, "postgres: "+err.Error())
-		}
+		ready := readiness{Status: "ok", Checks: map[string]dependency{"redis": {Status: "not_configured"}}}
+		var pg, rd error
+		var wg sync.WaitGroup
+		wg.Go(func() { pg = db.PingContext(ctx) })
 		if rc != nil {
-			if err := rc.Ping(ctx).Err(); err != nil {
-				problems = append(problems, "redis: "+err.Error())
-			}
+			wg.Go(func() { rd = rc.Ping(ctx).Err() })
+		}
+		wg.Wait()
+		ready.Checks["postgres"] = dependencyState(pg)
+		if rc != nil {
+			ready.Checks["redis"] = dependencyState(rd)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if len(problems) > 0 {
+		if pg != nil || rd != nil {
+			ready.Status = "unavailable"
 			w.WriteHeader(http.StatusServiceUnavailable)
-			writeJSONLine(w, map[string]any{"status": "unavailable", "problems": problems})
-			return
 		}
-		io.WriteString(w, `{"status":"ok"}`)
+		writeJSONLine(w, ready)
 	})
 	mux.Handle("GET /metrics", metrics.Handler())
 	if role != "serve" && role != "api" {
@@ -67,6 +68,43 @@ func mountOps(mux *http.ServeMux, role string, cfg config, db *store.DB, redisOp
 	mux.Handle("/ops/queues", guarded)
 	mux.Handle("/ops/queues/", guarded)
 	mux.Handle("/ops/", adminOnly(cfg.AdminToken, http.NotFoundHandler()))
+}
+
+// readiness is the body of /readyz: "ok" or "unavailable", and each dependency's state.
+type readiness struct {
+	Status string                `json:"status"`
+	Checks map[string]dependency `json:"checks"`
+}
+
+// dependency is one dependency's state: "up", "down" (with the error) or
+// "not_configured" (a role without Redis).
+type dependency struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func dependencyState(err error) dependency {
+	if err != nil {
+		return dependency{Status: "down", Error: err.Error()}
+	}
+	return dependency{Status: "up"}
+}
+
+// readinessClient is the Redis client /readyz pings, nil for a role without Redis.
+// For a single Redis it dials once per attempt: the client asynq builds retries a
+// refused dial with backoff for longer than the check's second, and /readyz would
+// then report a deadline instead of the reason.
+func readinessClient(opt asynq.RedisConnOpt) redis.UniversalClient {
+	switch o := opt.(type) {
+	case nil:
+		return nil
+	case asynq.RedisClientOpt:
+		return redis.NewClient(&redis.Options{Network: o.Network, Addr: o.Addr, Username: o.Username,
+			Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig, DialTimeout: time.Second,
+			DialerRetries: 1, PoolSize: 2, MaxRetries: -1})
+	}
+	rc, _ := opt.MakeRedisClient().(redis.UniversalClient)
+	return rc
 }
 
 // adminOnly lets through requests that carry token as a bearer token or as the

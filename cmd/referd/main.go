@@ -35,6 +35,7 @@ import (
 	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ingest"
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/ops"
 	"github.com/referd/referd/referral"
@@ -141,6 +142,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError("apikey create needs --program")
 	}
 	log := newLogger(stderr, cfg.LogFormat)
+	// The Redis client and the standard log package (asynq's metrics collector,
+	// asynqmon) would otherwise print their own unstructured lines.
+	logging.Libraries(log)
 
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: cfg.DBConns})
 	if err != nil {
@@ -229,8 +233,11 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 	if role != "ingest" {
 		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
 		a.AllowPrivateTargets = cfg.AllowPrivate
+		tr := tracking.New(db, log)
+		// A PATCH /v1/program applies to the next tracking request of this process.
+		a.ProgramChanged = tr.ProgramChanged
 		mux.Handle("/v1/", a.Handler())
-		tracking.New(db, log).Register(mux)
+		tr.Register(mux)
 	}
 	var redis asynq.RedisConnOpt
 	if role != "api" {

@@ -449,7 +449,7 @@ func wantPublicURL(port int, publicURL string) func(*testing.T, config) {
 	}
 }
 
-// documented is the part of config that DESIGN.md §2 specifies (plus REFERD_HOST);
+// documented is the part of config that docs/design.md §2 specifies;
 // settings added later do not break the comparison.
 type documented struct {
 	DatabaseURL, RedisURL, Host string

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,7 +56,8 @@ func TestOpsEndpoints(t *testing.T) {
 	if code, _ := get(mux, "/ops/queues/api/queues", func(r *http.Request) { r.SetBasicAuth("ops", "s3cret") }); code != http.StatusOK {
 		t.Errorf("asynqmon's API with the basic-auth password: %d", code)
 	}
-	if code, body := get(mux, "/readyz", nil); code != http.StatusOK {
+	if code, body := get(mux, "/readyz", nil); code != http.StatusOK ||
+		body != `{"status":"ok","checks":{"postgres":{"status":"up"},"redis":{"status":"up"}}}`+"\n" {
 		t.Errorf("/readyz: %d %s", code, body)
 	}
 
@@ -92,8 +94,18 @@ func TestOpsEndpoints(t *testing.T) {
 	// Redis down: not ready; the process itself is alive.
 	down := http.NewServeMux()
 	mountOps(down, "serve", config{}, db, asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
-	if code, body := get(down, "/readyz", nil); code != http.StatusServiceUnavailable || !strings.Contains(body, "redis") {
-		t.Errorf("/readyz with Redis down: %d %s", code, body)
+	code, body := get(down, "/readyz", nil)
+	var ready readiness
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || code != http.StatusServiceUnavailable || ready.Status != "unavailable" ||
+		ready.Checks["postgres"].Status != "up" || ready.Checks["redis"].Status != "down" ||
+		!strings.Contains(ready.Checks["redis"].Error, "127.0.0.1:1") {
+		t.Errorf("/readyz with Redis down: %d %s, want 503 naming redis down at 127.0.0.1:1 and postgres up", code, body)
+	}
+	// A role without Redis says so.
+	noRedis := http.NewServeMux()
+	mountOps(noRedis, "api", config{}, db, nil)
+	if code, body := get(noRedis, "/readyz", nil); code != http.StatusOK || !strings.Contains(body, `"redis":{"status":"not_configured"}`) {
+		t.Errorf("/readyz without Redis: %d %s", code, body)
 	}
 	if code, _ := get(down, "/healthz", nil); code != http.StatusOK {
 		t.Errorf("/healthz with Redis down: %d", code)

@@ -14,9 +14,19 @@ import (
 	"github.com/referd/referd/providers"
 )
 
+// upstreamDir holds real Chargebee payloads, taken unchanged from a public test suite
+// (see its README).
+var upstreamDir = filepath.Join("..", "..", "testdata", "chargebee", "upstream")
+
+// readFixture reads a payload: "upstream/NAME" from upstreamDir, any other name from
+// this package's testdata.
 func readFixture(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	path := filepath.Join("testdata", name)
+	if rest, ok := strings.CutPrefix(name, "upstream/"); ok {
+		path = filepath.Join(upstreamDir, rest)
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -46,7 +56,7 @@ func checkGolden(t *testing.T, cases []golden) {
 	}
 }
 
-// Real Chargebee payloads (testdata/upstream, see its README).
+// Real Chargebee payloads (testdata/chargebee/upstream at the top of the repository, see its README).
 func TestParseUpstreamFixtures(t *testing.T) {
 	checkGolden(t, []golden{
 		{file: "upstream/payment_succeeded.json", want: providers.Parsed{
@@ -393,7 +403,7 @@ func TestVerify(t *testing.T) {
 }
 
 func fixtureSeeds(f *testing.F) {
-	for _, dir := range []string{"testdata", "testdata/upstream"} {
+	for _, dir := range []string{"testdata", upstreamDir} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 		if err != nil || len(files) == 0 {
 			f.Fatalf("no fixtures in %s: %v", dir, err)

@@ -14,16 +14,13 @@ import (
 	"github.com/referd/referd/providers"
 )
 
-// sharedFixtures is the repository-external fixture folder; testdata/upstream holds
-// unchanged copies so the package tests also run without it.
-const sharedFixtures = "../../../shared/fixtures/paddle"
+// upstream is the folder of real Paddle payloads, taken unchanged from Paddle's own
+// SDK test suites (see its README).
+var upstreamDir = filepath.Join("..", "..", "testdata", "paddle", "upstream")
 
 func upstream(t testing.TB, name string) []byte {
 	t.Helper()
-	if b, err := os.ReadFile(filepath.Join(sharedFixtures, name)); err == nil {
-		return b
-	}
-	b, err := os.ReadFile(filepath.Join("testdata", "upstream", name))
+	b, err := os.ReadFile(filepath.Join(upstreamDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,23 +42,6 @@ func at(s string) time.Time {
 		panic(err)
 	}
 	return t.UTC()
-}
-
-func TestUpstreamCopiesMatchShared(t *testing.T) {
-	ents, err := os.ReadDir(sharedFixtures)
-	if err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		shared, _ := os.ReadFile(filepath.Join(sharedFixtures, e.Name()))
-		local, err := os.ReadFile(filepath.Join("testdata", "upstream", e.Name()))
-		if err != nil || !bytes.Equal(shared, local) {
-			t.Errorf("testdata/upstream/%s differs from %s (%v)", e.Name(), sharedFixtures, err)
-		}
-	}
 }
 
 func TestParse(t *testing.T) {
@@ -402,7 +382,7 @@ func TestVerifyKnownVector(t *testing.T) {
 
 func fuzzSeeds(f *testing.F) [][]byte {
 	var seeds [][]byte
-	for _, dir := range []string{"testdata", filepath.Join("testdata", "upstream")} {
+	for _, dir := range []string{"testdata", upstreamDir} {
 		names, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		for _, n := range names {
 			b, err := os.ReadFile(n)

@@ -14,8 +14,9 @@ import (
 	"github.com/referd/referd/providers"
 )
 
-// sharedFixtures are the real Stripe payloads of shared/fixtures/stripe, copied here.
-const sharedFixtures = "testdata/upstream"
+// upstreamDir holds real Stripe webhook payloads, taken unchanged from a public test
+// suite (see its README).
+var upstreamDir = filepath.Join("..", "..", "testdata", "stripe", "upstream")
 
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
@@ -46,7 +47,7 @@ type want struct {
 }
 
 func TestParseFixtures(t *testing.T) {
-	shared := func(name string) string { return filepath.Join(sharedFixtures, name) }
+	upstream := func(name string) string { return filepath.Join(upstreamDir, name) }
 	own := func(name string) string { return filepath.Join("testdata", name) }
 	cases := []struct {
 		file     string
@@ -58,26 +59,26 @@ func TestParseFixtures(t *testing.T) {
 		want     []want
 	}{
 		// Real fixtures (API 2020-08-27 and an unversioned docs example).
-		{file: shared("checkout.session.completed.json"), eventID: "evt_000000000000000000000000", typ: "checkout.session.completed", created: 1648319959,
+		{file: upstream("checkout.session.completed.json"), eventID: "evt_000000000000000000000000", typ: "checkout.session.completed", created: 1648319959,
 			want: []want{{kind: providers.Payment, objectID: "pi_000000000000000000000000", customerID: "cus_00000000000000", email: "stripe@example.com", amount: 3000, currency: "usd"}}},
-		{file: shared("checkout.session.completed.payment_mode.json"), eventID: "evt_00000000000000", typ: "checkout.session.completed", created: 1326853478,
+		{file: upstream("checkout.session.completed.payment_mode.json"), eventID: "evt_00000000000000", typ: "checkout.session.completed", created: 1326853478,
 			want: []want{{kind: providers.Payment, objectID: "pi_00000000000000", customerID: "cus_00000000000000", email: "example@example.com", amount: 25000, currency: "usd"}}},
-		{file: shared("invoice.paid.json"), eventID: "evt_000000000000000000000000", typ: "invoice.paid", created: 1648320015,
+		{file: upstream("invoice.paid.json"), eventID: "evt_000000000000000000000000", typ: "invoice.paid", created: 1648320015,
 			want: []want{{kind: providers.Payment, objectID: "in_000000000000000000000000", customerID: "cus_00000000000000", amount: 2000, currency: "usd", product: "prod_00000000000000",
 				aliases: []string{"pi_000000000000000000000000", "ch_000000000000000000000000"}}}},
-		{file: shared("invoice.payment_succeeded.json"), eventID: "evt_000000000000000000000000", typ: "invoice.payment_succeeded", created: 1648320015,
+		{file: upstream("invoice.payment_succeeded.json"), eventID: "evt_000000000000000000000000", typ: "invoice.payment_succeeded", created: 1648320015,
 			want: []want{{kind: providers.Payment, objectID: "in_000000000000000000000000", customerID: "cus_00000000000000", amount: 2000, currency: "usd", product: "prod_00000000000000",
 				aliases: []string{"pi_000000000000000000000000", "ch_000000000000000000000000"}}}},
-		{file: shared("charge.succeeded.json"), eventID: "evt_000000000000000000000000", typ: "charge.succeeded", created: 1648320032,
+		{file: upstream("charge.succeeded.json"), eventID: "evt_000000000000000000000000", typ: "charge.succeeded", created: 1648320032,
 			want: []want{{kind: providers.Payment, objectID: "pi_000000000000000000000000", amount: 2000, currency: "usd"}}},
-		{file: shared("charge.refunded.json"), eventID: "evt_000000000000000000000000", typ: "charge.refunded", created: 1648319949,
+		{file: upstream("charge.refunded.json"), eventID: "evt_000000000000000000000000", typ: "charge.refunded", created: 1648319949,
 			want: []want{{kind: providers.Refund, objectID: "ch_000000000000000000000000", amount: 100, currency: "usd", refundID: "ch_000000000000000000000000:100", cumulative: true}}},
-		{file: shared("customer.created.json"), eventID: "evt_000000000000000000000000", typ: "customer.created", created: 1648320107,
+		{file: upstream("customer.created.json"), eventID: "evt_000000000000000000000000", typ: "customer.created", created: 1648320107,
 			want: []want{{kind: providers.CustomerSeen, customerID: "cus_00000000000000"}}},
-		{file: shared("customer.updated.json"), eventID: "evt_000000000000000000000000", typ: "customer.updated", created: 1648320110,
+		{file: upstream("customer.updated.json"), eventID: "evt_000000000000000000000000", typ: "customer.updated", created: 1648320110,
 			want: []want{{kind: providers.CustomerSeen, customerID: "cus_00000000000000"}}},
-		{file: shared("customer.subscription.created.json"), eventID: "evt_000000000000000000000000", typ: "customer.subscription.created", created: 1648320110},
-		{file: shared("payment_intent.succeeded.json"), eventID: "evt_000000000000000000000000", typ: "payment_intent.succeeded", created: 1648320033,
+		{file: upstream("customer.subscription.created.json"), eventID: "evt_000000000000000000000000", typ: "customer.subscription.created", created: 1648320110},
+		{file: upstream("payment_intent.succeeded.json"), eventID: "evt_000000000000000000000000", typ: "payment_intent.succeeded", created: 1648320033,
 			want: []want{{kind: providers.Payment, objectID: "pi_000000000000000000000000", amount: 2000, currency: "usd"}}},
 
 		// Project-owned envelopes (API 2023-10-16 unless named otherwise).
@@ -244,8 +245,9 @@ func TestVerify(t *testing.T) {
 }
 
 func fuzzSeeds(f *testing.F) {
+	// ../../testdata/stripe holds one folder per API version, and upstream.
 	versions, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "stripe", "*"))
-	for _, dir := range append([]string{sharedFixtures, "testdata"}, versions...) {
+	for _, dir := range append([]string{"testdata"}, versions...) {
 		files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 		if strings.HasSuffix(dir, ".md") {
 			continue

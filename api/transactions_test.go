@@ -112,7 +112,9 @@ func TestTransactionEarnsRewards(t *testing.T) {
 	for _, ev := range e.outbox() {
 		events = append(events, ev.Event)
 	}
-	want := "[customer.created customer.created reward.created reward.created transaction.created reward.created transaction.created]"
+	// Each reward.created comes with Partnero's customer.rewarded.
+	want := "[customer.created customer.created reward.created customer.rewarded reward.created customer.rewarded transaction.created " +
+		"reward.created customer.rewarded transaction.created]"
 	if fmt.Sprint(events) != want {
 		t.Errorf("events = %v\nwant %s", events, want)
 	}

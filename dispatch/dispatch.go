@@ -49,12 +49,15 @@ func Plan(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]int64, e
 			if !e.Subscribed(r.Event) {
 				continue
 			}
+			// The body is Partnero's: url and webhook_key name the endpoint as the API
+			// shows it when the event is planned, and every attempt sends these bytes.
 			body, err := json.Marshal(struct {
 				Event      string          `json:"event"`
+				URL        string          `json:"url"`
 				WebhookKey string          `json:"webhook_key"`
 				CreatedAt  string          `json:"created_at"`
 				Data       json.RawMessage `json:"data"`
-			}{r.Event, e.Key, r.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z"), json.RawMessage(r.Payload)})
+			}{r.Event, e.URL, e.Key, r.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z"), json.RawMessage(r.Payload)})
 			if err != nil {
 				return nil, err
 			}

@@ -188,8 +188,10 @@ func (e *versionEnv) checkNoPending() {
 	}
 }
 
-// checkSums fails unless every balance is the sum of its ledger, and every reward
-// total the sum of its customer's rewards less what was reversed.
+// checkSums fails unless every balance is the sum of its ledger, every reward
+// total the sum of its customer's rewards less what was reversed, and every reward
+// announced by exactly one customer.rewarded event naming its recipient (rewards a
+// renumbered sale earns included).
 func (e *versionEnv) checkSums() {
 	e.t.Helper()
 	var bad []string
@@ -199,11 +201,15 @@ func (e *versionEnv) checkSums() {
 			WHERE l.customer_pk = b.customer_pk AND l.units = b.units)
 		UNION ALL
 		SELECT 'reward total ' || t.customer_pk || ' ' || t.units FROM reward_totals t
-		WHERE t.total <> (SELECT coalesce(sum(amount - reversed), 0) FROM rewards w WHERE w.customer_pk = t.customer_pk AND w.units = t.units)`); err != nil {
+		WHERE t.total <> (SELECT coalesce(sum(amount - reversed), 0) FROM rewards w WHERE w.customer_pk = t.customer_pk AND w.units = t.units)
+		UNION ALL
+		SELECT 'customer.rewarded events of reward ' || w.key FROM rewards w JOIN customers c ON c.pk = w.customer_pk
+		WHERE (SELECT count(*) FROM outbox o WHERE o.event = 'customer.rewarded' AND o.payload->>'key' = w.key
+			AND o.payload->'customer'->>'key' = c.key) <> 1`); err != nil {
 		e.t.Fatal(err)
 	}
 	if len(bad) > 0 {
-		e.t.Errorf("running sums that differ from what they sum: %v", bad)
+		e.t.Errorf("running sums that differ from what they sum, or rewards without their one event: %v", bad)
 	}
 }
 

@@ -77,8 +77,11 @@ func CreditBalance(ctx context.Context, db *store.DB, p store.Program, idOrKey s
 	credit.CustomerPK = c.PK
 	err = db.InTx(ctx, func(tx *store.Tx) error {
 		credit.At = store.Now()
-		_, err := store.ApplyCredit(ctx, tx, credit)
-		return err
+		applied, err := store.ApplyCredit(ctx, tx, credit)
+		if err != nil || !applied {
+			return err // a retry with a used key: its event was written the first time
+		}
+		return writeEvent(ctx, tx, p.PK, "customer.credited", CreditedJSON(c, credit), credit.At)
 	})
 	if errors.Is(err, store.ErrInsufficient) {
 		return store.Customer{}, nil, Invalid("amount", "The debit is larger than the balance.")

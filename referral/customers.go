@@ -137,7 +137,8 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 			if err := store.InsertCustomer(ctx, tx, &n, refID, refKey, string(payload)); err != nil {
 				return err
 			}
-			if err := grantSignup(ctx, tx, p, signup, n.ReferrerPK.Int64, n.PK, n.CreatedAt); err != nil {
+			friend := store.CustomerRef{PK: n.PK, ID: n.ID, Key: n.Key, Email: n.Email, Name: n.Name}
+			if err := grantSignup(ctx, tx, p, signup, *n.Referrer, friend, n.CreatedAt); err != nil {
 				return err
 			}
 			c = n

@@ -171,6 +171,9 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 		if err := store.InsertReward(ctx, tx, r, rewardPayload(*r)); err != nil {
 			return err
 		}
+		if err := writeRewarded(ctx, tx, *r, t.Referrer, t.Buyer); err != nil {
+			return err
+		}
 		// What target has refunded already reverses its share of the new reward too.
 		if d := money.Prorate(r.Amount, t.Refunded, t.Amount); r.Proportional && d > 0 {
 			if err := store.ReverseReward(ctx, tx, r, d, now, rewardPayload); err != nil {

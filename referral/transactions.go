@@ -450,7 +450,7 @@ func planSale(bs *batchedSale, buyer store.Buyer, purchase int) (store.Sale, err
 	t.Rewards = newRewards(p, earned, buyer.ReferrerPK.Int64, buyer.PK, sql.NullInt64{}, t.Key, at, now)
 	events := make([]store.Event, 0, len(t.Rewards)+1)
 	for _, r := range t.Rewards {
-		events = append(events, event("reward.created", RewardJSON(r)))
+		events = append(events, event("reward.created", RewardJSON(r)), rewardedEvent(r, t.Referrer, t.Buyer))
 	}
 	events = append(events, event("transaction.created", TransactionJSON(*t)))
 	return store.Sale{T: t, Rewards: t.Rewards, Events: events, RecordedAt: now}, nil
@@ -521,11 +521,14 @@ func nullInt(v *int64) sql.NullInt64 {
 
 // grantSignup stores the rewards a referred customer's sign-up earned, one by one in
 // customer and units order, the order in which every writer locks balances.
-func grantSignup(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.Earned, referrerPK, referredPK int64, now time.Time) error {
-	rs := newRewards(p, earned, referrerPK, referredPK, sql.NullInt64{Int64: referredPK, Valid: true}, "", now, now)
+func grantSignup(ctx context.Context, tx *store.Tx, p store.Program, earned []rewards.Earned, referrer, referred store.CustomerRef, now time.Time) error {
+	rs := newRewards(p, earned, referrer.PK, referred.PK, sql.NullInt64{Int64: referred.PK, Valid: true}, "", now, now)
 	sort.SliceStable(rs, func(i, j int) bool { return balanceOrder(&rs[i], &rs[j]) })
 	for i := range rs {
 		if err := store.InsertReward(ctx, tx, &rs[i], rewardPayload(rs[i])); err != nil {
+			return err
+		}
+		if err := writeRewarded(ctx, tx, rs[i], &referrer, referred); err != nil {
 			return err
 		}
 	}

@@ -15,11 +15,58 @@ import (
 	"github.com/referd/referd/webhook"
 )
 
-// WebhookEvents are the events a webhook endpoint can subscribe to.
+// WebhookEvents are the events a webhook endpoint can subscribe to. The last two
+// are Partnero's names, so receivers written for it (its n8n trigger) subscribe
+// unchanged: customer.rewarded comes with every reward.created, with the recipient;
+// customer.credited with every manual credit or debit.
 var WebhookEvents = []string{
 	"customer.created", "customer.updated", "customer.deleted",
 	"transaction.created", "transaction.deleted",
 	"reward.created", "reward.approved", "reward.reversed",
+	"customer.rewarded", "customer.credited",
+}
+
+// RewardedView is the data of a customer.rewarded event: the reward entry as the
+// customer's rewards list shows it, and the customer it went to.
+type RewardedView struct {
+	RewardView
+	Customer *CustomerRefView `json:"customer"`
+}
+
+// rewardedEvent is the customer.rewarded event of r, a reward of a sale of referred
+// (or of their sign-up) referred by referrer: the friend's reward went to referred,
+// the referrer's to referrer.
+func rewardedEvent(r store.Reward, referrer *store.CustomerRef, referred store.CustomerRef) store.Event {
+	to := referred
+	if r.Recipient != "referred" && referrer != nil {
+		to = *referrer
+	}
+	return event("customer.rewarded", RewardedView{RewardJSON(r), RefJSON(to)})
+}
+
+// writeRewarded writes the customer.rewarded event of r, just stored by
+// store.InsertReward, in the same transaction.
+func writeRewarded(ctx context.Context, q store.Querier, r store.Reward, referrer *store.CustomerRef, referred store.CustomerRef) error {
+	ev := rewardedEvent(r, referrer, referred)
+	return store.InsertOutbox(ctx, q, r.ProgramPK, ev.Event, string(ev.Payload), r.CreatedAt)
+}
+
+// CreditedView is the data of a customer.credited event: a manual credit, or a
+// debit with a negative amount, in major units.
+type CreditedView struct {
+	Customer    *CustomerRefView `json:"customer"`
+	Amount      json.Number      `json:"amount"`
+	AmountUnits string           `json:"amount_units"`
+	IsCurrency  bool             `json:"is_currency"`
+	Note        *string          `json:"note"`
+}
+
+// CreditedJSON is the customer.credited data of credit c to customer to.
+func CreditedJSON(to store.Customer, c store.Credit) CreditedView {
+	return CreditedView{
+		Customer: RefJSON(store.CustomerRef{PK: to.PK, ID: to.ID, Key: to.Key, Email: to.Email, Name: to.Name}),
+		Amount:   Major(c.Amount, c.Units), AmountUnits: c.Units, IsCurrency: c.IsCurrency, Note: nullString(c.Note),
+	}
 }
 
 // SecretOverlap is how long the previous secret of a rotated endpoint still signs

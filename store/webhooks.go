@@ -31,8 +31,9 @@ type WebhookEndpoint struct {
 	UpdatedAt           time.Time      `db:"updated_at"`
 }
 
-// Secrets are the secrets that sign a message sent at now: the current one, and the
-// previous one during its rotation window.
+// Secrets are the secrets that sign a message sent at now, newest first (as
+// webhook.Message takes them): the current one, and the previous one during its
+// rotation window.
 func (e WebhookEndpoint) Secrets(now time.Time) []string {
 	s := []string{e.Secret}
 	if e.PreviousSecret.Valid && e.PreviousSecretUntil.Valid && now.Before(e.PreviousSecretUntil.Time) {

@@ -32,7 +32,9 @@ type Message struct {
 	Timestamp time.Time
 	// Body is the JSON payload, sent as is.
 	Body []byte
-	// Secrets sign the message, one signature each (several during a rotation).
+	// Secrets sign the message, newest first: each one signs webhook-signature
+	// (several during a rotation), and the first alone signs the Signature header,
+	// which has room for one.
 	Secrets []string
 }
 
@@ -52,8 +54,10 @@ type Attempt struct {
 }
 
 // Deliver makes one attempt: it POSTs msg, signed with all its secrets, to url
-// through c (from NewClient). It never returns an error of its own: everything
-// that went wrong is in the Attempt.
+// through c (from NewClient). Besides the Standard Webhooks headers it sends
+// Partnero's Signature header (PartneroSignature with the newest secret), so
+// receivers written for either scheme verify it. It never returns an error of its
+// own: everything that went wrong is in the Attempt.
 func Deliver(ctx context.Context, c *http.Client, url string, msg Message) Attempt {
 	if msg.Timestamp.IsZero() {
 		msg.Timestamp = time.Now()
@@ -71,6 +75,7 @@ func Deliver(ctx context.Context, c *http.Client, url string, msg Message) Attem
 	req.Header.Set("webhook-id", msg.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(msg.Timestamp.Unix(), 10))
 	req.Header.Set("webhook-signature", sig)
+	req.Header.Set("Signature", PartneroSignature(msg.Secrets[0], msg.Body))
 
 	start := time.Now()
 	resp, err := c.Do(req)

@@ -15,6 +15,14 @@ func ExampleSign() {
 	// Output: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= <nil>
 }
 
+// Partnero's Signature header: hex HMAC-SHA256 of the raw body, keyed by the
+// secret's text as the API shows it (the same value as
+// `printf '%s' "$BODY" | openssl dgst -sha256 -hmac "$SECRET"`).
+func ExamplePartneroSignature() {
+	fmt.Println(webhook.PartneroSignature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", []byte(`{"test": 2432232314}`)))
+	// Output: 80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c
+}
+
 func ExampleRetryDelay() {
 	schedule, _ := webhook.ParseSchedule("5s,5m,30m")
 	noJitter := func(time.Duration) time.Duration { return 0 }

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -64,6 +65,16 @@ func Sign(secret, msgID string, ts time.Time, body []byte) (string, error) {
 	mac.Write([]byte{'.'})
 	mac.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// PartneroSignature returns the Signature header of Partnero's scheme: the
+// lower-case hex HMAC-SHA256 of body, keyed by the secret's text exactly as the API
+// shows it ("whsec_..." as UTF-8 bytes, not base64-decoded as Sign decodes it).
+// Receivers written for Partnero, such as its n8n trigger, check this header alone.
+func PartneroSignature(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // Signatures returns the webhook-signature header value: one signature per secret,

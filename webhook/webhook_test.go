@@ -1,12 +1,18 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +114,7 @@ func TestDeliverRotationVerifiesWithEachSecret(t *testing.T) {
 
 	// Zero Timestamp means now, which the reference library's tolerance accepts.
 	a := Deliver(context.Background(), NewClient(true), srv.URL, Message{
-		ID: "msg_rot", Body: []byte(`{}`), Secrets: []string{oldSecret, newSec},
+		ID: "msg_rot", Body: []byte(`{}`), Secrets: []string{newSec, oldSecret},
 	})
 	if a.Outcome(time.Now()).Kind != Succeeded {
 		t.Fatalf("Deliver = %+v", a)
@@ -129,6 +135,53 @@ func TestDeliverRotationVerifiesWithEachSecret(t *testing.T) {
 	other, _ := standardwebhooks.NewWebhook(newSecret(t))
 	if err := other.Verify(req.body, req.header); err == nil {
 		t.Error("a third secret verified the message")
+	}
+	// Partnero's header has room for one signature: the newest secret's.
+	if sig := req.header.Get("Signature"); !partneroVerify(newSec, req.body, sig) || partneroVerify(oldSecret, req.body, sig) {
+		t.Errorf("Signature %q: want the new secret's, not the old one's", sig)
+	}
+}
+
+// partneroVerify checks a Signature header the way Partnero's documentation and its
+// n8n trigger do, independently of PartneroSignature: the lower-case hex HMAC-SHA256
+// of the raw body, keyed by the secret string's bytes, compared exactly.
+func partneroVerify(secret string, body []byte, header string) bool {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return subtle.ConstantTimeCompare([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(header)) == 1
+}
+
+// Every delivery carries Partnero's Signature header next to the Standard Webhooks
+// ones, and a receiver for either scheme accepts it.
+func TestDeliverPartneroSignature(t *testing.T) {
+	t.Parallel()
+	srv, got := receiver(t, http.StatusOK)
+	secret := newSecret(t)
+	// A body with what a re-encoding would change: HTML characters, non-ASCII, spacing.
+	body := []byte(`{"event":"customer.credited", "url":"https://x.test/?a=1&b=<2>","data":{"note":"café"}}`)
+	a := Deliver(context.Background(), NewClient(true), srv.URL, Message{ID: "msg_p", Body: body, Secrets: []string{secret}})
+	if a.Outcome(time.Now()).Kind != Succeeded {
+		t.Fatalf("Deliver = %+v", a)
+	}
+	req := got()[0]
+	sig := req.header.Get("Signature")
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sig) {
+		t.Errorf("Signature %q: want 64 lower-case hex digits", sig)
+	}
+	if !bytes.Equal(req.body, body) || !partneroVerify(secret, req.body, sig) {
+		t.Errorf("Signature %q does not verify the raw body %s", sig, req.body)
+	}
+	// The key is the secret's text, not the base64-decoded key the other scheme uses.
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if partneroVerify(string(key), req.body, sig) {
+		t.Error("Signature is keyed by the decoded secret")
+	}
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Verify(req.body, req.header); err != nil {
+		t.Errorf("reference Verify: %v", err)
 	}
 }
 

@@ -166,25 +166,26 @@ func TestTransactionErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, field string
 		status            int
+		offSpec           bool // the body breaks openapi.json
 	}{
-		{"customer not referred", `{"customer": {"key": "loner"}, "key": "t", "amount": 10}`, "customer", 422},
-		{"unknown customer", `{"customer": {"key": "ghost"}, "key": "t", "amount": 10}`, "customer", 422},
-		{"no customer", `{"key": "t", "amount": 10}`, "customer", 422},
-		{"no key", `{"customer": {"key": "friend"}, "amount": 10}`, "key", 422},
-		{"no amount", `{"customer": {"key": "friend"}, "key": "t"}`, "amount", 422},
-		{"zero amount", `{"customer": {"key": "friend"}, "key": "t", "amount": 0}`, "amount", 422},
-		{"negative amount", `{"customer": {"key": "friend"}, "key": "t", "amount": -5}`, "amount", 422},
-		{"too many decimals", `{"customer": {"key": "friend"}, "key": "t", "amount": 10.001}`, "amount", 422},
-		{"yen with decimals", `{"customer": {"key": "friend"}, "key": "t", "amount": 10.5, "amount_units": "jpy"}`, "amount", 422},
-		{"unknown currency", `{"customer": {"key": "friend"}, "key": "t", "amount": 10, "amount_units": "credit"}`, "amount_units", 422},
-		{"amount as text", `{"customer": {"key": "friend"}, "key": "t", "amount": "ten"}`, "amount", 422},
-		{"bad action", `{"customer": {"key": "friend"}, "key": "t", "amount": 10, "action": "Sale!"}`, "action", 422},
-		{"empty batch", `{"customer": {"key": "friend"}, "transactions": []}`, "transactions", 422},
-		{"bad batch item", `{"customer": {"key": "friend"}, "transactions": [{"key": "a", "amount": 1}, {"key": "b"}]}`, "transactions.1.amount", 422},
-		{"malformed", `{"customer": `, "", 400},
+		{"customer not referred", `{"customer": {"key": "loner"}, "key": "t", "amount": 10}`, "customer", 422, false},
+		{"unknown customer", `{"customer": {"key": "ghost"}, "key": "t", "amount": 10}`, "customer", 422, false},
+		{"no customer", `{"key": "t", "amount": 10}`, "customer", 422, true},
+		{"no key", `{"customer": {"key": "friend"}, "amount": 10}`, "key", 422, true},
+		{"no amount", `{"customer": {"key": "friend"}, "key": "t"}`, "amount", 422, true},
+		{"zero amount", `{"customer": {"key": "friend"}, "key": "t", "amount": 0}`, "amount", 422, true},
+		{"negative amount", `{"customer": {"key": "friend"}, "key": "t", "amount": -5}`, "amount", 422, true},
+		{"too many decimals", `{"customer": {"key": "friend"}, "key": "t", "amount": 10.001}`, "amount", 422, false},
+		{"yen with decimals", `{"customer": {"key": "friend"}, "key": "t", "amount": 10.5, "amount_units": "jpy"}`, "amount", 422, false},
+		{"unknown currency", `{"customer": {"key": "friend"}, "key": "t", "amount": 10, "amount_units": "credit"}`, "amount_units", 422, true},
+		{"amount as text", `{"customer": {"key": "friend"}, "key": "t", "amount": "ten"}`, "amount", 422, true},
+		{"bad action", `{"customer": {"key": "friend"}, "key": "t", "amount": 10, "action": "Sale!"}`, "action", 422, true},
+		{"empty batch", `{"customer": {"key": "friend"}, "transactions": []}`, "transactions", 422, true},
+		{"bad batch item", `{"customer": {"key": "friend"}, "transactions": [{"key": "a", "amount": 1}, {"key": "b"}]}`, "transactions.1.amount", 422, true},
+		{"malformed", `{"customer": `, "", 400, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wantError(t, e.call("POST", "/v1/transactions", tc.body), tc.status, tc.field)
+			wantError(t, e.offSpecIf(tc.offSpec).call("POST", "/v1/transactions", tc.body), tc.status, tc.field)
 		})
 	}
 	if l := e.must(200, "GET", "/v1/transactions", nil).list(); len(l) != 0 {
@@ -401,7 +402,7 @@ func TestCredit(t *testing.T) {
 	wantError(t, e.call("POST", "/v1/customers/c/balance/credit", `{"amount": 0}`), 422, "amount")
 	wantError(t, e.call("POST", "/v1/customers/c/balance/credit", `{"amount": 1.001, "amount_units": "usd"}`), 422, "amount")
 	wantError(t, e.call("POST", "/v1/customers/c/balance/credit", `{"amount": 1, "amount_units": "usd", "is_currency": false}`), 422, "is_currency")
-	wantError(t, e.call("POST", "/v1/customers/c/balance/credit", `{"amount": 1, "amount_units": "dollars"}`), 422, "amount_units")
+	wantError(t, e.offSpec().call("POST", "/v1/customers/c/balance/credit", `{"amount": 1, "amount_units": "dollars"}`), 422, "amount_units")
 	wantError(t, e.call("POST", "/v1/customers/ghost/balance/credit", `{"amount": 1}`), 404, "")
 	// Points are credit, not money; a keyed credit counts once.
 	e.must(200, "POST", "/v1/customers/c/balance/credit", `{"amount": 100, "amount_units": "credit", "is_currency": false, "key": "bonus-1"}`)

@@ -17,22 +17,49 @@ import (
 	"github.com/referd/referd/store/storetest"
 )
 
-// env is one program on a fresh schema behind a real HTTP server.
+// env is one program on a fresh schema behind a real HTTP server, whose every
+// request and answer is checked against openapi.json.
 type env struct {
 	t    *testing.T
 	db   *store.DB
 	srv  *httptest.Server
 	key  string
 	prog store.Program
+	// offSpecCalls marks its requests as breaking openapi.json on purpose (see offSpec).
+	offSpecCalls bool
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := storetest.New(t)
 	e := &env{t: t, db: db}
-	e.srv = httptest.NewServer(api.New(db, "http://referd.test", slog.New(slog.NewTextHandler(io.Discard, nil)), 8).Handler())
-	t.Cleanup(e.srv.Close)
+	e.srv = e.serve(api.New(db, "http://referd.test", slog.New(slog.NewTextHandler(io.Discard, nil)), 8))
 	e.prog, e.key = e.newProgram("Acme", "https://acme.test")
+	return e
+}
+
+// serve runs s behind a test server that checks every exchange against openapi.json.
+func (e *env) serve(s *api.Server) *httptest.Server {
+	srv := httptest.NewServer(checked(e.t, s.Handler()))
+	e.t.Cleanup(srv.Close)
+	return srv
+}
+
+// offSpec returns e for a request that breaks openapi.json on purpose: malformed
+// JSON, a value of the wrong type or out of range, no API key, an unknown path. The
+// check then wants the request to fail validation (so the mark stays true), and
+// still holds the answer to the document.
+func (e *env) offSpec() *env {
+	c := *e
+	c.offSpecCalls = true
+	return &c
+}
+
+// offSpecIf is offSpec when offSpec is true (for tables of requests), else e.
+func (e *env) offSpecIf(offSpec bool) *env {
+	if offSpec {
+		return e.offSpec()
+	}
 	return e
 }
 
@@ -90,6 +117,9 @@ func (e *env) callKey(key, method, path string, body any) response {
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if e.offSpecCalls {
+		req.Header.Set(offSpecHeader, "1")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)

@@ -33,7 +33,7 @@ func TestWebhookPartneroEvents(t *testing.T) {
 	if fmt.Sprint(d["events"]) != "[customer.credited]" {
 		t.Errorf("events after the update = %v", d["events"])
 	}
-	r := e.call("POST", "/v1/webhooks", `{"url": "https://n8n.example.com/x", "events": ["customer.rewarded", "partner.created"]}`)
+	r := e.offSpec().call("POST", "/v1/webhooks", `{"url": "https://n8n.example.com/x", "events": ["customer.rewarded", "partner.created"]}`)
 	wantError(t, r, 422, "events")
 	if !strings.Contains(string(r.Raw), "customer.rewarded, customer.credited") {
 		t.Errorf("the error does not list Partnero's events: %s", r.Raw)

@@ -59,7 +59,14 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p store.Program) e
 
 // Handler is the /v1 API. Paths it does not know answer the JSON error envelope too.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux, _ := s.routes()
+	return s.recoverer(jsonMux(mux))
+}
+
+// routes registers the API's routes on a new mux and returns it with their patterns,
+// which the tests hold openapi.json to.
+func (s *Server) routes() (*http.ServeMux, []string) {
+	mux := &patternMux{ServeMux: http.NewServeMux()}
 	route := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.authed(h)) }
 	// A ledger write is a transaction of several statements holding row locks (the
 	// referrer's balance, counters) until it commits. Beyond about four per core, more
@@ -108,7 +115,20 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/webhooks/{key}/deliveries", s.listDeliveries)
 	route("POST /v1/webhooks/{key}/deliveries/{id}/retry", s.retryDelivery)
 
-	return s.recoverer(jsonMux(mux))
+	mux.Handle("GET /v1/openapi.json", http.HandlerFunc(serveOpenAPI))
+
+	return mux.ServeMux, mux.patterns
+}
+
+// patternMux is a ServeMux that remembers the patterns registered on it.
+type patternMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *patternMux) Handle(pattern string, h http.Handler) {
+	m.ServeMux.Handle(pattern, h)
+	m.patterns = append(m.patterns, pattern)
 }
 
 // jsonMux answers unknown paths (404) and methods (405) with the error envelope

@@ -103,6 +103,9 @@ func TestCreateCustomerGeneratesIDAndKey(t *testing.T) {
 	if a["id"] == b["id"] || a["key"] == b["key"] {
 		t.Errorf("generated identifiers repeat: %v %v", a, b)
 	}
+	if a["source"] != "api" {
+		t.Errorf("source = %v, want api (created through the API)", a["source"])
+	}
 	// Numeric ids, as SDKs send them, are accepted as text.
 	n := e.must(201, "POST", "/v1/customers", `{"id": 12345, "key": 678}`).data()
 	if n["id"] != "12345" || n["key"] != "678" {

@@ -50,7 +50,7 @@ func Resolve(ctx context.Context, db *store.DB, match Matcher, p store.Program, 
 		return Match{}, err
 	}
 	if c.Via == "" {
-		created, err := createReferred(ctx, db, p, ev)
+		created, err := createReferred(ctx, db, p, provider, ev)
 		var conflict *store.ConflictError
 		switch {
 		case errors.As(err, &conflict):
@@ -77,9 +77,9 @@ func LinkFor(p store.Program, provider string, ev providers.Event, c store.Custo
 }
 
 // createReferred creates the customer a payment names by its referrer's key.
-func createReferred(ctx context.Context, db *store.DB, p store.Program, ev providers.Event) (store.Customer, error) {
+func createReferred(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event) (store.Customer, error) {
 	ref := referral.Text(ev.ReferralKey)
-	in := referral.CustomerInput{ReferringCustomer: &referral.CustomerRefInput{Key: &ref}}
+	in := referral.CustomerInput{ReferringCustomer: &referral.CustomerRefInput{Key: &ref}, Source: provider}
 	if ev.CustomerKey != "" {
 		k := referral.Text(ev.CustomerKey)
 		in.Key = &k

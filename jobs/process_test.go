@@ -161,8 +161,8 @@ func TestProcessUnattributedThenReferralKey(t *testing.T) {
 		t.Fatalf("status %s", ev.Status)
 	}
 	c, err := store.CustomerByEmail(e.ctx, e.db, e.p.PK, "new@example.com")
-	if err != nil || c.Referrer == nil || c.Referrer.Key != "ref" {
-		t.Errorf("created customer %+v %v", c, err)
+	if err != nil || c.Referrer == nil || c.Referrer.Key != "ref" || c.Source != "stripe" {
+		t.Errorf("created customer %+v %v, want ref's referral with source stripe", c, err)
 	}
 }
 

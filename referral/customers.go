@@ -101,6 +101,9 @@ type CustomerInput struct {
 	Surname           *string           `json:"surname"`
 	Metadata          json.RawMessage   `json:"metadata"`
 	ReferringCustomer *CustomerRefInput `json:"referring_customer"`
+	// Source is where the customer is created (api when empty); not read from the
+	// API's JSON.
+	Source string `json:"-"`
 }
 
 // CreateCustomer validates in and stores the customer, linked to its referrer when
@@ -113,6 +116,10 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 	c.CreatedAt = store.Now()
 	c.UpdatedAt = c.CreatedAt
 	c.Links = []store.LinkRef{{Key: c.Key}}
+	c.Source = in.Source
+	if c.Source == "" {
+		c.Source = "api"
+	}
 	payload, err := json.Marshal(CustomerJSON(p, c))
 	if err != nil {
 		return store.Customer{}, err

@@ -84,6 +84,7 @@ type CustomerView struct {
 	ReferralLink      string           `json:"referral_link"`
 	ReferralLinks     []string         `json:"referral_links"`
 	Metadata          json.RawMessage  `json:"metadata"`
+	Source            string           `json:"source"`
 	CreatedAt         Time             `json:"created_at"`
 	UpdatedAt         Time             `json:"updated_at"`
 	DeletedAt         *Time            `json:"deleted_at"`
@@ -94,7 +95,7 @@ func CustomerJSON(p store.Program, c store.Customer) CustomerView {
 	v := CustomerView{
 		ID: c.ID, Key: c.Key, Email: nullString(c.Email), Name: nullString(c.Name), Surname: nullString(c.Surname),
 		Status: c.Status, Approved: c.Approved, ReferralsCount: c.ReferralsCount,
-		ReferralLink: LinkURL(p, c.Key, ""), Metadata: json.RawMessage(c.Metadata),
+		ReferralLink: LinkURL(p, c.Key, ""), Metadata: json.RawMessage(c.Metadata), Source: c.Source,
 		CreatedAt: Time(c.CreatedAt), UpdatedAt: Time(c.UpdatedAt), DeletedAt: NullTime(c.DeletedAt),
 		ReferralLinks: make([]string, 0, len(c.Links)+1),
 	}

@@ -19,6 +19,8 @@ type Customer struct {
 	Name           sql.NullString `db:"name"`
 	Surname        sql.NullString `db:"surname"`
 	Metadata       string         `db:"metadata"` // a JSON object
+	// Source is where the customer was created: api, js, stripe, paddle or chargebee.
+	Source string `db:"source"`
 	ReferrerPK     sql.NullInt64  `db:"referrer_pk"`
 	Status         string         `db:"status"`
 	Approved       bool           `db:"approved"`
@@ -55,7 +57,7 @@ type LinkRef struct {
 }
 
 const customerSelect = `
-	SELECT c.pk, c.program_pk, c.id, c.key, c.email, c.name, c.surname, c.metadata::text AS metadata,
+	SELECT c.pk, c.program_pk, c.id, c.key, c.email, c.name, c.surname, c.metadata::text AS metadata, c.source,
 		c.referrer_pk, c.status, c.approved, coalesce(s.referrals, 0) AS referrals_count,
 		c.created_at, c.updated_at, c.deleted_at,
 		r.id AS ref_id, r.key AS ref_key, r.email AS ref_email, r.name AS ref_name,
@@ -101,8 +103,8 @@ func InsertCustomer(ctx context.Context, q Querier, c *Customer, refID, refKey, 
 			SELECT r.pk, r.id, r.key, r.email, r.name FROM referral_links l JOIN customers r ON r.pk = l.customer_pk
 			WHERE $10 = '' AND $11 <> '' AND l.program_pk = $1 AND l.key = $11 AND r.status = 'active'
 		), c AS (
-			INSERT INTO customers (program_pk, id, key, email, name, surname, metadata, referrer_pk, created_at, updated_at)
-			SELECT $1, $2, $3, $4, $5, $6, $7, (SELECT pk FROM ref), $8, $8
+			INSERT INTO customers (program_pk, id, key, email, name, surname, metadata, referrer_pk, created_at, updated_at, source)
+			SELECT $1, $2, $3, $4, $5, $6, $7, (SELECT pk FROM ref), $8, $8, coalesce(NULLIF($13, ''), 'api')
 			WHERE ($10 = '' AND $11 = '') OR EXISTS (SELECT FROM ref)
 			RETURNING pk, referrer_pk
 		), l AS (
@@ -120,7 +122,7 @@ func InsertCustomer(ctx context.Context, q Querier, c *Customer, refID, refKey, 
 		)
 		SELECT c.pk, ref.pk AS ref_pk, ref.id AS ref_id, ref.key AS ref_key, ref.email AS ref_email, ref.name AS ref_name
 		FROM c LEFT JOIN ref ON true`,
-		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.CreatedAt, payload, refID, refKey, RequestID(ctx))
+		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.CreatedAt, payload, refID, refKey, RequestID(ctx), c.Source)
 	if err != nil {
 		return fmt.Errorf("store.InsertCustomer(%s): %w", c.Key, translate(err))
 	}

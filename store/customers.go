@@ -11,23 +11,23 @@ import (
 
 // Customer is a program's customer: a potential referrer and possibly a referred friend.
 type Customer struct {
-	PK             int64          `db:"pk"`
-	ProgramPK      int64          `db:"program_pk"`
-	ID             string         `db:"id"`
-	Key            string         `db:"key"`
-	Email          sql.NullString `db:"email"`
-	Name           sql.NullString `db:"name"`
-	Surname        sql.NullString `db:"surname"`
-	Metadata       string         `db:"metadata"` // a JSON object
+	PK        int64          `db:"pk"`
+	ProgramPK int64          `db:"program_pk"`
+	ID        string         `db:"id"`
+	Key       string         `db:"key"`
+	Email     sql.NullString `db:"email"`
+	Name      sql.NullString `db:"name"`
+	Surname   sql.NullString `db:"surname"`
+	Metadata  string         `db:"metadata"` // a JSON object
 	// Source is where the customer was created: api, js, stripe, paddle or chargebee.
-	Source string `db:"source"`
-	ReferrerPK     sql.NullInt64  `db:"referrer_pk"`
-	Status         string         `db:"status"`
-	Approved       bool           `db:"approved"`
-	ReferralsCount int            `db:"referrals_count"`
-	CreatedAt      time.Time      `db:"created_at"`
-	UpdatedAt      time.Time      `db:"updated_at"`
-	DeletedAt      sql.NullTime   `db:"deleted_at"`
+	Source         string        `db:"source"`
+	ReferrerPK     sql.NullInt64 `db:"referrer_pk"`
+	Status         string        `db:"status"`
+	Approved       bool          `db:"approved"`
+	ReferralsCount int           `db:"referrals_count"`
+	CreatedAt      time.Time     `db:"created_at"`
+	UpdatedAt      time.Time     `db:"updated_at"`
+	DeletedAt      sql.NullTime  `db:"deleted_at"`
 
 	// Referrer is the referring customer, read with the customer.
 	Referrer *CustomerRef `db:"-"`

@@ -230,6 +230,9 @@ type HeldError struct {
 	Until time.Time
 }
 
+// Deferred says the task waits on purpose: metrics count it apart from failures.
+func (e *HeldError) Deferred() bool { return true }
+
 func (e *HeldError) Error() string {
 	return fmt.Sprintf("provider event %d is held until %s", e.PK, e.Until.UTC().Format(time.RFC3339))
 }

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -34,7 +35,7 @@ var (
 		Help: "Billing webhooks received, by provider and outcome (stored, duplicate, bad_signature, too_large, malformed, not_found, unavailable).",
 	}, []string{"provider", "outcome"})
 	jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "referd_jobs_total", Help: "Background tasks run, by task type and result (ok, error).",
+		Name: "referd_jobs_total", Help: "Background tasks run, by task type and result (ok, error, deferred).",
 	}, []string{"task", "result"})
 	jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "referd_job_duration_seconds", Help: "Time to run background tasks, by task type.",
@@ -80,13 +81,22 @@ func IngestEvent(provider, outcome string) { ingestEvents.WithLabelValues(provid
 // Delivery counts an outgoing webhook attempt by outcome.
 func Delivery(outcome string) { deliveries.WithLabelValues(outcome).Inc() }
 
-// Jobs is asynq middleware that counts and times every task.
+// deferrer is an error that says its task is put off on purpose, to be run again
+// later (jobs.HeldError), rather than failed.
+type deferrer interface{ Deferred() bool }
+
+// Jobs is asynq middleware that counts and times every task, by type and result:
+// ok, error, or deferred (a task put off on purpose).
 func Jobs(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		start := time.Now()
 		err := next.ProcessTask(ctx, t)
 		result := "ok"
-		if err != nil {
+		var d deferrer
+		switch {
+		case errors.As(err, &d) && d.Deferred():
+			result = "deferred" // waits by design (a held payment), not a failure
+		case err != nil:
 			result = "error"
 		}
 		jobs.WithLabelValues(t.Type(), result).Inc()

@@ -366,3 +366,53 @@ func TestPaymentLaneBatchesEvents(t *testing.T) {
 		t.Errorf("the payment of a customer nobody referred taught no link: %v", err)
 	}
 }
+
+// The sweep takes up every event whose task was lost, however many there are: here
+// 3,000 payments of 30 friends acknowledged while Redis was down (stored, never queued), and
+// payments held on purpose, which it leaves to their hold.
+func TestSweepTakesUpTheWholeBacklog(t *testing.T) {
+	t.Parallel()
+	e := newProcessEnv(t)
+	const friends = 30
+	for i := range friends {
+		if _, err := referral.CreateCustomer(e.ctx, e.db, e.p, referral.CustomerInput{Key: text(fmt.Sprintf("friend%d", i)),
+			ReferringCustomer: &referral.CustomerRefInput{Key: text("ref")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 3000
+	at := store.Now().Add(-jobs.SweepAfter - time.Second)
+	var evs []store.ProviderEvent
+	for i := range n {
+		body := fmt.Sprintf(`{"id": "evt_b%d", "object": "event", "created": %d, "livemode": true, "type": "invoice.paid", "data": {"object":
+			{"id": "in_b%d", "object": "invoice", "amount_paid": 100, "currency": "usd", "customer": "cus_b%d", "metadata": {"customer_key": "friend%d"}}}}`,
+			i, time.Now().Unix(), i, i%friends, i%friends)
+		evs = append(evs, store.ProviderEvent{ProgramPK: e.p.PK, Provider: "stripe", EventID: fmt.Sprintf("evt_b%d", i), Type: "invoice.paid",
+			Payload: []byte(body), ReceivedAt: at})
+	}
+	// A current-version charge in its hold: the sweep leaves it received, quietly.
+	held := fmt.Sprintf(`{"id": "evt_held", "object": "event", "api_version": "2025-09-30.clover", "created": %d, "livemode": true,
+		"type": "charge.succeeded", "data": {"object": {"id": "ch_h", "object": "charge", "amount": 500, "amount_captured": 500, "captured": true,
+		"currency": "usd", "customer": "cus_h", "payment_intent": "pi_h", "metadata": {"customer_key": "friend0"}}}}`, time.Now().Unix())
+	evs = append(evs, store.ProviderEvent{ProgramPK: e.p.PK, Provider: "stripe", EventID: "evt_held", Type: "charge.succeeded",
+		Payload: []byte(held), ReceivedAt: store.Now().Add(-jobs.SweepAfter - time.Second)})
+	if _, err := store.InsertProviderEvents(e.ctx, e.db, evs); err != nil {
+		t.Fatal(err)
+	}
+	mux := jobs.Handlers(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	start := time.Now()
+	if err := mux.ProcessTask(e.ctx, asynq.NewTask(jobs.TypeSweepEvents, nil)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one sweep took up %d events in %s", n, time.Since(start).Round(time.Millisecond))
+	var left []string
+	if err := e.db.Select(&left, `SELECT event_id FROM provider_events WHERE status <> 'processed' ORDER BY event_id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != "evt_held" {
+		t.Errorf("%d events not processed after one sweep (%.5v), want only the held charge", len(left), left)
+	}
+	if b := e.balance("ref"); b != n*10 {
+		t.Errorf("referrer balance %d, want %d: each payment once", b, n*10)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -24,9 +25,13 @@ const (
 	TypeApproveRewards = "rewards:approve"
 	// TypeProcessEvent processes one stored billing event (payload: its pk).
 	TypeProcessEvent = "provider_event:process"
-	// TypeSweepEvents processes stored events whose task was lost, and unattributed
-	// ones again.
+	// TypeSweepEvents processes stored events whose task was lost (Redis lost it, or
+	// the process died between the commit and the enqueue): every event still
+	// received SweepAfter after it arrived, however many.
 	TypeSweepEvents = "provider_events:sweep"
+	// TypeRetryUnattributed processes unattributed payments again, in case their
+	// customer appeared by a way the relay did not see.
+	TypeRetryUnattributed = "provider_events:retry_unattributed"
 	// TypeDeliverWebhook attempts an outgoing webhook delivery, retried on the
 	// delivery schedule (payload: the delivery's pk).
 	TypeDeliverWebhook = "webhook:deliver"
@@ -128,6 +133,13 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 		return pr.handle(ctx, pk)
 	})
 	mux.HandleFunc(TypeSweepEvents, func(ctx context.Context, _ *asynq.Task) error {
+		n, err := sweep(ctx, db, pr, log, time.Now().Add(-SweepAfter), sweepBudget)
+		if n > 0 {
+			log.Info("sweep: processed stored events whose task was missing or late", "count", n)
+		}
+		return err
+	})
+	mux.HandleFunc(TypeRetryUnattributed, func(ctx context.Context, _ *asynq.Task) error {
 		now := time.Now()
 		pks, err := store.StaleProviderEvents(ctx, db, now.Add(-time.Minute), now.AddDate(0, 0, -30), 500)
 		if err != nil {
@@ -136,7 +148,7 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 		for _, pk := range pks {
 			var held *HeldError
 			if err := pr.process(ctx, pk); err != nil && !errors.As(err, &held) {
-				log.Warn("sweep: processing a stored event failed", "pk", pk, "err", err)
+				log.Warn("retrying unattributed events: processing a stored event failed", "pk", pk, "err", err)
 			}
 		}
 		return nil
@@ -151,8 +163,63 @@ func Schedule() []Periodic {
 	opts := []asynq.Option{asynq.Unique(50 * time.Second), asynq.MaxRetry(3), asynq.Timeout(5 * time.Minute)}
 	return []Periodic{
 		{Spec: "@every 1m", Task: asynq.NewTask(TypeApproveRewards, nil), Opts: opts},
-		{Spec: "@every 1m", Task: asynq.NewTask(TypeSweepEvents, nil), Opts: opts},
+		{Spec: "@every 15s", Task: asynq.NewTask(TypeSweepEvents, nil),
+			Opts: []asynq.Option{asynq.Unique(10 * time.Second), asynq.MaxRetry(3), asynq.Timeout(time.Minute)}},
+		{Spec: "@every 1m", Task: asynq.NewTask(TypeRetryUnattributed, nil), Opts: opts},
 	}
+}
+
+// SweepAfter is how long after its arrival an event still received is taken for one
+// whose task was lost. Workers that keep up process an event within milliseconds;
+// under a backlog the sweep works beside its tasks, which then find it done.
+const SweepAfter = 15 * time.Second
+
+// sweepBudget bounds one sweep run; the next run, 15 s later, goes on from the oldest.
+const sweepBudget = 45 * time.Second
+
+// sweep processes every event still received that arrived before before, oldest
+// first, a page at a time, 64 at once through the processor (so plain payments go
+// through the payments lane together), until none is left or budget has passed. It
+// returns how many it processed. Recovery after Redis lost its queue, or after a
+// crash between commit and enqueue, does not wait on the backlog's size: a sweep
+// runs every 15 s and goes as fast as the workers do.
+func sweep(ctx context.Context, db *store.DB, pr *processor, log *slog.Logger, before time.Time, budget time.Duration) (int, error) {
+	deadline := time.Now().Add(budget)
+	var afterAt time.Time
+	var afterPK int64
+	done := 0
+	for time.Now().Before(deadline) {
+		page, err := store.StaleReceivedEvents(ctx, db, before, afterAt, afterPK, 1024)
+		if err != nil || len(page) == 0 {
+			return done, err
+		}
+		afterAt, afterPK = page[len(page)-1].ReceivedAt, page[len(page)-1].PK
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 64)
+		var mu sync.Mutex
+		for _, ev := range page {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				var held *HeldError
+				err := pr.handle(ctx, ev.PK)
+				switch {
+				case errors.As(err, &held):
+				case err != nil:
+					log.Warn("sweep: processing a stored event failed", "pk", ev.PK, "err", err)
+				default:
+					mu.Lock()
+					done++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return done, ctx.Err()
+		}
+	}
+	return done, nil
 }
 
 // FormatPayload shows a task's payload in asynqmon. Every referd payload is a row's

@@ -79,7 +79,9 @@ func text(s string) *referral.Text {
 
 func TestScheduleRegistersTheSweep(t *testing.T) {
 	s := jobs.Schedule()
-	if len(s) != 2 || s[0].Task.Type() != jobs.TypeApproveRewards || s[1].Task.Type() != jobs.TypeSweepEvents || s[0].Spec != "@every 1m" {
+	if len(s) != 3 || s[0].Task.Type() != jobs.TypeApproveRewards || s[0].Spec != "@every 1m" ||
+		s[1].Task.Type() != jobs.TypeSweepEvents || s[1].Spec != "@every 15s" ||
+		s[2].Task.Type() != jobs.TypeRetryUnattributed || s[2].Spec != "@every 1m" {
 		t.Errorf("schedule = %+v", s)
 	}
 }

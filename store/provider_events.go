@@ -364,6 +364,21 @@ func CustomerByEmail(ctx context.Context, q Querier, programPK int64, email stri
 	return c, c.finish()
 }
 
+// StaleReceivedEvents lists, oldest first, up to limit events still received (not
+// processed) that arrived before receivedBefore, after the event (afterAt, afterPK)
+// in that order: the sweep pages through all of them, however many there are.
+func StaleReceivedEvents(ctx context.Context, q Querier, receivedBefore, afterAt time.Time, afterPK int64, limit int) ([]ProviderEvent, error) {
+	var out []ProviderEvent
+	err := selectRows(ctx, q, &out, `
+		SELECT pk, received_at FROM provider_events
+		WHERE status = 'received' AND received_at < $1 AND (received_at, pk) > ($2, $3)
+		ORDER BY received_at, pk LIMIT $4`, receivedBefore, afterAt, afterPK, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store.StaleReceivedEvents: %w", err)
+	}
+	return out, nil
+}
+
 // StaleProviderEvents lists events to process again: received ones the workers have
 // not finished for a while (their task was lost, say), and unattributed ones whose
 // customer may have appeared since.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/providers"
-	"github.com/referd/referd/providers/all"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -79,7 +78,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		if err != nil {
 			continue
 		}
-		parsed, err := all.Parse(ev.Provider, ev.Payload, providers.Options{CustomerKeyField: cfg.keyField})
+		parsed, err := parse(ev, cfg.keyField)
 		if err != nil || len(parsed.Events) != 1 || parsed.Events[0].Kind != providers.Payment {
 			continue
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/providers"
-	"github.com/referd/referd/providers/all"
+	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -146,7 +146,7 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 		return err
 	}
 	p, keyField := cfg.p, cfg.keyField
-	parsed, err := all.Parse(ev.Provider, ev.Payload, providers.Options{CustomerKeyField: keyField})
+	parsed, err := parse(&ev, keyField)
 	if err != nil {
 		return pr.finish(ctx, store.EventOutcome{PK: pk, Status: "failed", Error: err.Error()})
 	}
@@ -200,6 +200,15 @@ func (pr *processor) retryUnattributed(ctx context.Context, cs []store.AppearedC
 		}
 	}
 	return nil
+}
+
+// parse turns a stored event into provider-neutral events with its provider's parser.
+func parse(ev *store.ProviderEvent, keyField string) (providers.Parsed, error) {
+	prov, ok := providers.Lookup(ev.Provider)
+	if !ok {
+		return providers.Parsed{}, fmt.Errorf("providers: unknown provider %q", ev.Provider)
+	}
+	return prov.Parse(ev.Payload, providers.Options{CustomerKeyField: keyField})
 }
 
 // paymentSale is the sale a provider's payment records for the customer with this id:

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/providers"
+	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/store"
 )
 
 // ReplayFilter selects the stored billing events to replay.
 type ReplayFilter struct {
-	// Provider is "stripe", "paddle" or "chargebee"; "" is every provider.
+	// Provider is a registered provider's name (providers.Names); "" is every provider.
 	Provider string
 	// Status is the events' status now: failed, unattributed, received, processed or
 	// ignored; "" is failed and unattributed.
@@ -29,10 +31,7 @@ type ReplayFilter struct {
 	ProgramID string
 }
 
-var (
-	replayStatuses = []string{"failed", "unattributed", "received", "processed", "ignored"}
-	providerNames  = []string{"stripe", "paddle", "chargebee"}
-)
+var replayStatuses = []string{"failed", "unattributed", "received", "processed", "ignored"}
 
 // ReplayResult counts what became of the replayed events.
 type ReplayResult struct {
@@ -187,8 +186,10 @@ func storeFilter(ctx context.Context, db *store.DB, f ReplayFilter) (store.Repla
 	default:
 		return sf, fmt.Errorf("ops.Replay: status %q: must be one of %s", f.Status, strings.Join(replayStatuses, ", "))
 	}
-	if f.Provider != "" && !slices.Contains(providerNames, f.Provider) {
-		return sf, fmt.Errorf("ops.Replay: provider %q: must be one of %s", f.Provider, strings.Join(providerNames, ", "))
+	if f.Provider != "" {
+		if _, ok := providers.Lookup(f.Provider); !ok {
+			return sf, fmt.Errorf("ops.Replay: provider %q: must be one of %s", f.Provider, strings.Join(providers.Names(), ", "))
+		}
 	}
 	if f.ProgramID != "" {
 		if _, err := store.ProgramByID(ctx, db, f.ProgramID); err != nil {

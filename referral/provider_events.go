@@ -2,7 +2,9 @@ package referral
 
 import (
 	"context"
+	"strings"
 
+	"github.com/referd/referd/providers"
 	"github.com/referd/referd/store"
 )
 
@@ -34,8 +36,10 @@ var eventStatuses = []string{"received", "processed", "ignored", "unattributed",
 // ProviderEvents lists the program's stored billing events, newest first.
 func ProviderEvents(ctx context.Context, db *store.DB, p store.Program, provider, status string, limit, offset int) ([]store.ProviderEvent, int, error) {
 	verr := &ValidationError{}
-	if provider != "" && !knownProvider(provider) {
-		verr.Add("provider", "The provider must be one of: stripe, paddle, chargebee.")
+	if provider != "" {
+		if _, ok := providers.Lookup(provider); !ok {
+			verr.Add("provider", "The provider must be one of: "+strings.Join(providers.Names(), ", ")+".")
+		}
 	}
 	if status != "" {
 		oneOf(verr, "status", status, eventStatuses)

@@ -16,7 +16,7 @@ import (
 type ReplayFilter struct {
 	// Statuses the events are in now (at least one).
 	Statuses []string
-	// Provider is "stripe", "paddle" or "chargebee"; "" is any.
+	// Provider is a provider's name; "" is any.
 	Provider string
 	// Since keeps events received at or after it; zero is any time.
 	Since time.Time

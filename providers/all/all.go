@@ -8,8 +8,6 @@
 package all
 
 import (
-	"fmt"
-
 	"github.com/referd/referd/providers"
 	"github.com/referd/referd/providers/chargebee"
 	"github.com/referd/referd/providers/paddle"
@@ -20,13 +18,4 @@ func init() {
 	providers.Register(stripe.Provider{})
 	providers.Register(paddle.Provider{})
 	providers.Register(chargebee.Provider{})
-}
-
-// Parse turns a verified body of provider into provider-neutral events.
-func Parse(provider string, body []byte, opt providers.Options) (providers.Parsed, error) {
-	p, ok := providers.Lookup(provider)
-	if !ok {
-		return providers.Parsed{}, fmt.Errorf("providers: unknown provider %q", provider)
-	}
-	return p.Parse(body, opt)
 }

@@ -176,7 +176,7 @@ func TestFourthProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev, err := store.GetProviderEvent(ctx, db, pk)
-	if err != nil || ev.Status != "processed" || len(ev.TransactionKeys) != 1 || ev.TransactionKeys[0] != "acmepay:pay_1" {
+	if err != nil || ev.Status != store.EventProcessed || len(ev.TransactionKeys) != 1 || ev.TransactionKeys[0] != "acmepay:pay_1" {
 		t.Fatalf("processed event = %+v, %v", ev, err)
 	}
 	if status, out := call("GET", "/v1/transactions/acmepay:pay_1", nil, nil); status != 200 || data(out)["source"] != "acmepay" ||

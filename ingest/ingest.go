@@ -10,49 +10,17 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/providers"
-	"github.com/referd/referd/providers/all"
-	"github.com/referd/referd/providers/chargebee"
-	"github.com/referd/referd/providers/paddle"
-	"github.com/referd/referd/providers/stripe"
+	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/store"
 )
 
 // MaxBody is the largest webhook body read (413 above).
 const MaxBody = 1 << 20
-
-// provider is how one billing provider's webhooks are verified (package providers/all
-// parses them).
-type provider struct {
-	// verify checks the request against the integration; a failure is answered with
-	// status and nothing is stored.
-	verify func(r *http.Request, body []byte, in store.Integration, now time.Time) error
-	status int
-}
-
-var providerSet = map[string]provider{
-	"stripe": {
-		verify: func(r *http.Request, body []byte, in store.Integration, now time.Time) error {
-			return stripe.Verify(body, r.Header.Get("Stripe-Signature"), in.WebhookSecrets, now)
-		},
-		status: http.StatusBadRequest,
-	},
-	"paddle": {
-		verify: func(r *http.Request, body []byte, in store.Integration, now time.Time) error {
-			return paddle.Verify(body, r.Header.Get("Paddle-Signature"), in.WebhookSecrets, now)
-		},
-		status: http.StatusBadRequest,
-	},
-	"chargebee": {
-		verify: func(r *http.Request, _ []byte, in store.Integration, _ time.Time) error {
-			return chargebee.Verify(r.Header.Get("Authorization"), in.Username.String, in.Password.String)
-		},
-		status: http.StatusUnauthorized,
-	},
-}
 
 // Handler serves POST /ingest/{provider}/{program_id}.
 type Handler struct {
@@ -96,10 +64,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("provider")
-	prov, ok := providerSet[name]
+	prov, ok := providers.Lookup(name)
 	if !ok {
 		metrics.IngestEvent("unknown", "not_found")
-		fail(w, http.StatusNotFound, "Unknown provider: referd ingests stripe, paddle and chargebee.", nil)
+		fail(w, http.StatusNotFound, "Unknown provider: referd ingests "+inWords(providers.Names())+".", nil)
 		return
 	}
 	cfg, err := h.config(r.Context(), r.PathValue("program_id"), name)
@@ -126,12 +94,12 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	if err := prov.verify(r, body, cfg.integration, now); err != nil {
+	if err := prov.Verify(r.Header, body, credentials(cfg.integration), now); err != nil {
 		metrics.IngestEvent(name, "bad_signature")
-		fail(w, prov.status, "The signature does not verify.", nil)
+		fail(w, badSignatureStatus(prov), "The signature does not verify.", nil)
 		return
 	}
-	parsed, err := all.Parse(name, body, providers.Options{CustomerKeyField: cfg.integration.CustomerKeyField})
+	parsed, err := prov.Parse(body, providers.Options{CustomerKeyField: cfg.integration.CustomerKeyField})
 	if err != nil {
 		metrics.IngestEvent(name, "malformed")
 		fail(w, http.StatusBadRequest, "Not a "+name+" webhook.", map[string][]string{"body": {err.Error()}})
@@ -178,6 +146,29 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, `{"ok":true,"message":"stored"}`)
+}
+
+// credentials are what in holds to verify its provider's webhooks.
+func credentials(in store.Integration) providers.Credentials {
+	return providers.Credentials{WebhookSecrets: in.WebhookSecrets, Username: in.Username.String, Password: in.Password.String}
+}
+
+// badSignatureStatus answers a webhook that does not verify: a bad signature is a
+// malformed request (400, as Stripe and Paddle expect), bad basic-auth credentials
+// an unauthorized one (401).
+func badSignatureStatus(p providers.Provider) int {
+	if p.Auth() == providers.BasicAuth {
+		return http.StatusUnauthorized
+	}
+	return http.StatusBadRequest
+}
+
+// inWords lists names as a sentence does: "a, b and c".
+func inWords(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // fail answers an error in the REST API's envelope (api/respond.go): {"status": 0, "message",

@@ -7,7 +7,6 @@ import (
 
 	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/providers"
-	"github.com/referd/referd/providers/all"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -71,7 +70,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		if ev == nil {
 			continue
 		}
-		if ev.Status == "processed" || ev.Status == "ignored" {
+		if ev.Status.Done() {
 			res[i].aside = false // a task delivered again: nothing left to do
 			continue
 		}
@@ -79,7 +78,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		if err != nil {
 			continue
 		}
-		parsed, err := all.Parse(ev.Provider, ev.Payload, providers.Options{CustomerKeyField: cfg.keyField})
+		parsed, err := parse(ev, cfg.keyField)
 		if err != nil || len(parsed.Events) != 1 || parsed.Events[0].Kind != providers.Payment {
 			continue
 		}
@@ -106,7 +105,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		if m.Via == "" {
 			continue // unattributed, or a referral key that creates the customer: aside
 		}
-		out := store.EventOutcome{PK: pay.ev.PK, Status: "ignored", At: time.Now()}
+		out := store.EventOutcome{PK: pay.ev.PK, Status: store.EventIgnored, At: time.Now()}
 		if link := attribution.LinkFor(pay.p, pay.ev.Provider, pay.e, m); link != nil {
 			out.Links = []store.ProviderLink{*link}
 		}
@@ -115,7 +114,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 			continue
 		}
 		sale := paymentSale(pay.ev.Provider, pay.e, m.ID, pay.ev.RequestID.String)
-		out.Status, out.TransactionKeys = "processed", []string{sale.Key}
+		out.Status, out.TransactionKeys = store.EventProcessed, []string{sale.Key}
 		outs = append(outs, out)
 		sales = append(sales, referral.SaleRequest{Program: pay.p, Sale: sale})
 		saleOf = append(saleOf, len(outs)-1)
@@ -156,7 +155,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		if pr.log != nil && pr.log.Enabled(ctx, slog.LevelDebug) {
 			// Logged with the ingest request's id, as processor.finish does.
 			ctx := store.WithRequestID(ctx, requestIDs[out.PK])
-			pr.log.DebugContext(ctx, "provider event "+out.Status, "pk", out.PK, "transactions", out.TransactionKeys)
+			pr.log.DebugContext(ctx, "provider event "+string(out.Status), "pk", out.PK, "transactions", out.TransactionKeys)
 		}
 	}
 	return res, nil

@@ -9,7 +9,7 @@ import (
 
 	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/providers"
-	"github.com/referd/referd/providers/all"
+	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -119,10 +119,10 @@ func (pr *processor) finish(ctx context.Context, out store.EventOutcome) error {
 		// Logged with the ingest request's id (in ctx): one id from the webhook that
 		// brought the event to the deliveries it causes.
 		level := slog.LevelDebug
-		if out.Status == "failed" || out.Status == "unattributed" {
+		if out.Status == store.EventFailed || out.Status == store.EventUnattributed {
 			level = slog.LevelInfo
 		}
-		pr.log.Log(ctx, level, "provider event "+out.Status, "pk", out.PK, "error", out.Error, "transactions", out.TransactionKeys)
+		pr.log.Log(ctx, level, "provider event "+string(out.Status), "pk", out.PK, "error", out.Error, "transactions", out.TransactionKeys)
 	}
 	if pr.outcomes == nil {
 		return store.FinishProviderEvents(ctx, pr.db, []store.EventOutcome{out})
@@ -138,7 +138,7 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 	}
 	// Logs and the outbox events this writes name the ingest request behind it.
 	ctx = store.WithRequestID(ctx, ev.RequestID.String)
-	if ev.Status == "processed" || ev.Status == "ignored" {
+	if ev.Status.Done() {
 		return nil // a task delivered again, or the sweep got there first: nothing left to do
 	}
 	cfg, err := pr.config(ctx, ev.ProgramPK, ev.Provider)
@@ -146,17 +146,17 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 		return err
 	}
 	p, keyField := cfg.p, cfg.keyField
-	parsed, err := all.Parse(ev.Provider, ev.Payload, providers.Options{CustomerKeyField: keyField})
+	parsed, err := parse(&ev, keyField)
 	if err != nil {
-		return pr.finish(ctx, store.EventOutcome{PK: pk, Status: "failed", Error: err.Error()})
+		return pr.finish(ctx, store.EventOutcome{PK: pk, Status: store.EventFailed, Error: err.Error()})
 	}
-	out := store.EventOutcome{PK: pk, Status: "ignored"}
+	out := store.EventOutcome{PK: pk, Status: store.EventIgnored}
 	for _, e := range parsed.Events {
 		st, keys, link, err := pr.apply(ctx, p, &ev, e)
 		if err != nil {
 			var verr *referral.ValidationError
 			if errors.As(err, &verr) {
-				out.Status, out.Error = "failed", err.Error()
+				out.Status, out.Error = store.EventFailed, err.Error()
 				return pr.finish(ctx, out)
 			}
 			return err // a database problem: asynq retries the task
@@ -165,12 +165,12 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 		if link != nil {
 			out.Links = append(out.Links, *link)
 		}
-		if st == "unattributed" {
+		if st == store.EventUnattributed {
 			out.CustomerKey, out.ProviderCustomerID, out.Email = e.CustomerKey, e.ProviderCustomerID, e.Email
 		}
 		out.Status = worse(out.Status, st)
 	}
-	if out.Status != "unattributed" {
+	if out.Status != store.EventUnattributed {
 		out.CustomerKey, out.ProviderCustomerID, out.Email = "", "", ""
 	}
 	if err := pr.finish(ctx, out); err != nil {
@@ -202,6 +202,15 @@ func (pr *processor) retryUnattributed(ctx context.Context, cs []store.AppearedC
 	return nil
 }
 
+// parse turns a stored event into provider-neutral events with its provider's parser.
+func parse(ev *store.ProviderEvent, keyField string) (providers.Parsed, error) {
+	prov, ok := providers.Lookup(ev.Provider)
+	if !ok {
+		return providers.Parsed{}, fmt.Errorf("providers: unknown provider %q", ev.Provider)
+	}
+	return prov.Parse(ev.Payload, providers.Options{CustomerKeyField: keyField})
+}
+
 // paymentSale is the sale a provider's payment records for the customer with this id:
 // keyed by the paid object's id, so the same payment always makes the same sale.
 func paymentSale(provider string, e providers.Event, customerID, requestID string) referral.Sale {
@@ -214,8 +223,8 @@ func paymentSale(provider string, e providers.Event, customerID, requestID strin
 }
 
 // worse keeps the status that says most: unattributed > processed > ignored.
-func worse(a, b string) string {
-	rank := map[string]int{"ignored": 0, "processed": 1, "unattributed": 2}
+func worse(a, b store.EventStatus) store.EventStatus {
+	rank := map[store.EventStatus]int{store.EventIgnored: 0, store.EventProcessed: 1, store.EventUnattributed: 2}
 	if rank[b] > rank[a] {
 		return b
 	}
@@ -249,22 +258,22 @@ func saleKeys(provider string, ids []string) []string {
 // apply handles one provider-neutral event of the stored event ev and says what
 // became of it, the transaction keys it is about, and which provider-customer link
 // it taught.
-func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.ProviderEvent, e providers.Event) (status string, keys []string, link *store.ProviderLink, err error) {
+func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.ProviderEvent, e providers.Event) (status store.EventStatus, keys []string, link *store.ProviderLink, err error) {
 	db, provider := pr.db, ev.Provider
 	key := provider + ":" + e.ObjectID
 	switch e.Kind {
 	case providers.CustomerSeen:
 		if e.ProviderCustomerID == "" {
-			return "ignored", nil, nil, nil
+			return store.EventIgnored, nil, nil, nil
 		}
 		m, err := attribution.Resolve(ctx, db, pr.match(), p, provider, e, false)
 		if err != nil || !m.Found {
-			return "ignored", nil, nil, err
+			return store.EventIgnored, nil, nil, err
 		}
-		return "processed", nil, m.Link, nil
+		return store.EventProcessed, nil, m.Link, nil
 	case providers.Link:
 		folded, err := referral.LinkPayment(ctx, db, p, key, saleKeys(provider, e.Aliases))
-		return "processed", folded, nil, err
+		return store.EventProcessed, folded, nil, err
 	case providers.Payment:
 		if len(e.Aliases) > 0 {
 			// Linked first: a sale recorded under an alias is folded before this one
@@ -279,7 +288,7 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 				return "", nil, nil, err
 			}
 			if target != "" {
-				return "processed", []string{target}, nil, nil // counted by the payment it is part of
+				return store.EventProcessed, []string{target}, nil, nil // counted by the payment it is part of
 			}
 			if until := ev.ReceivedAt.Add(e.Hold); time.Now().Before(until) {
 				return "", nil, nil, &HeldError{PK: ev.PK, Until: until}
@@ -290,11 +299,11 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 			return "", nil, nil, err
 		}
 		if !m.Found {
-			return "unattributed", nil, nil, nil
+			return store.EventUnattributed, nil, nil, nil
 		}
 		c := m.Customer
 		if !c.ReferrerPK.Valid {
-			return "ignored", nil, m.Link, nil // a customer nobody referred: nothing to reward
+			return store.EventIgnored, nil, m.Link, nil // a customer nobody referred: nothing to reward
 		}
 		sale := paymentSale(provider, e, c.ID, store.RequestID(ctx))
 		var t store.Transaction
@@ -303,7 +312,7 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 			var linked string
 			t, linked, err = referral.RecordHeldSale(ctx, db, p, sale)
 			if err == nil && linked != "" {
-				return "processed", []string{linked}, m.Link, nil
+				return store.EventProcessed, []string{linked}, m.Link, nil
 			}
 		case pr.sales != nil:
 			t, _, err = pr.sales.Record(ctx, p, sale)
@@ -314,19 +323,19 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 		if errors.As(err, &conflict) {
 			// Another event of the same payment recorded it first (a Checkout session
 			// and its charge, an invoice and its session), saying it differently.
-			return "processed", []string{sale.Key}, m.Link, nil
+			return store.EventProcessed, []string{sale.Key}, m.Link, nil
 		}
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return "processed", []string{t.Key}, m.Link, nil
+		return store.EventProcessed, []string{t.Key}, m.Link, nil
 	case providers.Refund:
 		key, err := referral.RefundPayment(ctx, db, p, referral.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
 			Amount: e.Amount, Cumulative: e.Cumulative, WaitForSale: true})
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return "processed", []string{key}, nil, nil
+		return store.EventProcessed, []string{key}, nil, nil
 	}
-	return "ignored", nil, nil, fmt.Errorf("unknown event kind %q", e.Kind)
+	return store.EventIgnored, nil, nil, fmt.Errorf("unknown event kind %q", e.Kind)
 }

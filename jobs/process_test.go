@@ -273,8 +273,10 @@ func TestPaymentLaneBatchesEvents(t *testing.T) {
 	}
 	// aside: the lane leaves the event to be processed on its own.
 	events := []struct {
-		id, typ, object, status, key string
-		aside                        bool
+		id, typ, object string
+		status          store.EventStatus
+		key             string
+		aside           bool
 	}{
 		{"evt_1", "invoice.paid", invoice("in_1", 5000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1", false},
 		{"evt_2", "invoice.paid", invoice("in_2", 2000, "cus_2", "f2@example.com", `{}`), "processed", "stripe:in_2", false},

@@ -247,7 +247,7 @@ func TestStripeVersionsAttribution(t *testing.T) {
 			email  string
 			first  []string // processed before the invoice
 			edit   func(map[string]any)
-			status string
+			status store.EventStatus
 		}{
 			{name: "subscription metadata"},
 			{name: "invoice metadata", edit: func(v map[string]any) {

@@ -78,7 +78,7 @@ func (e *env) invoicePaid(eventID, invoiceID, customerKey string, amount int, cu
 	return evs[0].PK
 }
 
-func (e *env) status(pk int64) string {
+func (e *env) status(pk int64) store.EventStatus {
 	e.t.Helper()
 	s, err := store.ProviderEventStatus(e.ctx, e.db, pk)
 	if err != nil {

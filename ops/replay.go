@@ -13,26 +13,27 @@ import (
 	"time"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/providers"
+	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/store"
 )
 
 // ReplayFilter selects the stored billing events to replay.
 type ReplayFilter struct {
-	// Provider is "stripe", "paddle" or "chargebee"; "" is every provider.
+	// Provider is a registered provider's name (providers.Names); "" is every provider.
 	Provider string
 	// Status is the events' status now: failed, unattributed, received, processed or
 	// ignored; "" is failed and unattributed.
-	Status string
+	Status store.EventStatus
 	// Since keeps events received at or after it; zero is any time.
 	Since time.Time
 	// ProgramID is a program's public id; "" is every program.
 	ProgramID string
 }
 
-var (
-	replayStatuses = []string{"failed", "unattributed", "received", "processed", "ignored"}
-	providerNames  = []string{"stripe", "paddle", "chargebee"}
-)
+// replayStatuses are the statuses a replay takes, in the order its error lists them.
+var replayStatuses = []store.EventStatus{store.EventFailed, store.EventUnattributed, store.EventReceived,
+	store.EventProcessed, store.EventIgnored}
 
 // ReplayResult counts what became of the replayed events.
 type ReplayResult struct {
@@ -142,27 +143,27 @@ func Replay(ctx context.Context, db *store.DB, f ReplayFilter, progress func(don
 	return res, nil
 }
 
-func (r *ReplayResult) count(status string) {
+func (r *ReplayResult) count(status store.EventStatus) {
 	switch status {
-	case "processed":
+	case store.EventProcessed:
 		r.Processed++
-	case "ignored":
+	case store.EventIgnored:
 		r.Ignored++
-	case "unattributed":
+	case store.EventUnattributed:
 		r.Unattributed++
-	case "failed":
+	case store.EventFailed:
 		r.Failed++
 	}
 }
 
 // replayOne processes event pk again and returns the status it ended in.
-func replayOne(ctx context.Context, db *store.DB, pk int64) (string, error) {
+func replayOne(ctx context.Context, db *store.DB, pk int64) (store.EventStatus, error) {
 	if err := store.ResetProviderEvent(ctx, db, pk); err != nil {
 		return "", err
 	}
 	var held *jobs.HeldError
 	if err := jobs.ProcessEvent(ctx, db, pk); errors.As(err, &held) {
-		return "received", nil // a payment in its hold: its task processes it then
+		return store.EventReceived, nil // a payment in its hold: its task processes it then
 	} else if err != nil {
 		return "", fmt.Errorf("event %d: %w", pk, err)
 	}
@@ -170,7 +171,7 @@ func replayOne(ctx context.Context, db *store.DB, pk int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if status == "received" {
+	if status == store.EventReceived {
 		return "", fmt.Errorf("event %d: still received after processing", pk)
 	}
 	return status, nil
@@ -181,14 +182,16 @@ func storeFilter(ctx context.Context, db *store.DB, f ReplayFilter) (store.Repla
 	sf := store.ReplayFilter{Provider: f.Provider, Since: f.Since, ProgramID: f.ProgramID}
 	switch {
 	case f.Status == "":
-		sf.Statuses = []string{"failed", "unattributed"}
+		sf.Statuses = []store.EventStatus{store.EventFailed, store.EventUnattributed}
 	case slices.Contains(replayStatuses, f.Status):
-		sf.Statuses = []string{f.Status}
+		sf.Statuses = []store.EventStatus{f.Status}
 	default:
-		return sf, fmt.Errorf("ops.Replay: status %q: must be one of %s", f.Status, strings.Join(replayStatuses, ", "))
+		return sf, fmt.Errorf("ops.Replay: status %q: must be one of %s", f.Status, joinStatuses(replayStatuses))
 	}
-	if f.Provider != "" && !slices.Contains(providerNames, f.Provider) {
-		return sf, fmt.Errorf("ops.Replay: provider %q: must be one of %s", f.Provider, strings.Join(providerNames, ", "))
+	if f.Provider != "" {
+		if _, ok := providers.Lookup(f.Provider); !ok {
+			return sf, fmt.Errorf("ops.Replay: provider %q: must be one of %s", f.Provider, strings.Join(providers.Names(), ", "))
+		}
 	}
 	if f.ProgramID != "" {
 		if _, err := store.ProgramByID(ctx, db, f.ProgramID); err != nil {
@@ -199,4 +202,12 @@ func storeFilter(ctx context.Context, db *store.DB, f ReplayFilter) (store.Repla
 		}
 	}
 	return sf, nil
+}
+
+func joinStatuses(ss []store.EventStatus) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
 }

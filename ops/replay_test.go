@@ -7,6 +7,7 @@ import (
 
 	"github.com/referd/referd/ops"
 	"github.com/referd/referd/referral"
+	"github.com/referd/referd/store"
 )
 
 // progressLog records a replay's progress calls.
@@ -42,7 +43,7 @@ func TestReplayAfterTheCauseIsFixed(t *testing.T) {
 	}
 	// A payment that went through: not replayed by default.
 	done := e.invoicePaid("evt_d", "in_d", "buddy", 3000, "usd", true)
-	for pk, want := range map[int64]string{unattributed: "unattributed", bogus: "failed", fixed: "failed", done: "processed"} {
+	for pk, want := range map[int64]store.EventStatus{unattributed: "unattributed", bogus: "failed", fixed: "failed", done: "processed"} {
 		if got := e.status(pk); got != want {
 			t.Fatalf("event %d is %s before the replay, want %s", pk, got, want)
 		}
@@ -64,7 +65,7 @@ func TestReplayAfterTheCauseIsFixed(t *testing.T) {
 	if got := res.String(); got != "replayed 3 events: 2 processed, 0 unattributed, 1 failed, 0 errors" {
 		t.Errorf("summary %q", got)
 	}
-	for pk, want := range map[int64]string{unattributed: "processed", bogus: "failed", fixed: "processed", done: "processed"} {
+	for pk, want := range map[int64]store.EventStatus{unattributed: "processed", bogus: "failed", fixed: "processed", done: "processed"} {
 		if got := e.status(pk); got != want {
 			t.Errorf("event %d is %s after the replay, want %s", pk, got, want)
 		}

@@ -1,8 +1,10 @@
 // Package providers holds what every billing provider's package turns a verified
 // webhook into: provider-neutral events (a payment, a refund, a customer seen). Each
 // provider lives in a sub-package (stripe, paddle, chargebee) that knows its provider
-// and nothing else; everything after these types is shared, so a fourth provider is
-// one new package.
+// and nothing else, and implements Provider; everything after these types is shared,
+// so a fourth provider is one new package and one line in package providers/all,
+// which registers them (Register). The rest of referd reads the set from the
+// registry (Lookup, Names) and lists the providers nowhere else.
 package providers
 
 import (
@@ -99,7 +101,7 @@ func (o Options) KeyField() string {
 }
 
 // ErrSignature means the webhook's signature (or credentials) did not verify: answer
-// 400 (Stripe, Paddle) or 401 (Chargebee), and store nothing.
+// 400 (SigningSecrets providers) or 401 (BasicAuth ones), and store nothing.
 var ErrSignature = errors.New("providers: signature does not verify")
 
 // ErrMalformed means a verified body is not the provider's webhook JSON.

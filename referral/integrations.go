@@ -8,24 +8,15 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/referd/referd/providers"
+	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/store"
 )
 
-// Providers are the billing providers referd ingests webhooks from.
-var Providers = []string{"stripe", "paddle", "chargebee"}
-
-func knownProvider(provider string) bool {
-	for _, p := range Providers {
-		if p == provider {
-			return true
-		}
-	}
-	return false
-}
-
-// IntegrationInput is the body of PUT /v1/integrations/{provider}: Stripe and Paddle
-// take webhook signing secrets (several, for rotation), Chargebee the basic-auth
-// username and password its webhooks send.
+// IntegrationInput is the body of PUT /v1/integrations/{provider}: providers that
+// sign their webhooks (Stripe, Paddle) take webhook signing secrets (several, for
+// rotation), those that send basic authorization (Chargebee) the username and
+// password their webhooks send.
 type IntegrationInput struct {
 	WebhookSecrets   []string `json:"webhook_secrets"`
 	WebhookSecret    string   `json:"webhook_secret"`
@@ -38,7 +29,8 @@ var keyFieldRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // PutIntegration creates or replaces the program's integration with provider.
 func PutIntegration(ctx context.Context, db *store.DB, p store.Program, provider string, in IntegrationInput) (store.Integration, error) {
-	if !knownProvider(provider) {
+	prov, ok := providers.Lookup(provider)
+	if !ok {
 		return store.Integration{}, &NotFoundError{What: "provider " + provider}
 	}
 	verr := &ValidationError{}
@@ -49,21 +41,21 @@ func PutIntegration(ctx context.Context, db *store.DB, p store.Program, provider
 			verr.Add("customer_key_field", "The customer_key_field must be 1-64 letters, digits, '_', '.' or '-'.")
 		}
 	}
-	switch provider {
-	case "chargebee":
+	switch prov.Auth() {
+	case providers.BasicAuth:
 		user, pass := trimmed(in.Username), trimmed(in.Password)
 		if user == "" {
-			verr.Add("username", "The username field is required for Chargebee.")
+			verr.Add("username", "The username field is required for "+prov.Title()+".")
 		}
 		if pass == "" {
-			verr.Add("password", "The password field is required for Chargebee.")
+			verr.Add("password", "The password field is required for "+prov.Title()+".")
 		}
 		if len(user) > 255 || len(pass) > 255 {
 			verr.Add("password", "The username and password must be at most 255 characters.")
 		}
 		i.Username = sql.NullString{String: user, Valid: true}
 		i.Password = sql.NullString{String: pass, Valid: true}
-	default:
+	default: // providers.SigningSecrets
 		secrets := in.WebhookSecrets
 		if s := strings.TrimSpace(in.WebhookSecret); s != "" {
 			secrets = append([]string{s}, secrets...)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/referd/referd/money"
@@ -286,13 +287,15 @@ func checkRewards(verr *ValidationError, programCurrency string, raw json.RawMes
 	return out
 }
 
-func oneOf(verr *ValidationError, field, v string, allowed []string) {
-	for _, a := range allowed {
-		if v == a {
-			return
-		}
+func oneOf[S ~string](verr *ValidationError, field string, v S, allowed []S) {
+	if slices.Contains(allowed, v) {
+		return
 	}
-	verr.Add(field, fmt.Sprintf("The %s must be one of: %s.", field, strings.Join(allowed, ", ")))
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	verr.Add(field, fmt.Sprintf("The %s must be one of: %s.", field, strings.Join(names, ", ")))
 }
 
 func nonNegative(verr *ValidationError, field string, v, max int) {

@@ -26,7 +26,7 @@ type Sale struct {
 	Units                                  string // lower-case ISO 4217 code
 	Action                                 string // "sale" unless said otherwise
 	ProductID, ProductType                 string
-	Source                                 string // api | stripe | paddle | chargebee
+	Source                                 string // api, or the name of the provider that sent the payment
 	Livemode                               bool
 	// CreatedAt is the sale's time when it is not now (imports, backfills): hold_days
 	// and max_months count from it. Zero means now; it may not be in the future.

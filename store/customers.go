@@ -19,7 +19,8 @@ type Customer struct {
 	Name      sql.NullString `db:"name"`
 	Surname   sql.NullString `db:"surname"`
 	Metadata  string         `db:"metadata"` // a JSON object
-	// Source is where the customer was created: api, js, stripe, paddle or chargebee.
+	// Source is where the customer was created: api, js, or the name of the billing
+	// provider whose payment created it.
 	Source         string        `db:"source"`
 	ReferrerPK     sql.NullInt64 `db:"referrer_pk"`
 	Status         string        `db:"status"`

@@ -15,8 +15,8 @@ import (
 // ReplayFilter selects stored billing events to process again.
 type ReplayFilter struct {
 	// Statuses the events are in now (at least one).
-	Statuses []string
-	// Provider is "stripe", "paddle" or "chargebee"; "" is any.
+	Statuses []EventStatus
+	// Provider is a provider's name; "" is any.
 	Provider string
 	// Since keeps events received at or after it; zero is any time.
 	Since time.Time
@@ -34,7 +34,11 @@ const replayCond = `status = ANY($1) AND ($2::text = '' OR provider = $2::text)
 
 func (f ReplayFilter) args() []any {
 	since := sql.NullTime{Time: f.Since, Valid: !f.Since.IsZero()}
-	return []any{pq.StringArray(f.Statuses), f.Provider, since, f.ProgramID, f.UpTo}
+	statuses := make(pq.StringArray, len(f.Statuses))
+	for i, s := range f.Statuses {
+		statuses[i] = string(s)
+	}
+	return []any{statuses, f.Provider, since, f.ProgramID, f.UpTo}
 }
 
 // CountReplayCandidates returns how many events match f, and the largest pk among
@@ -78,8 +82,8 @@ func ResetProviderEvent(ctx context.Context, q Querier, pk int64) error {
 }
 
 // ProviderEventStatus returns a stored event's status.
-func ProviderEventStatus(ctx context.Context, q Querier, pk int64) (string, error) {
-	var s string
+func ProviderEventStatus(ctx context.Context, q Querier, pk int64) (EventStatus, error) {
+	var s EventStatus
 	if err := get(ctx, q, &s, `SELECT status FROM provider_events WHERE pk = $1`, pk); err != nil {
 		return "", fmt.Errorf("store.ProviderEventStatus(%d): %w", pk, translate(err))
 	}

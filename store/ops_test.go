@@ -55,13 +55,13 @@ func TestReplayCandidates(t *testing.T) {
 		f    store.ReplayFilter
 		want []int64
 	}{
-		{"failed and unattributed", store.ReplayFilter{Statuses: []string{"failed", "unattributed"}}, []int64{failed1, unattr, paddle, other}},
-		{"processed", store.ReplayFilter{Statuses: []string{"processed"}}, []int64{processed}},
-		{"provider", store.ReplayFilter{Statuses: []string{"failed"}, Provider: "paddle"}, []int64{paddle}},
-		{"since", store.ReplayFilter{Statuses: []string{"failed"}, Since: now.Add(-time.Hour)}, []int64{paddle, other}},
-		{"program", store.ReplayFilter{Statuses: []string{"failed"}, ProgramID: "p2"}, []int64{other}},
-		{"unknown program", store.ReplayFilter{Statuses: []string{"failed"}, ProgramID: "nope"}, nil},
-		{"up to", store.ReplayFilter{Statuses: []string{"failed", "unattributed"}, UpTo: unattr}, []int64{failed1, unattr}},
+		{"failed and unattributed", store.ReplayFilter{Statuses: []store.EventStatus{"failed", "unattributed"}}, []int64{failed1, unattr, paddle, other}},
+		{"processed", store.ReplayFilter{Statuses: []store.EventStatus{"processed"}}, []int64{processed}},
+		{"provider", store.ReplayFilter{Statuses: []store.EventStatus{"failed"}, Provider: "paddle"}, []int64{paddle}},
+		{"since", store.ReplayFilter{Statuses: []store.EventStatus{"failed"}, Since: now.Add(-time.Hour)}, []int64{paddle, other}},
+		{"program", store.ReplayFilter{Statuses: []store.EventStatus{"failed"}, ProgramID: "p2"}, []int64{other}},
+		{"unknown program", store.ReplayFilter{Statuses: []store.EventStatus{"failed"}, ProgramID: "nope"}, nil},
+		{"up to", store.ReplayFilter{Statuses: []store.EventStatus{"failed", "unattributed"}, UpTo: unattr}, []int64{failed1, unattr}},
 	}
 	for _, c := range cases {
 		got, err := store.ReplayCandidates(ctx, db, c.f, 0, 100)
@@ -79,7 +79,7 @@ func TestReplayCandidates(t *testing.T) {
 	}
 
 	// Keyset pages: two at a time, each after the last pk of the one before.
-	f := store.ReplayFilter{Statuses: []string{"failed", "unattributed"}}
+	f := store.ReplayFilter{Statuses: []store.EventStatus{"failed", "unattributed"}}
 	var all []int64
 	for after := int64(0); ; {
 		page, err := store.ReplayCandidates(ctx, db, f, after, 2)

@@ -14,6 +14,34 @@ import (
 	"github.com/lib/pq"
 )
 
+// EventStatus is where a stored billing event is in its processing. The values are
+// what the API shows and the database's check on provider_events.status lists.
+type EventStatus string
+
+// The statuses of a stored billing event.
+const (
+	// EventReceived: stored and not yet processed (or put back to be replayed).
+	EventReceived EventStatus = "received"
+	// EventProcessed: its effects are recorded (TransactionKeys name the sales).
+	EventProcessed EventStatus = "processed"
+	// EventIgnored: it meant nothing to act on (a type referd does not use, a
+	// customer nobody referred).
+	EventIgnored EventStatus = "ignored"
+	// EventUnattributed: a payment that matches no customer yet; processed again
+	// when a customer it may be about appears, and by the sweep.
+	EventUnattributed EventStatus = "unattributed"
+	// EventFailed: processing refused its data (Error says why); a replay retries it.
+	EventFailed EventStatus = "failed"
+)
+
+// EventStatuses returns every status, in the order of an event's life.
+func EventStatuses() []EventStatus {
+	return []EventStatus{EventReceived, EventProcessed, EventIgnored, EventUnattributed, EventFailed}
+}
+
+// Done says whether processing the event again has nothing left to do.
+func (s EventStatus) Done() bool { return s == EventProcessed || s == EventIgnored }
+
 // ProviderEvent is a verified webhook event of a billing provider.
 type ProviderEvent struct {
 	PK              int64          `db:"pk"`
@@ -21,7 +49,7 @@ type ProviderEvent struct {
 	Provider        string         `db:"provider"`
 	EventID         string         `db:"event_id"`
 	Type            string         `db:"type"`
-	Status          string         `db:"status"`
+	Status          EventStatus    `db:"status"`
 	Error           sql.NullString `db:"error"`
 	TransactionKeys pq.StringArray `db:"transaction_keys"`
 	Payload         []byte         `db:"payload"`
@@ -153,7 +181,7 @@ func InsertProviderEventsEach(ctx context.Context, q Querier, events []ProviderE
 type ProviderEventFilter struct {
 	ProgramPK int64
 	Provider  string
-	Status    string
+	Status    EventStatus // "" is any
 	Limit     int
 	Offset    int
 }
@@ -204,11 +232,11 @@ func ProviderEventsByPK(ctx context.Context, q Querier, pks []int64) ([]Provider
 
 // EventOutcome is how processing a stored event ended.
 type EventOutcome struct {
-	PK              int64     `json:"pk"`
-	Status          string    `json:"status"`
-	Error           string    `json:"error"`
-	TransactionKeys []string  `json:"keys"`
-	At              time.Time `json:"at"`
+	PK              int64       `json:"pk"`
+	Status          EventStatus `json:"status"`
+	Error           string      `json:"error"`
+	TransactionKeys []string    `json:"keys"`
+	At              time.Time   `json:"at"`
 	// Who an unattributed payment may be about, so that a customer who appears later
 	// finds it (UnattributedEventsFor).
 	CustomerKey        string `json:"customer_key"`

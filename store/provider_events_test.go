@@ -96,3 +96,29 @@ func randomText(n int) string {
 	}
 	return sb.String()[:n]
 }
+
+// EventStatuses are exactly the statuses provider_events.status accepts: the Go
+// constants and the database's check list the same values.
+func TestEventStatusesMatchTheDatabase(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	p := opsProgram(t, db, "p1", 1)
+	for _, s := range store.EventStatuses() {
+		pk := storedEvent(t, db, p.PK, "stripe", "evt_"+string(s), string(s), store.Now())
+		if got, err := store.ProviderEventStatus(ctx, db, pk); err != nil || got != s {
+			t.Errorf("status %q reads back as %q, %v", s, got, err)
+		}
+	}
+	var checked string
+	if err := db.Get(&checked, `SELECT pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE conrelid = 'provider_events'::regclass AND conname = 'provider_events_status_check'`); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range store.EventStatuses() {
+		checked = strings.Replace(checked, "'"+string(s)+"'", "", 1)
+	}
+	if strings.Contains(checked, "'") {
+		t.Errorf("the database's check allows statuses EventStatuses lacks: %s", checked)
+	}
+}

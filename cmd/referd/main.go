@@ -38,6 +38,7 @@ import (
 	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/ops"
+	"github.com/referd/referd/providers"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/tracking"
@@ -111,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "apikey create":
 		fs.StringVar(&programID, "program", "", "program id (required)")
 	case "events replay":
-		fs.StringVar(&provider, "provider", "", "only this provider's events (stripe, paddle, chargebee)")
+		fs.StringVar(&provider, "provider", "", "only this provider's events ("+strings.Join(providers.Names(), ", ")+")")
 		fs.StringVar(&status, "status", "", "only events with this status (failed, unattributed, received, processed, ignored; default failed and unattributed)")
 		fs.StringVar(&since, "since", "", "only events received since then: an RFC 3339 time, or a duration back from now (72h)")
 		fs.StringVar(&programID, "program", "", "only this program's events (its id)")

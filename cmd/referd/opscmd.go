@@ -17,7 +17,7 @@ import (
 // replay is `referd events replay`: stored billing events run again through the
 // workers' code path, which changes nothing for an event already applied.
 func replay(ctx context.Context, db *store.DB, provider, status, since, programID string, stdout, stderr io.Writer) error {
-	f := ops.ReplayFilter{Provider: provider, Status: status, ProgramID: programID}
+	f := ops.ReplayFilter{Provider: provider, Status: store.EventStatus(status), ProgramID: programID}
 	if since != "" {
 		if t, err := time.Parse(time.RFC3339, since); err == nil {
 			f.Since = t

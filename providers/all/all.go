@@ -1,26 +1,21 @@
-// Package all parses a stored webhook of any billing provider referd knows.
+// Package all registers the billing providers referd ships with package providers.
+// Import it for its side effect wherever the set of providers is read:
+//
+//	import _ "github.com/referd/referd/providers/all"
+//
+// Adding a provider is a new package implementing providers.Provider and one line
+// here. The order of the lines is the order in which messages list the providers.
 package all
 
 import (
-	"fmt"
-
 	"github.com/referd/referd/providers"
 	"github.com/referd/referd/providers/chargebee"
 	"github.com/referd/referd/providers/paddle"
 	"github.com/referd/referd/providers/stripe"
 )
 
-var parsers = map[string]func([]byte, providers.Options) (providers.Parsed, error){
-	"stripe":    stripe.Parse,
-	"paddle":    paddle.Parse,
-	"chargebee": chargebee.Parse,
-}
-
-// Parse turns a verified body of provider into provider-neutral events.
-func Parse(provider string, body []byte, opt providers.Options) (providers.Parsed, error) {
-	parse, ok := parsers[provider]
-	if !ok {
-		return providers.Parsed{}, fmt.Errorf("providers: unknown provider %q", provider)
-	}
-	return parse(body, opt)
+func init() {
+	providers.Register(stripe.Provider{})
+	providers.Register(paddle.Provider{})
+	providers.Register(chargebee.Provider{})
 }

@@ -26,11 +26,14 @@ import (
 const wait = 15 * time.Second
 
 // runCmd runs the referd command args and returns its stdout, its stderr and its error.
+// The buffers are safe for concurrent writes: run points the process-wide loggers of
+// the Redis client and the log package at its logger, so a parallel test's Redis pool
+// may still write to this one's stderr after run returns.
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	var out, errOut bytes.Buffer
+	var out, errOut syncBuffer
 	err = run(ctx, args, &out, &errOut)
 	return out.String(), errOut.String(), err
 }

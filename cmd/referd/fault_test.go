@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os/exec"
@@ -157,6 +158,12 @@ func (r *referdUnderLoad) waitProcessed(since time.Time, what string) {
 // the database and through the API.
 func (r *referdUnderLoad) checkExact(n int) {
 	r.t.Helper()
+	r.checkExactEvents(n, n)
+}
+
+// checkExactEvents is checkExact for n payments delivered as events distinct events.
+func (r *referdUnderLoad) checkExactEvents(n, distinct int) {
+	r.t.Helper()
 	var events, transactions int
 	if err := r.db.Get(&events, `SELECT count(DISTINCT event_id) FROM provider_events`); err != nil {
 		r.t.Fatal(err)
@@ -164,8 +171,8 @@ func (r *referdUnderLoad) checkExact(n int) {
 	if err := r.db.Get(&transactions, `SELECT count(*) FROM transactions`); err != nil {
 		r.t.Fatal(err)
 	}
-	if events != n || transactions != n {
-		r.t.Errorf("%d stored events and %d transactions for %d payments", events, transactions, n)
+	if events != distinct || transactions != n {
+		r.t.Errorf("%d stored events and %d transactions for %d payments in %d events", events, transactions, n, distinct)
 	}
 	var balance, rewards int64
 	if err := r.db.Get(&balance, `SELECT coalesce(sum(amount), 0) FROM balances`); err != nil {
@@ -203,14 +210,21 @@ func (r *referdUnderLoad) call(method, path, body string) *http.Response {
 	return resp
 }
 
-// deliver sends payment id until it is answered 200, or stop closes.
+// deliver sends payment id (event evt_id of invoice in_id) until it is answered 200,
+// or stop closes.
 func (r *referdUnderLoad) deliver(id string, stop <-chan struct{}) bool {
+	return r.deliverEvent(id, id, stop)
+}
+
+// deliverEvent sends the event id of invoice in_invoice until it is answered 200, or
+// stop closes.
+func (r *referdUnderLoad) deliverEvent(id, invoice string, stop <-chan struct{}) bool {
 	client := &http.Client{Timeout: 5 * time.Second}
 	for {
 		now := time.Now().Unix()
 		body := fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"type":"invoice.paid",`+
 			`"data":{"object":{"id":"in_%s","object":"invoice","amount_paid":1000,"currency":"usd","customer":"cus_f","metadata":{"customer_key":"friend"}}}}`,
-			id, now, id)
+			id, now, invoice)
 		mac := hmac.New(sha256.New, []byte("whsec_t"))
 		fmt.Fprintf(mac, "%d.%s", now, body)
 		req, _ := http.NewRequest(http.MethodPost, r.base+"/ingest/stripe/"+r.programID, strings.NewReader(body))
@@ -278,4 +292,50 @@ func TestKill9WhileIngesting(t *testing.T) {
 	}
 	r.waitProcessed(restarted, "the restart")
 	r.checkExact(senders * each)
+}
+
+// A duplicate storm: 5,000 payments and 20 % more deliveries, shuffled and sent by 32
+// senders at once: 500 events delivered twice, and 500 invoices sent again under a new
+// event id (as Stripe's invoice.paid and invoice.payment_succeeded are). Each payment
+// is one transaction and the balance is exact.
+func TestDuplicateStorm(t *testing.T) {
+	t.Parallel()
+	redisPort := freePort(t)
+	ownRedis(t, redisPort)
+	r := startUnderLoad(t, redisPort)
+	const n = 5000
+	type delivery struct{ event, invoice string }
+	var ds []delivery
+	for i := range n {
+		ds = append(ds, delivery{fmt.Sprint(i), fmt.Sprint(i)})
+	}
+	for i := range n / 10 {
+		ds = append(ds, delivery{fmt.Sprint(i * 2), fmt.Sprint(i * 2)})                // the same event again
+		ds = append(ds, delivery{fmt.Sprintf("%d_again", i*2+1), fmt.Sprint(i*2 + 1)}) // the same invoice, a new event
+	}
+	rand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+	stop := make(chan struct{})
+	defer close(stop)
+	next := make(chan delivery)
+	go func() {
+		for _, d := range ds {
+			next <- d
+		}
+		close(next)
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for d := range next {
+				if !r.deliverEvent(d.event, d.invoice, stop) {
+					t.Errorf("delivery %v not acknowledged", d)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d deliveries acknowledged in %s", len(ds), time.Since(start).Round(time.Millisecond))
+	r.waitProcessed(start, "the first delivery")
+	r.checkExactEvents(n, n+n/10)
 }

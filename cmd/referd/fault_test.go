@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -338,4 +340,100 @@ func TestDuplicateStorm(t *testing.T) {
 	t.Logf("%d deliveries acknowledged in %s", len(ds), time.Since(start).Round(time.Millisecond))
 	r.waitProcessed(start, "the first delivery")
 	r.checkExactEvents(n, n+n/10)
+}
+
+// Scale-out: two `referd ingest` and two `referd worker` processes share PostgreSQL
+// and Redis (and one `referd api` for the program). 32 senders spread 3,000 payments
+// over both ingest processes: each payment is one transaction, and the webhook
+// receiver gets each transaction.created once. The pair's throughput is logged.
+func TestScaleOutTwoIngestTwoWorkers(t *testing.T) {
+	t.Parallel()
+	redisPort := freePort(t)
+	ownRedis(t, redisPort)
+	db, dbURL := storetest.NewWithURL(t)
+	common := []string{"DATABASE_URL=" + dbURL, fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", redisPort),
+		"REFERD_HOST=127.0.0.1", "REFERD_LOG_FORMAT=json", "REFERD_CONCURRENCY=16", "REFERD_ALLOW_PRIVATE_TARGETS=true"}
+	start := func(role string) string {
+		port := freePort(t)
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		_, exited, stderr := startReferd(t, append(slices.Clone(common), fmt.Sprintf("PORT=%d", port)), role)
+		if role != "worker" {
+			waitHealthy(t, base, exited, stderr)
+		}
+		return base
+	}
+	api := start("api")
+	ingests := []string{start("ingest"), start("ingest")}
+	start("worker")
+	start("worker")
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		seen[req.Header.Get("webhook-id")]++
+		mu.Unlock()
+	}))
+	defer sink.Close()
+
+	r := &referdUnderLoad{t: t, db: db, dbURL: dbURL, base: api}
+	prog := createProgram(t, dbURL, "Acme", "https://acme.test")
+	r.apiKey, r.programID = prog.APIKey, prog.Program["id"].(string)
+	r.call(http.MethodPut, "/v1/integrations/stripe", `{"webhook_secrets": ["whsec_t"]}`).Body.Close()
+	r.call(http.MethodPatch, "/v1/program", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"}]}`).Body.Close()
+	r.call(http.MethodPost, "/v1/customers", `{"key": "ref"}`).Body.Close()
+	r.call(http.MethodPost, "/v1/customers", `{"key": "friend", "referring_customer": {"key": "ref"}}`).Body.Close()
+	r.call(http.MethodPost, "/v1/webhooks", fmt.Sprintf(`{"name": "sink", "url": %q, "events": ["transaction.created"]}`, sink.URL)).Body.Close()
+
+	const n = 3000
+	stop := make(chan struct{})
+	defer close(stop)
+	next := make(chan int)
+	go func() {
+		for i := range n {
+			next <- i
+		}
+		close(next)
+	}()
+	began := time.Now()
+	var wg sync.WaitGroup
+	for s := range 32 {
+		via := *r
+		via.base = ingests[s%2]
+		wg.Go(func() {
+			for i := range next {
+				if !via.deliver(fmt.Sprint(i), stop) {
+					t.Errorf("payment %d not acknowledged", i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ingested := time.Since(began)
+	r.stderr = &syncBuffer{}
+	r.waitProcessed(began, "the first payment")
+	processed := time.Since(began)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		got := len(seen)
+		mu.Unlock()
+		if got >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+	delivered := time.Since(began)
+	t.Logf("two ingest processes took %d payments in %s (%.0f/s); all processed after %s (%.0f/s), all delivered after %s",
+		n, ingested.Round(time.Millisecond), n/ingested.Seconds(), processed.Round(time.Millisecond), n/processed.Seconds(),
+		delivered.Round(time.Millisecond))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != n {
+		t.Errorf("%d distinct webhook deliveries, want %d", len(seen), n)
+	}
+	for id, times := range seen {
+		if times != 1 {
+			t.Errorf("delivery %s received %d times", id, times)
+		}
+	}
+	r.checkExact(n)
 }

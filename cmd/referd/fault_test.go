@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -103,6 +106,8 @@ func TestRedisLostWhileIngesting(t *testing.T) {
 // referred friend, and senders of signed payments that retry what was not answered
 // 2xx, as Stripe does.
 type referdUnderLoad struct {
+	mu        sync.Mutex
+	answers   map[int]int // ingest answers by status code
 	t         *testing.T
 	cmd       *exec.Cmd
 	exited    <-chan struct{}
@@ -234,6 +239,12 @@ func (r *referdUnderLoad) deliverEvent(id, invoice string, stop <-chan struct{})
 		if resp, err := client.Do(req); err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
+			r.mu.Lock()
+			if r.answers == nil {
+				r.answers = map[int]int{}
+			}
+			r.answers[resp.StatusCode]++
+			r.mu.Unlock()
 			if resp.StatusCode == http.StatusOK {
 				return true
 			}
@@ -398,8 +409,7 @@ func TestScaleOutTwoIngestTwoWorkers(t *testing.T) {
 	began := time.Now()
 	var wg sync.WaitGroup
 	for s := range 32 {
-		via := *r
-		via.base = ingests[s%2]
+		via := &referdUnderLoad{t: t, base: ingests[s%2], apiKey: r.apiKey, programID: r.programID}
 		wg.Go(func() {
 			for i := range next {
 				if !via.deliver(fmt.Sprint(i), stop) {
@@ -436,4 +446,126 @@ func TestScaleOutTwoIngestTwoWorkers(t *testing.T) {
 		}
 	}
 	r.checkExact(n)
+}
+
+// ownPostgres initialises and starts a PostgreSQL cluster of the test's own on port
+// (as the postgres user when the test runs as root, since PostgreSQL refuses root),
+// trust auth, fsync off; it returns its URL and functions that stop (immediately, as
+// a crash would) and start it again.
+func ownPostgres(t *testing.T, port int) (url string, stop, start func()) {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+	if len(bins) == 0 {
+		t.Fatal("PostgreSQL's server binaries are not installed (apt-get install -y postgresql)")
+	}
+	binDir := filepath.Dir(bins[len(bins)-1])
+	dir, err := os.MkdirTemp("", "referd-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asPostgres := func(name string, args ...string) *exec.Cmd {
+		path := filepath.Join(binDir, name)
+		if os.Geteuid() == 0 {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
+		}
+		return exec.Command(path, args...)
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v %s", dir, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := asPostgres("initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	start = func() {
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100", port, dir)
+		if out, err := asPostgres("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start").CombinedOutput(); err != nil {
+			t.Fatalf("pg_ctl start: %v\n%s", err, out)
+		}
+	}
+	stop = func() {
+		asPostgres("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").Run()
+	}
+	start()
+	t.Cleanup(func() { stop(); os.RemoveAll(dir) })
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/referd?sslmode=disable", port), stop, start
+}
+
+// PostgreSQL stops for 10 s while payments pour in: referd answers 503 meanwhile and
+// never 200 for a payment it has not stored; it recovers by itself when PostgreSQL is
+// back, and in the end every payment (senders retry what was not answered 200) is one
+// transaction, processed, with an exact balance.
+func TestPostgresStoppedWhileIngesting(t *testing.T) {
+	t.Parallel()
+	pgURL, stopPG, startPG := ownPostgres(t, freePort(t))
+	redisPort := freePort(t)
+	ownRedis(t, redisPort)
+	port := freePort(t)
+	r := &referdUnderLoad{t: t, dbURL: pgURL, base: fmt.Sprintf("http://127.0.0.1:%d", port),
+		env: []string{"DATABASE_URL=" + pgURL, fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", redisPort), fmt.Sprintf("PORT=%d", port),
+			"REFERD_HOST=127.0.0.1", "REFERD_LOG_FORMAT=json", "REFERD_CONCURRENCY=8"}}
+	r.cmd, r.exited, r.stderr = startReferd(t, r.env, "serve") // creates the database and migrates
+	waitHealthy(t, r.base, r.exited, r.stderr)
+	db, err := store.Open(context.Background(), pgURL, store.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r.db = db
+	prog := createProgram(t, pgURL, "Acme", "https://acme.test")
+	r.apiKey, r.programID = prog.APIKey, prog.Program["id"].(string)
+	r.call(http.MethodPut, "/v1/integrations/stripe", `{"webhook_secrets": ["whsec_t"]}`).Body.Close()
+	r.call(http.MethodPatch, "/v1/program", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"}]}`).Body.Close()
+	r.call(http.MethodPost, "/v1/customers", `{"key": "ref"}`).Body.Close()
+	r.call(http.MethodPost, "/v1/customers", `{"key": "friend", "referring_customer": {"key": "ref"}}`).Body.Close()
+
+	const n = 1500
+	var mu sync.Mutex
+	var acked []string
+	stop := make(chan struct{})
+	defer close(stop)
+	var wg sync.WaitGroup
+	tick := time.NewTicker(10 * time.Millisecond) // about 100 a second
+	var outageStart, outageEnd time.Time
+	for i := range n {
+		<-tick.C
+		switch i {
+		case 300:
+			stopPG()
+			outageStart = time.Now()
+		case 1300:
+			startPG()
+			outageEnd = time.Now()
+		}
+		wg.Go(func() {
+			if r.deliver(fmt.Sprint(i), stop) {
+				mu.Lock()
+				acked = append(acked, fmt.Sprint(i))
+				mu.Unlock()
+			}
+		})
+	}
+	tick.Stop()
+	wg.Wait()
+	t.Logf("PostgreSQL down %s", outageEnd.Sub(outageStart).Round(time.Millisecond))
+	if len(acked) != n {
+		t.Fatalf("%d of %d payments acknowledged in the end", len(acked), n)
+	}
+	// Every 200 was for a stored payment: the storm of retries during the outage
+	// stored each payment once, and every one is processed and exact.
+	r.waitProcessed(outageEnd, "PostgreSQL came back")
+	r.checkExact(n)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t.Logf("answers: %v", r.answers)
+	for code := range r.answers {
+		if code != http.StatusOK && code != http.StatusServiceUnavailable {
+			t.Errorf("answered %d during the outage; want 200 or 503", code)
+		}
+	}
+	if r.answers[http.StatusServiceUnavailable] == 0 {
+		t.Errorf("no 503 while PostgreSQL was down")
+	}
 }

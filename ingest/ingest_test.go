@@ -52,7 +52,8 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	h := ingest.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)), 2)
+	// Logged through t: a 503 in a test says why.
+	h := ingest.New(db, slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), 2)
 	mux := http.NewServeMux()
 	h.Register(mux)
 	srv := httptest.NewServer(mux)
@@ -61,6 +62,14 @@ func newEnv(t *testing.T) *env {
 }
 
 func ptr(s string) *string { return &s }
+
+// testLog writes log lines to the test's log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (e *env) post(provider string, body []byte, header http.Header) int {
 	e.t.Helper()

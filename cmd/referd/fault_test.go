@@ -131,7 +131,16 @@ func startUnderLoad(t *testing.T, redisPort int) *referdUnderLoad {
 			"REFERD_HOST=127.0.0.1", "REFERD_LOG_FORMAT=json", "REFERD_CONCURRENCY=8"}}
 	r.cmd, r.exited, r.stderr = startReferd(t, r.env, "serve")
 	waitHealthy(t, r.base, r.exited, r.stderr)
-	prog := createProgram(t, dbURL, "Acme", "https://acme.test")
+	r.setUpProgram()
+	return r
+}
+
+// setUpProgram creates the program (at r.dbURL) that the payments are for, through
+// the CLI and the API at r.base: the Stripe secret, a 10% rule, the referrer "ref" and
+// the friends it referred.
+func (r *referdUnderLoad) setUpProgram() {
+	r.t.Helper()
+	prog := createProgram(r.t, r.dbURL, "Acme", "https://acme.test")
 	r.apiKey, r.programID = prog.APIKey, prog.Program["id"].(string)
 	r.call(http.MethodPut, "/v1/integrations/stripe", `{"webhook_secrets": ["whsec_t"]}`).Body.Close()
 	r.call(http.MethodPatch, "/v1/program", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"}]}`).Body.Close()
@@ -139,7 +148,6 @@ func startUnderLoad(t *testing.T, redisPort int) *referdUnderLoad {
 	for i := range friends {
 		r.call(http.MethodPost, "/v1/customers", fmt.Sprintf(`{"key": "friend%d", "referring_customer": {"key": "ref"}}`, i)).Body.Close()
 	}
-	return r
 }
 
 // friends is how many referred friends the payments are spread over: one buyer's
@@ -411,14 +419,7 @@ func TestScaleOutTwoIngestTwoWorkers(t *testing.T) {
 	defer sink.Close()
 
 	r := &referdUnderLoad{t: t, db: db, dbURL: dbURL, base: api}
-	prog := createProgram(t, dbURL, "Acme", "https://acme.test")
-	r.apiKey, r.programID = prog.APIKey, prog.Program["id"].(string)
-	r.call(http.MethodPut, "/v1/integrations/stripe", `{"webhook_secrets": ["whsec_t"]}`).Body.Close()
-	r.call(http.MethodPatch, "/v1/program", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"}]}`).Body.Close()
-	r.call(http.MethodPost, "/v1/customers", `{"key": "ref"}`).Body.Close()
-	for i := range friends {
-		r.call(http.MethodPost, "/v1/customers", fmt.Sprintf(`{"key": "friend%d", "referring_customer": {"key": "ref"}}`, i)).Body.Close()
-	}
+	r.setUpProgram()
 	r.call(http.MethodPost, "/v1/webhooks", fmt.Sprintf(`{"name": "sink", "url": %q, "events": ["transaction.created"]}`, sink.URL)).Body.Close()
 
 	const n = 3000
@@ -539,14 +540,7 @@ func TestPostgresStoppedWhileIngesting(t *testing.T) {
 	}
 	defer db.Close()
 	r.db = db
-	prog := createProgram(t, pgURL, "Acme", "https://acme.test")
-	r.apiKey, r.programID = prog.APIKey, prog.Program["id"].(string)
-	r.call(http.MethodPut, "/v1/integrations/stripe", `{"webhook_secrets": ["whsec_t"]}`).Body.Close()
-	r.call(http.MethodPatch, "/v1/program", `{"rewards": [{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"}]}`).Body.Close()
-	r.call(http.MethodPost, "/v1/customers", `{"key": "ref"}`).Body.Close()
-	for i := range friends {
-		r.call(http.MethodPost, "/v1/customers", fmt.Sprintf(`{"key": "friend%d", "referring_customer": {"key": "ref"}}`, i)).Body.Close()
-	}
+	r.setUpProgram()
 
 	const n = 1500
 	var mu sync.Mutex

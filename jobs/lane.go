@@ -82,10 +82,10 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		if err != nil || len(parsed.Events) != 1 || parsed.Events[0].Kind != providers.Payment {
 			continue
 		}
-		if e := parsed.Events[0]; e.Hold > 0 || len(e.Aliases) > 0 {
+		e := parsed.Events[0]
+		if e.Hold > 0 || len(e.Aliases) > 0 {
 			continue // linked or held: processed on its own
 		}
-		e := parsed.Events[0]
 		pays = append(pays, payment{ev, cfg.p, e})
 		qs = append(qs, store.MatchQuery{ProgramPK: ev.ProgramPK, Key: e.CustomerKey, Provider: ev.Provider,
 			ProviderCustomerID: e.ProviderCustomerID, Email: e.Email})

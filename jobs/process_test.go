@@ -233,9 +233,9 @@ func TestSweepProcessesStoredEvents(t *testing.T) {
 	if ev.Status != "received" {
 		t.Fatalf("status %s before the sweep", ev.Status)
 	}
-	pks, err := store.StaleProviderEvents(e.ctx, e.db, time.Now().Add(-time.Minute), time.Now().AddDate(0, 0, -30), 500)
-	if err != nil || len(pks) != 1 || pks[0] != ev.PK {
-		t.Fatalf("stale events %v %v", pks, err)
+	stale, err := store.StaleReceivedEvents(e.ctx, e.db, time.Now().Add(-jobs.SweepAfter), time.Time{}, 0, 500)
+	if err != nil || len(stale) != 1 || stale[0].PK != ev.PK {
+		t.Fatalf("stale events %v %v", stale, err)
 	}
 	mux := jobs.Handlers(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err := mux.ProcessTask(e.ctx, asynq.NewTask(jobs.TypeSweepEvents, nil)); err != nil {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -140,8 +141,7 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 		return err
 	})
 	mux.HandleFunc(TypeRetryUnattributed, func(ctx context.Context, _ *asynq.Task) error {
-		now := time.Now()
-		pks, err := store.StaleProviderEvents(ctx, db, now.Add(-time.Minute), now.AddDate(0, 0, -30), 500)
+		pks, err := store.UnattributedEventsSince(ctx, db, time.Now().AddDate(0, 0, -30), 500)
 		if err != nil {
 			return err
 		}
@@ -187,16 +187,15 @@ func sweep(ctx context.Context, db *store.DB, pr *processor, log *slog.Logger, b
 	deadline := time.Now().Add(budget)
 	var afterAt time.Time
 	var afterPK int64
-	done := 0
+	var done atomic.Int64
 	for time.Now().Before(deadline) {
 		page, err := store.StaleReceivedEvents(ctx, db, before, afterAt, afterPK, 1024)
 		if err != nil || len(page) == 0 {
-			return done, err
+			return int(done.Load()), err
 		}
 		afterAt, afterPK = page[len(page)-1].ReceivedAt, page[len(page)-1].PK
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 64)
-		var mu sync.Mutex
 		for _, ev := range page {
 			sem <- struct{}{}
 			wg.Go(func() {
@@ -208,18 +207,16 @@ func sweep(ctx context.Context, db *store.DB, pr *processor, log *slog.Logger, b
 				case err != nil:
 					log.Warn("sweep: processing a stored event failed", "pk", ev.PK, "err", err)
 				default:
-					mu.Lock()
-					done++
-					mu.Unlock()
+					done.Add(1)
 				}
 			})
 		}
 		wg.Wait()
 		if ctx.Err() != nil {
-			return done, ctx.Err()
+			return int(done.Load()), ctx.Err()
 		}
 	}
-	return done, nil
+	return int(done.Load()), nil
 }
 
 // FormatPayload shows a task's payload in asynqmon. Every referd payload is a row's

@@ -407,18 +407,15 @@ func StaleReceivedEvents(ctx context.Context, q Querier, receivedBefore, afterAt
 	return out, nil
 }
 
-// StaleProviderEvents lists events to process again: received ones the workers have
-// not finished for a while (their task was lost, say), and unattributed ones whose
-// customer may have appeared since.
-func StaleProviderEvents(ctx context.Context, q Querier, receivedBefore, unattributedSince time.Time, limit int) ([]int64, error) {
+// UnattributedEventsSince lists, oldest first, up to limit unattributed events that
+// arrived at or after since: payments whose customer may have appeared since.
+func UnattributedEventsSince(ctx context.Context, q Querier, since time.Time, limit int) ([]int64, error) {
 	var pks []int64
 	err := selectRows(ctx, q, &pks, `
-		(SELECT pk FROM provider_events WHERE status = 'received' AND received_at < $1 ORDER BY received_at LIMIT $3)
-		UNION ALL
-		(SELECT pk FROM provider_events WHERE status = 'unattributed' AND received_at >= $2 ORDER BY received_at LIMIT $3)`,
-		receivedBefore, unattributedSince, limit)
+		SELECT pk FROM provider_events WHERE status = 'unattributed' AND received_at >= $1 ORDER BY received_at LIMIT $2`,
+		since, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store.StaleProviderEvents: %w", err)
+		return nil, fmt.Errorf("store.UnattributedEventsSince: %w", err)
 	}
 	return pks, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/referd/referd/money"
@@ -53,12 +54,9 @@ func LinkPayment(ctx context.Context, db *store.DB, p store.Program, target stri
 		now := store.Now()
 		moved := int64(0)
 		for _, a := range aliases {
-			if _, err := store.InsertPaymentAlias(ctx, tx, p.PK, a, target, now); err != nil {
-				return err
-			}
 			// Only an alias's own target is folded into: an alias linked to another
 			// invoice before keeps it.
-			if t, err := store.PaymentAliasTarget(ctx, tx, p.PK, a); err != nil {
+			if t, err := store.InsertPaymentAlias(ctx, tx, p.PK, a, target, now); err != nil {
 				return err
 			} else if t != target {
 				continue
@@ -146,7 +144,7 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 		return err
 	}
 	earned, err := rewards.ForPurchase(rules, rewards.Purchase{Amount: t.Amount, Units: t.Units, Number: folded.PurchaseNumber,
-		Subscription: t.ProductType.String == "subscription" || t.Action == "subscription" || t.Action == "renewal",
+		Subscription: isSubscription(t.Action, t.ProductType.String),
 		At:           t.CreatedAt, ReferredAt: buyer.CreatedAt})
 	if err != nil {
 		return err
@@ -156,15 +154,7 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 	})
 	now := store.Now()
 	rs := newRewards(p, earned, t.ReferrerPK.Int64, t.CustomerPK, sql.NullInt64{}, t.Key, t.CreatedAt, now)
-	slices.SortStableFunc(rs, func(a, b store.Reward) int {
-		if balanceOrder(&a, &b) {
-			return -1
-		}
-		if balanceOrder(&b, &a) {
-			return 1
-		}
-		return 0
-	})
+	sort.SliceStable(rs, func(i, j int) bool { return balanceOrder(&rs[i], &rs[j]) })
 	for i := range rs {
 		r := &rs[i]
 		r.TransactionPK = sql.NullInt64{Int64: t.PK, Valid: true}
@@ -184,9 +174,9 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 	return nil
 }
 
-// ResolvePayment is the sale key that key's payment is recorded under: the target key
+// resolvePayment is the sale key that key's payment is recorded under: the target key
 // is an alias of (LinkPayment), else key itself.
-func ResolvePayment(ctx context.Context, q store.Querier, p store.Program, key string) (string, error) {
+func resolvePayment(ctx context.Context, q store.Querier, p store.Program, key string) (string, error) {
 	t, err := store.PaymentAliasTarget(ctx, q, p.PK, key)
 	if err != nil || t == "" {
 		return key, err
@@ -206,7 +196,7 @@ func RefundPayment(ctx context.Context, db *store.DB, p store.Program, r Refund)
 			return err
 		}
 		var err error
-		if key, err = ResolvePayment(ctx, tx, p, r.TransactionKey); err != nil {
+		if key, err = resolvePayment(ctx, tx, p, r.TransactionKey); err != nil {
 			return err
 		}
 		r.TransactionKey = key

@@ -125,8 +125,12 @@ func (s *Sale) check(verr *ValidationError, prefix string) {
 }
 
 // isSubscription says whether a sale is a subscription payment for the subscription trigger.
-func (s Sale) isSubscription() bool {
-	return s.ProductType == "subscription" || s.Action == "subscription" || s.Action == "renewal"
+func (s Sale) isSubscription() bool { return isSubscription(s.Action, s.ProductType) }
+
+// isSubscription says whether a sale of this action and product type is a
+// subscription payment: product_type subscription, or action subscription or renewal.
+func isSubscription(action, productType string) bool {
+	return productType == "subscription" || action == "subscription" || action == "renewal"
 }
 
 // RecordTransaction records a sale and the rewards the program's rules grant for it

@@ -12,16 +12,23 @@ import (
 func PaymentLock(key string) string { return "payment:" + key }
 
 // InsertPaymentAlias records that the sale key alias is another name of target's
-// payment, and says whether it is new. An alias keeps the first target it was given.
-func InsertPaymentAlias(ctx context.Context, tx *Tx, programPK int64, alias, target string, at time.Time) (bool, error) {
-	res, err := exec(ctx, tx, `
-		INSERT INTO payment_aliases (program_pk, alias, target, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT DO NOTHING`, programPK, alias, target, at)
+// payment, and returns the target the alias has: target, or the one it was given
+// first (an alias keeps it).
+func InsertPaymentAlias(ctx context.Context, tx *Tx, programPK int64, alias, target string, at time.Time) (string, error) {
+	var got string
+	err := get(ctx, tx, &got, `
+		WITH ins AS (
+			INSERT INTO payment_aliases (program_pk, alias, target, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING RETURNING target
+		)
+		SELECT target FROM ins
+		UNION ALL
+		SELECT target FROM payment_aliases WHERE program_pk = $1 AND alias = $2
+		LIMIT 1`, programPK, alias, target, at)
 	if err != nil {
-		return false, fmt.Errorf("store.InsertPaymentAlias(%s, %s): %w", alias, target, translate(err))
+		return "", fmt.Errorf("store.InsertPaymentAlias(%s, %s): %w", alias, target, translate(err))
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return got, nil
 }
 
 // PaymentAliasTarget is the sale key that key is an alias of, or "" when it is none.

@@ -22,42 +22,39 @@ type Match struct {
 	Link *store.ProviderLink
 }
 
-// Matcher finds whom a billing event names, as store.MatchCustomers does for one
-// query (Via empty when nobody). The workers batch the queries of the events they
-// process together.
-type Matcher func(ctx context.Context, q store.MatchQuery) (store.CustomerMatch, error)
-
-// Direct is the Matcher that asks the database on each call.
-func Direct(db *store.DB) Matcher {
-	return func(ctx context.Context, q store.MatchQuery) (store.CustomerMatch, error) {
-		ms, err := store.MatchCustomers(ctx, db, []store.MatchQuery{q})
-		if err != nil {
-			return store.CustomerMatch{}, err
-		}
-		return ms[0], nil
-	}
+// Query is the question an event asks to find its customer: its customer key (a
+// referd id, else key), the provider customer it names, its email.
+func Query(p store.Program, provider string, ev providers.Event) store.MatchQuery {
+	return store.MatchQuery{ProgramPK: p.PK, Key: ev.CustomerKey, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, Email: ev.Email}
 }
 
-// Resolve finds the program's customer an event is about, in this order: the customer
-// key the payload carries (a referd id, else key), a provider-customer link already
-// known, the email. When create is set, a payment that carries a referrer's key and
-// matches nobody creates the referred customer on the spot. Found is false when
-// nobody matches.
-func Resolve(ctx context.Context, db *store.DB, match Matcher, p store.Program, provider string, ev providers.Event, create bool) (Match, error) {
-	q := store.MatchQuery{ProgramPK: p.PK, Key: ev.CustomerKey, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, Email: ev.Email}
-	c, err := match(ctx, q)
-	if err != nil || (c.Via == "" && (!create || ev.ReferralKey == "")) {
-		return Match{}, err
+// Resolve finds the program's customer an event is about, given c, the answer to its
+// Query (store.MatchCustomers: the customer key, a provider-customer link already
+// known, the email, in that order). The workers ask the queries of a batch of events
+// in one statement, then resolve each event in the batch's transaction tx. When
+// create is set, a payment that carries a referrer's key and matches nobody creates
+// the referred customer on the spot. Found is false when nobody matches.
+func Resolve(ctx context.Context, tx *store.Tx, c store.CustomerMatch, p store.Program, provider string, ev providers.Event, create bool) (Match, error) {
+	if c.Via == "" && (!create || ev.ReferralKey == "") {
+		return Match{}, nil
 	}
 	if c.Via == "" {
-		created, err := createReferred(ctx, db, p, provider, ev)
+		var created store.Customer
+		err := tx.Savepoint(ctx, func() error {
+			var err error
+			created, err = createReferred(ctx, tx, p, provider, ev)
+			return err
+		})
 		var conflict *store.ConflictError
 		switch {
 		case errors.As(err, &conflict):
-			// Created meanwhile by a concurrent delivery: find it.
-			if c, err = match(ctx, q); err != nil || c.Via == "" {
+			// Created meanwhile, by a concurrent delivery or an event before this one
+			// in the batch: find it.
+			ms, err := store.MatchCustomers(ctx, tx, []store.MatchQuery{Query(p, provider, ev)})
+			if err != nil || ms[0].Via == "" {
 				return Match{}, err
 			}
+			c = ms[0]
 		case err != nil:
 			return Match{}, err
 		default:
@@ -77,7 +74,7 @@ func LinkFor(p store.Program, provider string, ev providers.Event, c store.Custo
 }
 
 // createReferred creates the customer a payment names by its referrer's key.
-func createReferred(ctx context.Context, db *store.DB, p store.Program, provider string, ev providers.Event) (store.Customer, error) {
+func createReferred(ctx context.Context, tx *store.Tx, p store.Program, provider string, ev providers.Event) (store.Customer, error) {
 	ref := referral.Text(ev.ReferralKey)
 	in := referral.CustomerInput{ReferringCustomer: &referral.CustomerRefInput{Key: &ref}, Source: provider}
 	if ev.CustomerKey != "" {
@@ -88,5 +85,5 @@ func createReferred(ctx context.Context, db *store.DB, p store.Program, provider
 		email := ev.Email
 		in.Email = &email
 	}
-	return referral.CreateCustomer(ctx, db, p, in)
+	return referral.CreateCustomerTx(ctx, tx, p, in)
 }

@@ -6,13 +6,13 @@ import (
 	"github.com/referd/referd/store"
 )
 
-// LaneAside runs the payments lane once over the events pks, as one batch, and says
-// which events it set aside for processing on their own.
-func LaneAside(ctx context.Context, db *store.DB, pks []int64) ([]bool, error) {
-	rs, err := newProcessor(db).paymentLane(ctx, pks)
-	aside := make([]bool, len(rs))
+// RunBatch runs the pipeline once over the events pks, as one batch, and returns
+// each event's own error (nil when it is done).
+func RunBatch(ctx context.Context, db *store.DB, pks []int64) ([]error, error) {
+	rs, err := newProcessor(db).run(ctx, pks)
+	errs := make([]error, len(rs))
 	for i, r := range rs {
-		aside[i] = r.aside
+		errs[i] = r.err
 	}
-	return aside, err
+	return errs, err
 }

@@ -249,13 +249,13 @@ func TestSweepProcessesStoredEvents(t *testing.T) {
 	}
 }
 
-// Tasks that run at the same time go through the payments lane together: plain
-// payments of known customers are recorded with their events' outcomes in one
-// transaction, and everything else (refunds, unattributed payments, a payment that
-// creates its customer) is processed on its own. Every task runs twice at once, as
-// duplicate deliveries would; every event ends as it would alone, and each sale counts
-// once.
-func TestPaymentLaneBatchesEvents(t *testing.T) {
+// Events of every kind go through the pipeline as one batch: plain payments of known
+// customers, a customer nobody referred, an unattributed payment, a payment that
+// creates its customer, a refund, the same invoice twice and a payment that cannot be
+// recorded, each ending as it would alone, with its outcome in the batch's one
+// transaction. Then every task runs twice at once, as duplicate deliveries would:
+// nothing changes, and each sale counts once.
+func TestOneBatchProcessesEveryKind(t *testing.T) {
 	t.Parallel()
 	e := newProcessEnv(t)
 	for _, c := range []referral.CustomerInput{
@@ -271,22 +271,21 @@ func TestPaymentLaneBatchesEvents(t *testing.T) {
 		return fmt.Sprintf(`{"id": %q, "object": "invoice", "amount_paid": %d, "currency": "usd", "customer": %q,
 			"customer_email": %q, "subscription": null, "metadata": %s}`, id, amount, customer, email, metadata)
 	}
-	// aside: the lane leaves the event to be processed on its own.
 	events := []struct {
 		id, typ, object string
 		status          store.EventStatus
 		key             string
-		aside           bool
 	}{
-		{"evt_1", "invoice.paid", invoice("in_1", 5000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1", false},
-		{"evt_2", "invoice.paid", invoice("in_2", 2000, "cus_2", "f2@example.com", `{}`), "processed", "stripe:in_2", false},
-		{"evt_3", "invoice.paid", invoice("in_3", 9000, "cus_solo", "", `{"customer_key": "solo"}`), "ignored", "", false},
-		{"evt_4", "invoice.paid", invoice("in_4", 7000, "cus_4", "nobody@example.com", `{}`), "unattributed", "", true},
-		{"evt_5", "invoice.paid", invoice("in_5", 4000, "cus_5", "new@example.com", `{"referral_key": "ref"}`), "processed", "stripe:in_5", true},
+		{"evt_1", "invoice.paid", invoice("in_1", 5000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1"},
+		{"evt_2", "invoice.paid", invoice("in_2", 2000, "cus_2", "f2@example.com", `{}`), "processed", "stripe:in_2"},
+		{"evt_3", "invoice.paid", invoice("in_3", 9000, "cus_solo", "", `{"customer_key": "solo"}`), "ignored", ""},
+		{"evt_4", "invoice.paid", invoice("in_4", 7000, "cus_4", "nobody@example.com", `{}`), "unattributed", ""},
+		{"evt_5", "invoice.paid", invoice("in_5", 4000, "cus_5", "new@example.com", `{"referral_key": "ref"}`), "processed", "stripe:in_5"},
 		{"evt_6", "charge.refunded", `{"id": "ch_1", "object": "charge", "amount": 5000, "amount_refunded": 1000, "currency": "usd",
-			"customer": "cus_1", "invoice": "in_1", "refunded": false, "metadata": {}}`, "processed", "stripe:in_1", true},
-		{"evt_7", "invoice.paid", invoice("in_1b", 3000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1b", false},
-		{"evt_8", "invoice.paid", invoice("in_1", 5000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1", false}, // in_1 again
+			"customer": "cus_1", "invoice": "in_1", "refunded": false, "metadata": {}}`, "processed", "stripe:in_1"},
+		{"evt_7", "invoice.paid", invoice("in_1b", 3000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1b"},
+		{"evt_8", "invoice.paid", invoice("in_1", 5000, "cus_1", "", `{"customer_key": "f1"}`), "processed", "stripe:in_1"}, // in_1 again
+		{"evt_9", "invoice.paid", strings.Replace(invoice("in_9", 100, "cus_1", "", `{"customer_key": "f1"}`), `"usd"`, `"zzz"`, 1), "failed", ""},
 	}
 	var stored []store.ProviderEvent
 	for _, ev := range events {
@@ -301,15 +300,20 @@ func TestPaymentLaneBatchesEvents(t *testing.T) {
 	for i, ev := range stored {
 		pks[i] = ev.PK
 	}
-	aside, err := jobs.LaneAside(e.ctx, e.db, pks)
+	errs, err := jobs.RunBatch(e.ctx, e.db, pks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, ev := range events {
-		if aside[i] != ev.aside {
-			t.Errorf("the lane set %s aside: %v, want %v", ev.id, aside[i], ev.aside)
+	check := func(when string) {
+		t.Helper()
+		for i, ev := range stored {
+			got, err := store.GetProviderEvent(e.ctx, e.db, ev.PK)
+			if err != nil || errs[i] != nil || got.Status != events[i].status || strings.Join(got.TransactionKeys, ",") != events[i].key {
+				t.Errorf("%s: %s ended %s with %v (%v, %v), want %s with %q", when, ev.EventID, got.Status, got.TransactionKeys, err, errs[i], events[i].status, events[i].key)
+			}
 		}
 	}
+	check("one batch")
 	// Then every task twice at once, with twelve fresh payments among them.
 	var fresh []store.ProviderEvent
 	for i := range 12 {
@@ -338,11 +342,9 @@ func TestPaymentLaneBatchesEvents(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	for i, ev := range stored {
-		got, err := store.GetProviderEvent(e.ctx, e.db, ev.PK)
-		if err != nil || got.Status != events[i].status || strings.Join(got.TransactionKeys, ",") != events[i].key {
-			t.Errorf("%s ended %s with %v (%v), want %s with %q", ev.EventID, got.Status, got.TransactionKeys, err, events[i].status, events[i].key)
-		}
+	check("every task twice")
+	for _, ev := range stored {
+		got, _ := store.GetProviderEvent(e.ctx, e.db, ev.PK)
 		for _, key := range got.TransactionKeys {
 			if _, err := referral.GetTransaction(e.ctx, e.db, e.p, key); err != nil {
 				t.Errorf("%s names transaction %s: %v", ev.EventID, key, err)

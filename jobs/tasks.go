@@ -145,11 +145,12 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 		if err != nil {
 			return err
 		}
-		for _, pk := range pks {
-			var held *HeldError
-			if err := pr.process(ctx, pk); err != nil && !errors.As(err, &held) {
-				log.Warn("retrying unattributed events: processing a stored event failed", "pk", pk, "err", err)
+		for len(pks) > 0 {
+			n := min(len(pks), batchSize)
+			if _, err := pr.run(ctx, pks[:n]); err != nil {
+				log.Warn("retrying unattributed events: processing a batch failed", "pks", pks[:n], "err", err)
 			}
+			pks = pks[n:]
 		}
 		return nil
 	})

@@ -109,9 +109,42 @@ type CustomerInput struct {
 // CreateCustomer validates in and stores the customer, linked to its referrer when
 // referring_customer names one, with its customer.created event.
 func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in CustomerInput) (store.Customer, error) {
-	c, refID, refKey, err := in.validate(p)
+	nc, err := newCustomer(p, in)
 	if err != nil {
 		return store.Customer{}, err
+	}
+	if len(nc.signup) == 0 {
+		err = store.InsertCustomer(ctx, db, &nc.c, nc.refID, nc.refKey, nc.payload)
+	} else {
+		// Signup rewards commit with the customer.
+		err = db.InTx(ctx, func(tx *store.Tx) error { return nc.insertTx(ctx, tx, p) })
+	}
+	return nc.result(err)
+}
+
+// CreateCustomerTx is CreateCustomer in the caller's transaction: the workers create
+// the customer a payment names by its referrer's key with the payment's other effects.
+func CreateCustomerTx(ctx context.Context, tx *store.Tx, p store.Program, in CustomerInput) (store.Customer, error) {
+	nc, err := newCustomer(p, in)
+	if err != nil {
+		return store.Customer{}, err
+	}
+	return nc.result(nc.insertTx(ctx, tx, p))
+}
+
+// newCustomerRow is a checked customer to insert, with its customer.created payload and
+// the sign-up rewards its referrer earns.
+type newCustomerRow struct {
+	c             store.Customer
+	refID, refKey string
+	payload       string
+	signup        []rewards.Earned
+}
+
+func newCustomer(p store.Program, in CustomerInput) (newCustomerRow, error) {
+	c, refID, refKey, err := in.validate(p)
+	if err != nil {
+		return newCustomerRow{}, err
 	}
 	c.CreatedAt = store.Now()
 	c.UpdatedAt = c.CreatedAt
@@ -122,39 +155,41 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 	}
 	payload, err := json.Marshal(CustomerJSON(p, c))
 	if err != nil {
-		return store.Customer{}, err
+		return newCustomerRow{}, err
 	}
 	// The statement resolves the referrer and fills referring_customer into the payload.
-	var signup []rewards.Earned
+	nc := newCustomerRow{c: c, refID: refID, refKey: refKey, payload: string(payload)}
 	if refID != "" || refKey != "" {
 		rules, err := programRules(p)
 		if err != nil {
-			return store.Customer{}, err
+			return newCustomerRow{}, err
 		}
-		if signup, err = rewards.ForSignup(rules); err != nil {
-			return store.Customer{}, err
+		if nc.signup, err = rewards.ForSignup(rules); err != nil {
+			return newCustomerRow{}, err
 		}
 	}
-	if len(signup) == 0 {
-		err = store.InsertCustomer(ctx, db, &c, refID, refKey, string(payload))
-	} else {
-		// Signup rewards commit with the customer.
-		err = db.InTx(ctx, func(tx *store.Tx) error {
-			n := c
-			if err := store.InsertCustomer(ctx, tx, &n, refID, refKey, string(payload)); err != nil {
-				return err
-			}
-			friend := store.CustomerRef{PK: n.PK, ID: n.ID, Key: n.Key, Email: n.Email, Name: n.Name}
-			if err := grantSignup(ctx, tx, p, signup, *n.Referrer, friend, n.CreatedAt); err != nil {
-				return err
-			}
-			c = n
-			return nil
-		})
+	return nc, nil
+}
+
+func (nc *newCustomerRow) insertTx(ctx context.Context, tx *store.Tx, p store.Program) error {
+	n := nc.c
+	if err := store.InsertCustomer(ctx, tx, &n, nc.refID, nc.refKey, nc.payload); err != nil {
+		return err
 	}
+	if len(nc.signup) > 0 {
+		friend := store.CustomerRef{PK: n.PK, ID: n.ID, Key: n.Key, Email: n.Email, Name: n.Name}
+		if err := grantSignup(ctx, tx, p, nc.signup, *n.Referrer, friend, n.CreatedAt); err != nil {
+			return err
+		}
+	}
+	nc.c = n
+	return nil
+}
+
+func (nc *newCustomerRow) result(err error) (store.Customer, error) {
 	if store.IsNotFound(err) {
 		field := "referring_customer.key"
-		if refID != "" {
+		if nc.refID != "" {
 			field = "referring_customer.id"
 		}
 		return store.Customer{}, Invalid(field, "The referring customer does not exist.")
@@ -162,7 +197,7 @@ func CreateCustomer(ctx context.Context, db *store.DB, p store.Program, in Custo
 	if err != nil {
 		return store.Customer{}, err
 	}
-	return c, nil
+	return nc.c, nil
 }
 
 // validate checks in and returns the customer to insert (id and key generated when

@@ -19,8 +19,8 @@ import (
 // store.PaymentLock first, so a link, a sale held until its link could arrive and a
 // refund keyed by an alias never miss one another.
 
-// LinkPayment records that the sale keys in aliases are other names of target's
-// payment, in one transaction, and returns the keys of the sales it folded:
+// LinkPaymentTx records that the sale keys in aliases are other names of target's
+// payment and returns the keys of the sales it folded:
 //   - refunds recorded against an alias are moved to target, and applied there when
 //     target's sale exists (else they wait for it);
 //   - a sale already recorded under an alias (a one-off sale whose link came late) is
@@ -28,69 +28,66 @@ import (
 //     target, and its purchase number given back, so target's sale is the payment's
 //     only one.
 //
-// Linking again changes nothing.
-func LinkPayment(ctx context.Context, db *store.DB, p store.Program, target string, aliases []string) (folded []string, err error) {
+// Linking again changes nothing. It runs in the caller's transaction, as the
+// workers record every effect of a billing event with its outcome.
+func LinkPaymentTx(ctx context.Context, tx *store.Tx, p store.Program, target string, aliases []string) (folded []string, err error) {
 	aliases = slices.DeleteFunc(slices.Clone(aliases), func(a string) bool { return a == "" || a == target })
 	slices.Sort(aliases)
 	aliases = slices.Compact(aliases)
 	if len(aliases) == 0 {
 		return nil, nil
 	}
-	err = db.InTx(ctx, func(tx *store.Tx) error {
-		folded = nil
-		for _, a := range aliases {
-			if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(a)); err != nil {
-				return err
-			}
+	for _, a := range aliases {
+		if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(a)); err != nil {
+			return nil, err
 		}
-		// The sales' locks in key order, as store.FindBuyers takes them.
-		keys := append(slices.Clone(aliases), target)
-		slices.Sort(keys)
-		for _, k := range keys {
-			if err := store.LockKey(ctx, tx, p.PK, store.TransactionLock(k)); err != nil {
-				return err
-			}
+	}
+	// The sales' locks in key order, as store.FindBuyers takes them.
+	keys := append(slices.Clone(aliases), target)
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := store.LockKey(ctx, tx, p.PK, store.TransactionLock(k)); err != nil {
+			return nil, err
 		}
-		now := store.Now()
-		moved := int64(0)
-		for _, a := range aliases {
-			// Only an alias's own target is folded into: an alias linked to another
-			// invoice before keeps it.
-			if t, err := store.InsertPaymentAlias(ctx, tx, p.PK, a, target, now); err != nil {
-				return err
-			} else if t != target {
-				continue
-			}
-			ok, err := foldSale(ctx, tx, p, a, target, now)
-			if err != nil {
-				return err
-			}
-			if ok {
-				folded = append(folded, a)
-			}
-			n, err := store.RetargetRefunds(ctx, tx, p.PK, a, target)
-			if err != nil {
-				return err
-			}
-			moved += n
+	}
+	now := store.Now()
+	moved := int64(0)
+	for _, a := range aliases {
+		// Only an alias's own target is folded into: an alias linked to another
+		// invoice before keeps it.
+		if t, err := store.InsertPaymentAlias(ctx, tx, p.PK, a, target, now); err != nil {
+			return nil, err
+		} else if t != target {
+			continue
 		}
-		if moved == 0 {
-			return nil
-		}
-		t, err := store.GetTransaction(ctx, tx, p.PK, target, true)
-		if store.IsNotFound(err) {
-			return nil // the refunds wait for target's sale
-		}
+		ok, err := foldSale(ctx, tx, p, a, target, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return applyWaitingRefunds(ctx, tx, p, &t)
-	})
-	return folded, err
+		if ok {
+			folded = append(folded, a)
+		}
+		n, err := store.RetargetRefunds(ctx, tx, p.PK, a, target)
+		if err != nil {
+			return nil, err
+		}
+		moved += n
+	}
+	if moved == 0 {
+		return folded, nil
+	}
+	t, err := store.GetTransaction(ctx, tx, p.PK, target, true)
+	if store.IsNotFound(err) {
+		return folded, nil // the refunds wait for target's sale
+	}
+	if err != nil {
+		return nil, err
+	}
+	return folded, applyWaitingRefunds(ctx, tx, p, &t)
 }
 
 // foldSale folds the sale key, if recorded and not folded yet, into target: see
-// LinkPayment. The caller holds both keys' locks.
+// LinkPaymentTx. The caller holds both keys' locks.
 func foldSale(ctx context.Context, tx *store.Tx, p store.Program, key, target string, now time.Time) (bool, error) {
 	t, err := store.GetTransaction(ctx, tx, p.PK, key, true)
 	if store.IsNotFound(err) {
@@ -175,7 +172,7 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 }
 
 // resolvePayment is the sale key that key's payment is recorded under: the target key
-// is an alias of (LinkPayment), else key itself.
+// is an alias of (LinkPaymentTx), else key itself.
 func resolvePayment(ctx context.Context, q store.Querier, p store.Program, key string) (string, error) {
 	t, err := store.PaymentAliasTarget(ctx, q, p.PK, key)
 	if err != nil || t == "" {
@@ -184,47 +181,38 @@ func resolvePayment(ctx context.Context, q store.Querier, p store.Program, key s
 	return t, nil
 }
 
-// RefundPayment is RefundTransaction for a refund keyed by any of its payment's ids:
-// an alias's refund refunds its target's sale (and waits for it). It returns the
-// sale key it refunded.
-func RefundPayment(ctx context.Context, db *store.DB, p store.Program, r Refund) (key string, err error) {
+// RefundPaymentTx is RefundTransaction, in the caller's transaction, for a refund
+// keyed by any of its payment's ids: an alias's refund refunds its target's sale (and
+// waits for it). It returns the sale key it refunded.
+func RefundPaymentTx(ctx context.Context, tx *store.Tx, p store.Program, r Refund) (key string, err error) {
 	if r.Amount < 0 {
 		return "", Invalid("amount", "The refund amount must not be negative.")
 	}
-	err = db.InTx(ctx, func(tx *store.Tx) error {
-		if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(r.TransactionKey)); err != nil {
-			return err
-		}
-		var err error
-		if key, err = resolvePayment(ctx, tx, p, r.TransactionKey); err != nil {
-			return err
-		}
-		r.TransactionKey = key
-		_, _, err = refundTx(ctx, tx, p, r)
-		return err
-	})
+	if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(r.TransactionKey)); err != nil {
+		return "", err
+	}
+	if key, err = resolvePayment(ctx, tx, p, r.TransactionKey); err != nil {
+		return "", err
+	}
+	r.TransactionKey = key
+	_, _, err = refundTx(ctx, tx, p, r)
 	return key, err
 }
 
-// RecordHeldSale records a sale that was held because it might be another payment's
-// (providers.Event.Hold): unless a link has made its key an alias meanwhile, in
-// which case nothing is recorded and linked is the target key.
-func RecordHeldSale(ctx context.Context, db *store.DB, p store.Program, s Sale) (t store.Transaction, linked string, err error) {
-	err = db.InTx(ctx, func(tx *store.Tx) error {
-		if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(s.Key)); err != nil {
-			return err
-		}
-		target, err := store.PaymentAliasTarget(ctx, tx, p.PK, s.Key)
-		if err != nil || target != "" {
-			linked = target
-			return err
-		}
-		rs, err := RecordSalesTx(ctx, tx, []SaleRequest{{Program: p, Sale: s}})
-		if err != nil {
-			return err
-		}
-		t = rs[0].Transaction
-		return rs[0].Err
-	})
-	return t, linked, err
+// RecordHeldSaleTx records, in the caller's transaction, a sale that was held because
+// it might be another payment's (providers.Event.Hold): unless a link has made its key
+// an alias meanwhile, in which case nothing is recorded and linked is the target key.
+func RecordHeldSaleTx(ctx context.Context, tx *store.Tx, p store.Program, s Sale) (t store.Transaction, linked string, err error) {
+	if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(s.Key)); err != nil {
+		return t, "", err
+	}
+	target, err := store.PaymentAliasTarget(ctx, tx, p.PK, s.Key)
+	if err != nil || target != "" {
+		return t, target, err
+	}
+	rs, err := RecordSalesTx(ctx, tx, []SaleRequest{{Program: p, Sale: s}})
+	if err != nil {
+		return t, "", err
+	}
+	return rs[0].Transaction, "", rs[0].Err
 }

@@ -417,6 +417,37 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return tx.Commit()
 }
 
+// Savepoint runs fn inside a savepoint of tx: when fn fails, what it wrote is rolled
+// back and tx goes on as if fn had not run (a failed statement no longer aborts the
+// whole transaction). The workers give each event of a batch its own, so one event's
+// error does not undo the others'. A deadlock or serialization failure, or a
+// savepoint that cannot be rolled back to, is not contained (ErrTxLost): tx must roll
+// back as a whole then. Savepoints nest.
+func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT sp`); err != nil {
+		return err
+	}
+	err := fn()
+	if err == nil {
+		if _, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT sp`); err != nil {
+			return fmt.Errorf("%w: %w", ErrTxLost, err)
+		}
+		return nil
+	}
+	if retryable(err) {
+		return fmt.Errorf("%w: %w", ErrTxLost, err)
+	}
+	// Rolling back to a savepoint keeps it: released too, it does not pile up.
+	if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT sp; RELEASE SAVEPOINT sp`); rerr != nil {
+		return fmt.Errorf("%w: %w (after %w)", ErrTxLost, rerr, err)
+	}
+	return err
+}
+
+// ErrTxLost is the error of a savepoint that could not contain its function's error:
+// the transaction must roll back as a whole (InTx runs it again when it can).
+var ErrTxLost = errors.New("the transaction cannot go on")
+
 func retryable(err error) bool {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -197,5 +198,65 @@ func TestInsertSalesLocksReferrersByIndex(t *testing.T) {
 	plan := genericPlan(t, db, store.InsertSalesQuery, "text, text, text", `'[]', '[]', '[]'`)
 	if strings.Contains(plan, "Seq Scan on customer_stats") || !strings.Contains(plan, "customer_stats_pkey") {
 		t.Errorf("the referrers' counters are not locked through customer_stats_pkey:\n%s", plan)
+	}
+}
+
+// A savepoint contains its function's failure: what the function wrote is rolled
+// back, and the transaction goes on and commits the rest. A savepoint that cannot be
+// rolled back to is not contained (ErrTxLost).
+func TestSavepointContainsAFailure(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	if _, err := db.Exec(`CREATE TABLE sp (n int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	err := db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO sp VALUES (1)`); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func() error {
+			if _, err := tx.Exec(`INSERT INTO sp VALUES (2)`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(`INSERT INTO sp VALUES (1)`) // a duplicate: the statement fails
+			return err
+		})
+		if err == nil || errors.Is(err, store.ErrTxLost) {
+			t.Errorf("savepoint error %v, want the duplicate, contained", err)
+		}
+		if err := tx.Savepoint(ctx, func() error { _, err := tx.Exec(`INSERT INTO sp VALUES (3)`); return err }); err != nil {
+			return err
+		}
+		lost := tx.Savepoint(ctx, func() error {
+			_, err := tx.Exec(`RELEASE SAVEPOINT sp`) // gone: it cannot be rolled back to
+			if err == nil {
+				err = errors.New("failed after the savepoint was released")
+			}
+			return err
+		})
+		if !errors.Is(lost, store.ErrTxLost) {
+			t.Errorf("a savepoint that cannot be rolled back to: %v, want ErrTxLost", lost)
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("the transaction committed")
+	}
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO sp VALUES (1)`); err != nil {
+			return err
+		}
+		if err := tx.Savepoint(ctx, func() error { _, err := tx.Exec(`INSERT INTO sp VALUES (1)`); return err }); err == nil {
+			t.Error("the duplicate was inserted")
+		}
+		return tx.Savepoint(ctx, func() error { _, err := tx.Exec(`INSERT INTO sp VALUES (3)`); return err })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	if err := db.Select(&got, `SELECT n FROM sp ORDER BY n`); err != nil || fmt.Sprint(got) != "[1 3]" {
+		t.Errorf("rows %v (%v), want [1 3]", got, err)
 	}
 }

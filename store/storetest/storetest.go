@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"testing"
@@ -69,7 +70,17 @@ func NewWithURL(tb testing.TB) (*store.DB, string) {
 		db.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+pq.QuoteIdentifier(schema)+" CASCADE"); err != nil {
+		// Dropping a schema locks each of its objects; one that another test's drop
+		// locks in another order (the catalog's) deadlocks, and goes again.
+		var err error
+		for range 5 {
+			var pqErr *pq.Error
+			_, err = admin.ExecContext(ctx, "DROP SCHEMA "+pq.QuoteIdentifier(schema)+" CASCADE")
+			if !errors.As(err, &pqErr) || pqErr.Code != "40P01" {
+				break
+			}
+		}
+		if err != nil {
 			tb.Errorf("dropping schema %s: %v", schema, err)
 		}
 		admin.Close()

@@ -1,0 +1,503 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/referd/referd/attribution"
+	"github.com/referd/referd/providers"
+	_ "github.com/referd/referd/providers/all" // the providers referd ships
+	"github.com/referd/referd/referral"
+	"github.com/referd/referd/store"
+)
+
+// The pipeline turns stored billing events into what they mean: links for customers
+// seen, transactions for payments, refunds for refunds, through the same functions
+// as the REST API. It has one path. A batch of events, however they came (the
+// tasks that arrive together, a sweep's page, one event replayed), is
+//
+//  1. read in one statement, each event parsed by its provider (providers.Lookup);
+//  2. matched to customers in one statement (store.MatchCustomers);
+//  3. written in one transaction: every event's effects and its outcome
+//     (store.FinishProviderEventsTx) commit together, so an event is never done
+//     without its effects nor its effects recorded without it being done.
+//
+// Inside the transaction, the plain payments of known customers, nearly every
+// billing event, are recorded together in one statement (referral.RecordSalesTx).
+// Every other event (refunds, links between a payment's ids, payments held for a
+// link, customers created from a referral key) is applied on its own, inside a
+// savepoint: its own failure rolls back only its own effects. Every effect is keyed
+// by the provider's ids, so processing an event again changes nothing.
+//
+// An event ends processed (with its transaction keys), ignored (nothing to do),
+// unattributed (a payment that matches no customer yet: processed again when one
+// appears) or failed (with the error), or it waits: a payment held for a link
+// (HeldError) stays received.
+
+// ProcessEvent processes the stored event pk: a batch of one.
+func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
+	return (&processor{db: db}).handle(ctx, pk)
+}
+
+// processor runs the pipeline for the workers. The tasks that arrive together share
+// a batch (lane): one batch is written at a time, and the events that pile up
+// meanwhile are the next one. Sales of a program's few busy referrers lock the same
+// rows, so two batches in flight would wait for each other; one lane makes the
+// largest batches and costs the least per event (BENCHMARKS.md). Programs and their
+// integrations are read once a few seconds.
+type processor struct {
+	db    *store.DB
+	cache *store.Cache[string, programConfig]
+	lane  *store.Group[int64, result]
+	log   *slog.Logger // nil: no logs
+}
+
+// batchSize is the most events one batch holds.
+const batchSize = 64
+
+func newProcessor(db *store.DB) *processor {
+	pr := &processor{db: db, cache: &store.Cache[string, programConfig]{TTL: 2 * time.Second}}
+	pr.lane = store.NewGroup(1, batchSize, pr.run)
+	return pr
+}
+
+// result is what became of one event of a batch: done (err nil), waiting (err a
+// *HeldError), or an error for its task to retry. links are the provider-customer
+// links it taught.
+type result struct {
+	err   error
+	links []store.ProviderLink
+}
+
+// handle processes the stored event pk with the events processed at the same time,
+// then the unattributed payments its links may be about.
+func (pr *processor) handle(ctx context.Context, pk int64) error {
+	var r result
+	if pr.lane == nil {
+		rs, err := pr.run(ctx, []int64{pk})
+		if err != nil {
+			return err
+		}
+		r = rs[0]
+	} else {
+		var err error
+		if r, err = pr.lane.Do(ctx, pk); err != nil {
+			return err
+		}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	return pr.followLinks(ctx, r.links)
+}
+
+// followLinks processes again the unattributed events that may be about the
+// provider customers just linked: they may have paid before referd knew who they
+// were. Their own outcomes are theirs; only a failed batch is an error.
+func (pr *processor) followLinks(ctx context.Context, links []store.ProviderLink) error {
+	if len(links) == 0 {
+		return nil
+	}
+	cs := make([]store.AppearedCustomer, len(links))
+	for i, l := range links {
+		cs[i] = store.AppearedCustomer{ProgramPK: l.ProgramPK, Provider: l.Provider, ProviderCustomerID: l.ProviderCustomerID}
+	}
+	pks, err := store.UnattributedEventsFor(ctx, pr.db, cs, 100)
+	if err != nil || len(pks) == 0 {
+		return err
+	}
+	_, err = pr.run(ctx, pks)
+	return err
+}
+
+type programConfig struct {
+	p        store.Program
+	keyField string
+}
+
+func (pr *processor) config(ctx context.Context, programPK int64, provider string) (programConfig, error) {
+	load := func(ctx context.Context) (programConfig, error) {
+		p, err := store.ProgramByPK(ctx, pr.db, programPK)
+		if err != nil {
+			return programConfig{}, err
+		}
+		c := programConfig{p: p, keyField: "customer_key"}
+		if in, err := store.GetIntegration(ctx, pr.db, p.PK, provider); err == nil {
+			c.keyField = in.CustomerKeyField
+		}
+		return c, nil
+	}
+	if pr.cache == nil {
+		return load(ctx)
+	}
+	return pr.cache.Get(ctx, fmt.Sprintf("%d|%s", programPK, provider), load)
+}
+
+// event is one stored event of a batch, parsed.
+type event struct {
+	at    int // its place in the batch
+	row   *store.ProviderEvent
+	p     store.Program
+	parts []providers.Event
+	match []int  // for each part, its query's place in the batch's matches, or -1
+	bad   string // why it could not be parsed
+}
+
+// plain says whether ev is a plain payment: a payment alone, neither held nor
+// linked, whose customer is known or certainly unknown. m is its match.
+func (ev *event) plain(ms []store.CustomerMatch) (e providers.Event, m store.CustomerMatch, ok bool) {
+	if ev.bad != "" || len(ev.parts) != 1 || ev.match[0] < 0 {
+		return e, m, false
+	}
+	e, m = ev.parts[0], ms[ev.match[0]]
+	ok = e.Kind == providers.Payment && e.Hold == 0 && len(e.Aliases) == 0 && (m.Via != "" || e.ReferralKey == "")
+	return e, m, ok
+}
+
+// run processes a batch of stored events and returns each one's result, in order.
+// The error is the batch's: nothing of it was written.
+func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
+	res := make([]result, len(pks))
+	rows, err := store.ProviderEventsByPK(ctx, pr.db, pks)
+	if err != nil {
+		return nil, err
+	}
+	var evs []*event
+	var qs []store.MatchQuery
+	for i, row := range store.InPKOrder(pks, rows, func(e *store.ProviderEvent) int64 { return e.PK }) {
+		switch {
+		case row == nil:
+			res[i].err = fmt.Errorf("provider event %d: %w", pks[i], store.ErrNotFound)
+			continue
+		case row.Status.Done():
+			continue // a task delivered again, or the sweep got there first: nothing left to do
+		}
+		cfg, err := pr.config(ctx, row.ProgramPK, row.Provider)
+		if err != nil {
+			res[i].err = err
+			continue
+		}
+		ev := &event{at: i, row: row, p: cfg.p}
+		evs = append(evs, ev)
+		parsed, err := parse(row, cfg.keyField)
+		if err != nil {
+			ev.bad = err.Error()
+			continue
+		}
+		ev.parts = parsed.Events
+		ev.match = make([]int, len(ev.parts))
+		for j, e := range ev.parts {
+			ev.match[j] = -1
+			if e.Kind == providers.Payment || (e.Kind == providers.CustomerSeen && e.ProviderCustomerID != "") {
+				ev.match[j] = len(qs)
+				qs = append(qs, attribution.Query(cfg.p, row.Provider, e))
+			}
+		}
+	}
+	if len(evs) == 0 {
+		return res, nil
+	}
+	var ms []store.CustomerMatch
+	if len(qs) > 0 {
+		if ms, err = store.MatchCustomers(ctx, pr.db, qs); err != nil {
+			return nil, err
+		}
+	}
+	var outs []store.EventOutcome
+	err = pr.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		outs, err = pr.write(ctx, tx, evs, ms, res)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		pr.logOutcome(ctx, ev, outs)
+	}
+	return res, nil
+}
+
+// write applies the batch's events in tx and records their outcomes there. It sets
+// each event's result afresh, for InTx may run it again.
+func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms []store.CustomerMatch, res []result) ([]store.EventOutcome, error) {
+	var outs []store.EventOutcome
+	var sales []referral.SaleRequest
+	var saleOf []int // for each sale, its event's outcome in outs
+	now := time.Now()
+	for _, ev := range evs {
+		res[ev.at] = result{}
+		out := store.EventOutcome{PK: ev.row.PK, Status: store.EventIgnored, At: now}
+		if ev.bad != "" {
+			out.Status, out.Error = store.EventFailed, ev.bad
+			outs = append(outs, out)
+			continue
+		}
+		if e, m, ok := ev.plain(ms); ok {
+			switch {
+			case m.Via == "":
+				out.Status = store.EventUnattributed
+				out.CustomerKey, out.ProviderCustomerID, out.Email = e.CustomerKey, e.ProviderCustomerID, e.Email
+			case !m.ReferrerPK.Valid:
+				// A customer nobody referred: nothing to reward.
+				out.Links = links(attribution.LinkFor(ev.p, ev.row.Provider, e, m))
+			default:
+				// Recorded with the batch's other sales, below.
+				sale := paymentSale(ev.row.Provider, e, m.ID, ev.row.RequestID.String)
+				out.Status, out.TransactionKeys = store.EventProcessed, []string{sale.Key}
+				out.Links = links(attribution.LinkFor(ev.p, ev.row.Provider, e, m))
+				sales = append(sales, referral.SaleRequest{Program: ev.p, Sale: sale})
+				saleOf = append(saleOf, len(outs))
+			}
+			outs = append(outs, out)
+			continue
+		}
+		// Outbox events written for it name the ingest request that brought it.
+		ctx := store.WithRequestID(ctx, ev.row.RequestID.String)
+		err := tx.Savepoint(ctx, func() error {
+			var err error
+			out, err = pr.apply(ctx, tx, ev, ms, out)
+			return err
+		})
+		var held *HeldError
+		var invalid *referral.ValidationError
+		switch {
+		case errors.As(err, &held):
+			res[ev.at].err = held // no outcome: it waits, received
+			continue
+		case errors.As(err, &invalid):
+			out = store.EventOutcome{PK: ev.row.PK, Status: store.EventFailed, Error: err.Error(), At: now}
+		case errors.Is(err, store.ErrTxLost), ctx.Err() != nil:
+			return nil, err // the batch is tried again
+		case err != nil:
+			// Its own database error, rolled back: its task tries it again, and the
+			// batch's other events are not held back by it.
+			res[ev.at].err = err
+			continue
+		}
+		outs = append(outs, out)
+	}
+	if len(sales) > 0 {
+		rs, err := referral.RecordSalesTx(ctx, tx, sales)
+		if err != nil {
+			return nil, err
+		}
+		for k, r := range rs {
+			var conflict *store.ConflictError
+			switch {
+			case r.Err == nil, errors.As(r.Err, &conflict):
+				// A conflict: another event of the same payment recorded it first (a
+				// Checkout session and its charge), saying it differently.
+			default:
+				out := &outs[saleOf[k]]
+				out.Status, out.Error, out.TransactionKeys = store.EventFailed, r.Err.Error(), nil
+			}
+		}
+	}
+	byPK := make(map[int64]int, len(evs))
+	for _, ev := range evs {
+		byPK[ev.row.PK] = ev.at
+	}
+	for _, out := range outs {
+		res[byPK[out.PK]].links = out.Links
+	}
+	return outs, store.FinishProviderEventsTx(ctx, tx, outs)
+}
+
+func links(l *store.ProviderLink) []store.ProviderLink {
+	if l == nil {
+		return nil
+	}
+	return []store.ProviderLink{*l}
+}
+
+// apply applies each part of the event ev in tx and returns its outcome, started as
+// out.
+func (pr *processor) apply(ctx context.Context, tx *store.Tx, ev *event, ms []store.CustomerMatch, out store.EventOutcome) (store.EventOutcome, error) {
+	for j, e := range ev.parts {
+		var m store.CustomerMatch
+		if ev.match[j] >= 0 {
+			m = ms[ev.match[j]]
+		}
+		st, keys, link, err := pr.applyPart(ctx, tx, ev, e, m)
+		if err != nil {
+			return out, err
+		}
+		out.TransactionKeys = append(out.TransactionKeys, keys...)
+		out.Links = append(out.Links, links(link)...)
+		if st == store.EventUnattributed {
+			out.CustomerKey, out.ProviderCustomerID, out.Email = e.CustomerKey, e.ProviderCustomerID, e.Email
+		}
+		out.Status = worse(out.Status, st)
+	}
+	if out.Status != store.EventUnattributed {
+		out.CustomerKey, out.ProviderCustomerID, out.Email = "", "", ""
+	}
+	return out, nil
+}
+
+// applyPart applies one provider-neutral event e of the stored event ev, whose
+// customer query was answered m, and says what became of it, the transaction keys
+// it is about, and which provider-customer link it taught.
+func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e providers.Event, m store.CustomerMatch) (status store.EventStatus, keys []string, link *store.ProviderLink, err error) {
+	p, provider := ev.p, ev.row.Provider
+	key := provider + ":" + e.ObjectID
+	switch e.Kind {
+	case providers.CustomerSeen:
+		if e.ProviderCustomerID == "" {
+			return store.EventIgnored, nil, nil, nil
+		}
+		r, err := attribution.Resolve(ctx, tx, m, p, provider, e, false)
+		if err != nil || !r.Found {
+			return store.EventIgnored, nil, nil, err
+		}
+		return store.EventProcessed, nil, r.Link, nil
+	case providers.Link:
+		folded, err := referral.LinkPaymentTx(ctx, tx, p, key, saleKeys(provider, e.Aliases))
+		return store.EventProcessed, folded, nil, err
+	case providers.Payment:
+		if len(e.Aliases) > 0 {
+			// Linked first: a sale recorded under an alias is folded before this one
+			// takes its purchase number.
+			if _, err := referral.LinkPaymentTx(ctx, tx, p, key, saleKeys(provider, e.Aliases)); err != nil {
+				return "", nil, nil, err
+			}
+		}
+		if e.Hold > 0 {
+			target, err := store.PaymentAliasTarget(ctx, tx, p.PK, key)
+			if err != nil {
+				return "", nil, nil, err
+			}
+			if target != "" {
+				return store.EventProcessed, []string{target}, nil, nil // counted by the payment it is part of
+			}
+			if until := ev.row.ReceivedAt.Add(e.Hold); time.Now().Before(until) {
+				return "", nil, nil, &HeldError{PK: ev.row.PK, Until: until}
+			}
+		}
+		r, err := attribution.Resolve(ctx, tx, m, p, provider, e, true)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		if !r.Found {
+			return store.EventUnattributed, nil, nil, nil
+		}
+		if !r.Customer.ReferrerPK.Valid {
+			return store.EventIgnored, nil, r.Link, nil // a customer nobody referred: nothing to reward
+		}
+		sale := paymentSale(provider, e, r.Customer.ID, ev.row.RequestID.String)
+		if e.Hold > 0 {
+			t, linked, err := referral.RecordHeldSaleTx(ctx, tx, p, sale)
+			switch {
+			case err != nil:
+			case linked != "":
+				return store.EventProcessed, []string{linked}, r.Link, nil
+			default:
+				return store.EventProcessed, []string{t.Key}, r.Link, nil
+			}
+			return saleOutcome(sale, r.Link, err)
+		}
+		rs, err := referral.RecordSalesTx(ctx, tx, []referral.SaleRequest{{Program: p, Sale: sale}})
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return saleOutcome(sale, r.Link, rs[0].Err)
+	case providers.Refund:
+		key, err := referral.RefundPaymentTx(ctx, tx, p, referral.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
+			Amount: e.Amount, Cumulative: e.Cumulative, WaitForSale: true})
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return store.EventProcessed, []string{key}, nil, nil
+	}
+	return store.EventIgnored, nil, nil, fmt.Errorf("unknown event kind %q", e.Kind)
+}
+
+// saleOutcome is what recording sale, with err, made of its event.
+func saleOutcome(sale referral.Sale, link *store.ProviderLink, err error) (store.EventStatus, []string, *store.ProviderLink, error) {
+	var conflict *store.ConflictError
+	if err != nil && !errors.As(err, &conflict) {
+		return "", nil, nil, err
+	}
+	// With a conflict, another event of the same payment recorded it first (a Checkout
+	// session and its charge, an invoice and its session), saying it differently.
+	return store.EventProcessed, []string{sale.Key}, link, nil
+}
+
+// logOutcome logs what became of ev, with the ingest request's id: one id from the
+// webhook that brought the event to the deliveries it causes.
+func (pr *processor) logOutcome(ctx context.Context, ev *event, outs []store.EventOutcome) {
+	if pr.log == nil {
+		return
+	}
+	for _, out := range outs {
+		if out.PK != ev.row.PK {
+			continue
+		}
+		level := slog.LevelDebug
+		if out.Status == store.EventFailed || out.Status == store.EventUnattributed {
+			level = slog.LevelInfo
+		}
+		if pr.log.Enabled(ctx, level) {
+			ctx := store.WithRequestID(ctx, ev.row.RequestID.String)
+			pr.log.Log(ctx, level, "provider event "+string(out.Status), "pk", out.PK, "error", out.Error, "transactions", out.TransactionKeys)
+		}
+		return
+	}
+}
+
+// parse turns a stored event into provider-neutral events with its provider's parser.
+func parse(ev *store.ProviderEvent, keyField string) (providers.Parsed, error) {
+	prov, ok := providers.Lookup(ev.Provider)
+	if !ok {
+		return providers.Parsed{}, fmt.Errorf("providers: unknown provider %q", ev.Provider)
+	}
+	return prov.Parse(ev.Payload, providers.Options{CustomerKeyField: keyField})
+}
+
+// paymentSale is the sale a provider's payment records for the customer with this id:
+// keyed by the paid object's id, so the same payment always makes the same sale.
+func paymentSale(provider string, e providers.Event, customerID, requestID string) referral.Sale {
+	s := referral.Sale{CustomerID: customerID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
+		ProductID: e.ProductID, Source: provider, Livemode: e.Livemode, RequestID: requestID}
+	if e.Subscription {
+		s.ProductType = "subscription"
+	}
+	return s
+}
+
+// worse keeps the status that says most: unattributed > processed > ignored.
+func worse(a, b store.EventStatus) store.EventStatus {
+	rank := map[store.EventStatus]int{store.EventIgnored: 0, store.EventProcessed: 1, store.EventUnattributed: 2}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// HeldError says a stored event waits, unprocessed, until Until: it is a payment that
+// may yet turn out to be another payment's (providers.Event.Hold). Its task is
+// retried then, without counting as a failure.
+type HeldError struct {
+	PK    int64
+	Until time.Time
+}
+
+// Deferred says the task waits on purpose: metrics count it apart from failures.
+func (e *HeldError) Deferred() bool { return true }
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("provider event %d is held until %s", e.PK, e.Until.UTC().Format(time.RFC3339))
+}
+
+// saleKeys are a provider's object ids as sale keys.
+func saleKeys(provider string, ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = provider + ":" + id
+	}
+	return out
+}

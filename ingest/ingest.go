@@ -32,10 +32,11 @@ type Handler struct {
 	// is answered once its own row is durable.
 	events *store.Group[store.ProviderEvent, storedEvent]
 	cache  *store.Cache[string, cachedConfig]
-	// Stored is called after an event is durable, with whether it was new: the hook
-	// that hands new events to the workers. A failure there never fails the request:
-	// the event is stored and a sweep picks it up.
-	Stored func(ctx context.Context, ev store.ProviderEvent, isNew bool)
+	// Queue hands the new events of each group commit to the workers
+	// (jobs.Handoff.Queue), before their requests are answered: one call, and one
+	// Redis round trip, for all of them. It never fails a request: the events are
+	// stored, and the sweep picks up any it could not queue.
+	Queue func(ctx context.Context, pks []int64)
 }
 
 // New returns a Handler whose stores group-commit on workers connections.
@@ -43,10 +44,23 @@ func New(db *store.DB, log *slog.Logger, workers int) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{DB: db, Log: log, events: store.NewGroup(max(workers, 1), 64, func(ctx context.Context, evs []store.ProviderEvent) ([]storedEvent, error) {
-		return insertEvents(ctx, db, evs)
-	}),
-		cache: &store.Cache[string, cachedConfig]{TTL: configTTL}}
+	h := &Handler{DB: db, Log: log, cache: &store.Cache[string, cachedConfig]{TTL: configTTL}}
+	h.events = store.NewGroup(max(workers, 1), 64, func(ctx context.Context, evs []store.ProviderEvent) ([]storedEvent, error) {
+		out, err := insertEvents(ctx, db, evs)
+		if err == nil && h.Queue != nil {
+			var pks []int64
+			for _, s := range out {
+				if s.isNew && s.err == nil {
+					pks = append(pks, s.pk)
+				}
+			}
+			if len(pks) > 0 {
+				h.Queue(ctx, pks)
+			}
+		}
+		return out, err
+	})
+	return h
 }
 
 // Register mounts the receiver on mux. Every answer under /ingest/ is JSON, a wrong
@@ -139,10 +153,6 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		metrics.IngestEvent(name, "stored")
 	} else {
 		metrics.IngestEvent(name, "duplicate")
-	}
-	if h.Stored != nil {
-		ev.PK = stored.pk
-		h.Stored(r.Context(), ev, stored.isNew)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, `{"ok":true,"message":"stored"}`)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/referd/referd/attribution"
@@ -92,6 +93,44 @@ func (pr *processor) handle(ctx context.Context, pk int64) error {
 		return r.err
 	}
 	return pr.followLinks(ctx, r.links)
+}
+
+// handleAll processes the stored events of one task, each as handle does, and says
+// what its task should do: retry after an error (events done meanwhile are skipped
+// then), wait for the earliest hold (a *HeldError), or nothing. An event that no
+// longer exists is nothing to do.
+func (pr *processor) handleAll(ctx context.Context, pks []int64) error {
+	errs := make([]error, len(pks))
+	if len(pks) == 1 {
+		errs[0] = pr.handle(ctx, pks[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, pk := range pks {
+			wg.Go(func() { errs[i] = pr.handle(ctx, pk) })
+		}
+		wg.Wait()
+	}
+	var first *HeldError
+	for i, err := range errs {
+		var held *HeldError
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound):
+			if pr.log != nil {
+				pr.log.Warn("a task names a provider event that does not exist", "pk", pks[i])
+			}
+		case errors.As(err, &held):
+			if first == nil || held.Until.Before(first.Until) {
+				first = held
+			}
+		default:
+			return err
+		}
+	}
+	if first != nil {
+		return first
+	}
+	return nil
 }
 
 // followLinks processes again the unattributed events that may be about the

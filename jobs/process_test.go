@@ -331,7 +331,8 @@ func TestOneBatchProcessesEveryKind(t *testing.T) {
 	}
 	mux := jobs.Handlers(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	var wg sync.WaitGroup
-	for _, ev := range append(fresh, stored...) {
+	all := append(fresh, stored...)
+	for _, ev := range all {
 		for range 2 {
 			wg.Go(func() {
 				task, _ := jobs.ProcessEventTask(ev.PK)
@@ -341,6 +342,17 @@ func TestOneBatchProcessesEveryKind(t *testing.T) {
 			})
 		}
 	}
+	// And all of them in one task, as ingest queues a group commit's events.
+	allPKs := make([]int64, len(all))
+	for i, ev := range all {
+		allPKs[i] = ev.PK
+	}
+	wg.Go(func() {
+		task, _ := jobs.ProcessEventsTask(allPKs)
+		if err := mux.ProcessTask(e.ctx, task); err != nil {
+			t.Errorf("the task of all events: %v", err)
+		}
+	})
 	wg.Wait()
 	check("every task twice")
 	for _, ev := range stored {

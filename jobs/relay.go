@@ -172,10 +172,12 @@ func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow
 	if err != nil {
 		return nil, err
 	}
-	jobs := make([]Job, len(pks))
-	for i, pk := range pks {
-		task, opts := ProcessEventTask(pk)
-		jobs[i] = Job{task, opts}
+	var jobs []Job
+	for len(pks) > 0 {
+		n := min(len(pks), batchSize)
+		task, opts := ProcessEventsTask(pks[:n])
+		jobs = append(jobs, Job{task, opts})
+		pks = pks[n:]
 	}
 	return jobs, nil
 }

@@ -1,12 +1,14 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +26,8 @@ import (
 const (
 	// TypeApproveRewards approves held rewards whose hold_days have passed.
 	TypeApproveRewards = "rewards:approve"
-	// TypeProcessEvent processes one stored billing event (payload: its pk).
+	// TypeProcessEvent processes stored billing events (payload: their pks, with
+	// commas between them).
 	TypeProcessEvent = "provider_event:process"
 	// TypeSweepEvents processes stored events whose task was lost (Redis lost it, or
 	// the process died between the commit and the enqueue): every event still
@@ -92,6 +95,32 @@ func ProcessEventTask(pk int64) (*asynq.Task, []asynq.Option) {
 		[]asynq.Option{asynq.TaskID(fmt.Sprintf("provider_event:%d", pk)), asynq.MaxRetry(12), asynq.Timeout(time.Minute)}
 }
 
+// ProcessEventsTask is the task that processes the stored events pks together, as
+// one batch: what ingest queues for the events of one group commit.
+func ProcessEventsTask(pks []int64) (*asynq.Task, []asynq.Option) {
+	b := make([]byte, 0, 8*len(pks))
+	for i, pk := range pks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, pk, 10)
+	}
+	return asynq.NewTask(TypeProcessEvent, b), []asynq.Option{asynq.MaxRetry(12), asynq.Timeout(time.Minute)}
+}
+
+// eventPKs reads a TypeProcessEvent payload.
+func eventPKs(payload []byte) ([]int64, error) {
+	var pks []int64
+	for f := range strings.SplitSeq(string(payload), ",") {
+		pk, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: payload %q", asynq.SkipRetry, payload)
+		}
+		pks = append(pks, pk)
+	}
+	return pks, nil
+}
+
 // Handlers returns the mux of referd's task handlers; d makes webhook delivery
 // attempts (nil: one with the default schedule that refuses private targets).
 func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.ServeMux {
@@ -127,11 +156,11 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 		return nil
 	})
 	mux.HandleFunc(TypeProcessEvent, func(ctx context.Context, t *asynq.Task) error {
-		pk, err := strconv.ParseInt(string(t.Payload()), 10, 64)
+		pks, err := eventPKs(t.Payload())
 		if err != nil {
-			return fmt.Errorf("%w: payload %q", asynq.SkipRetry, t.Payload())
+			return err
 		}
-		return pr.handle(ctx, pk)
+		return pr.handleAll(ctx, pks)
 	})
 	mux.HandleFunc(TypeSweepEvents, func(ctx context.Context, _ *asynq.Task) error {
 		n, err := sweep(ctx, db, pr, log, time.Now().Add(-SweepAfter), sweepBudget)
@@ -225,6 +254,9 @@ func sweep(ctx context.Context, db *store.DB, pr *processor, log *slog.Logger, b
 func FormatPayload(taskType string, payload []byte) string {
 	switch taskType {
 	case TypeProcessEvent:
+		if bytes.IndexByte(payload, ',') >= 0 {
+			return "provider_events.pk IN (" + string(payload) + ")"
+		}
 		return "provider_events.pk = " + string(payload)
 	case TypeDeliverWebhook, TypeRetryWebhook:
 		return "webhook_deliveries.pk = " + string(payload)

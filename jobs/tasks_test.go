@@ -3,6 +3,9 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -83,5 +86,25 @@ func TestScheduleRegistersTheSweep(t *testing.T) {
 		s[1].Task.Type() != jobs.TypeSweepEvents || s[1].Spec != "@every 15s" ||
 		s[2].Task.Type() != jobs.TypeRetryUnattributed || s[2].Spec != "@every 1m" {
 		t.Errorf("schedule = %+v", s)
+	}
+}
+
+// A task's payload says which events it processes, in asynqmon too; a payload that
+// is not a list of pks is not retried.
+func TestProcessEventsPayload(t *testing.T) {
+	task, _ := jobs.ProcessEventsTask([]int64{3, 10, 7})
+	if got := jobs.FormatPayload(task.Type(), task.Payload()); got != "provider_events.pk IN (3,10,7)" {
+		t.Errorf("shown as %q", got)
+	}
+	one, _ := jobs.ProcessEventTask(42)
+	if got := jobs.FormatPayload(one.Type(), one.Payload()); got != "provider_events.pk = 42" {
+		t.Errorf("shown as %q", got)
+	}
+	mux := jobs.Handlers(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	for _, payload := range []string{"", "1,,2", "1,x", "12a"} {
+		err := mux.ProcessTask(context.Background(), asynq.NewTask(jobs.TypeProcessEvent, []byte(payload)))
+		if !errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("payload %q: %v, want SkipRetry", payload, err)
+		}
 	}
 }

@@ -252,17 +252,9 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 			return err
 		}
 		defer stopRedis()
-		client := asynq.NewClient(redis)
-		defer client.Close()
-		h.Stored = func(ctx context.Context, ev store.ProviderEvent, isNew bool) {
-			if !isNew {
-				return
-			}
-			task, opts := jobs.ProcessEventTask(ev.PK)
-			if _, err := client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-				log.Warn("ingest: enqueueing a stored event failed; the sweep will process it", "pk", ev.PK, "err", err)
-			}
-		}
+		handoff := jobs.NewHandoff(redis, log)
+		defer handoff.Close()
+		h.Queue = handoff.Queue
 		h.Register(mux)
 	}
 

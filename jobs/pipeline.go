@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/referd/referd/attribution"
+	"github.com/referd/referd/batch"
+	"github.com/referd/referd/cache"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/providers"
 	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/referral"
@@ -50,18 +53,18 @@ func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
 // largest batches and costs the least per event (BENCHMARKS.md). Programs and their
 // integrations are read once a few seconds.
 type processor struct {
-	db    *store.DB
-	cache *store.Cache[string, programConfig]
-	lane  *store.Group[int64, result]
-	log   *slog.Logger // nil: no logs
+	db      *store.DB
+	configs *cache.Cache[string, programConfig]
+	lane    *batch.Group[int64, result]
+	log     *slog.Logger // nil: no logs
 }
 
 // batchSize is the most events one batch holds.
 const batchSize = 64
 
 func newProcessor(db *store.DB) *processor {
-	pr := &processor{db: db, cache: &store.Cache[string, programConfig]{TTL: 2 * time.Second}}
-	pr.lane = store.NewGroup(1, batchSize, pr.run)
+	pr := &processor{db: db, configs: &cache.Cache[string, programConfig]{TTL: 2 * time.Second}}
+	pr.lane = batch.New(1, batchSize, pr.run)
 	return pr
 }
 
@@ -169,10 +172,10 @@ func (pr *processor) config(ctx context.Context, programPK int64, provider strin
 		}
 		return c, nil
 	}
-	if pr.cache == nil {
+	if pr.configs == nil {
 		return load(ctx)
 	}
-	return pr.cache.Get(ctx, fmt.Sprintf("%d|%s", programPK, provider), load)
+	return pr.configs.Get(ctx, fmt.Sprintf("%d|%s", programPK, provider), load)
 }
 
 // event is one stored event of a batch, parsed.
@@ -206,7 +209,7 @@ func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
 	}
 	var evs []*event
 	var qs []store.MatchQuery
-	for i, row := range store.InPKOrder(pks, rows, func(e *store.ProviderEvent) int64 { return e.PK }) {
+	for i, row := range batch.InOrder(pks, rows, func(e *store.ProviderEvent) int64 { return e.PK }) {
 		switch {
 		case row == nil:
 			res[i].err = fmt.Errorf("provider event %d: %w", pks[i], store.ErrNotFound)
@@ -295,7 +298,7 @@ func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms [
 			continue
 		}
 		// Outbox events written for it name the ingest request that brought it.
-		ctx := store.WithRequestID(ctx, ev.row.RequestID.String)
+		ctx := logging.WithRequestID(ctx, ev.row.RequestID.String)
 		err := tx.Savepoint(ctx, func() error {
 			var err error
 			out, err = pr.apply(ctx, tx, ev, ms, out)
@@ -481,7 +484,7 @@ func (pr *processor) logOutcome(ctx context.Context, ev *event, outs []store.Eve
 			level = slog.LevelInfo
 		}
 		if pr.log.Enabled(ctx, level) {
-			ctx := store.WithRequestID(ctx, ev.row.RequestID.String)
+			ctx := logging.WithRequestID(ctx, ev.row.RequestID.String)
 			pr.log.Log(ctx, level, "provider event "+string(out.Status), "pk", out.PK, "error", out.Error, "transactions", out.TransactionKeys)
 		}
 		return

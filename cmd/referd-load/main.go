@@ -120,9 +120,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -608,21 +606,9 @@ func (s *ingestStripeScenario) setup(ctx context.Context, client *http.Client) e
 }
 
 func (s *ingestStripeScenario) request(ctx context.Context, n int64) (*http.Request, int, error) {
-	now := time.Now().Unix()
-	body := fmt.Appendf(nil, `{"id":"evt_%s_%d","object":"event","api_version":"2023-10-16","created":%d,"livemode":false,`+
-		`"type":"invoice.paid","data":{"object":{"id":"in_%s_%d","object":"invoice","amount_paid":%d,"currency":"usd",`+
-		`"customer":"cus_%s_%d","customer_email":"load%d@load.test","subscription":null,"metadata":{}}}}`,
-		s.t.runID, n, now, s.t.runID, n, 100+(n%49901), s.t.runID, n%1024, n%1024)
-	mac := hmac.New(sha256.New, []byte(s.secret))
-	fmt.Fprintf(mac, "%d.", now)
-	mac.Write(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.t.base+"/ingest/stripe/"+s.program, bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now, hex.EncodeToString(mac.Sum(nil))))
-	return req, http.StatusOK, nil
+	body, sig := invoicePaid(s.t.runID, s.t.runID, s.secret, n, time.Now().Unix())
+	req, err := newStripeRequest(ctx, s.t.base, s.program, body, sig)
+	return req, http.StatusOK, err
 }
 
 func scenarioNames() []string {

@@ -175,6 +175,7 @@ type sentEvent struct {
 	status     int           // HTTP status; 0 = no response
 	latency    time.Duration // of the ingest request, if status > 0
 	first      time.Time     // arrival of its first transaction.created; zero = none yet
+	created    time.Time     // that webhook's data.created_at (just before the sale's commit); zero = unparsable
 	deliveries int           // transaction.created deliveries of its key
 	ids        []string      // their distinct webhook-ids ("" for none)
 }
@@ -229,13 +230,12 @@ func (t *tracker) deliver(d delivery) {
 		return
 	}
 	ev.deliveries++
-	if ev.first.IsZero() {
-		ev.first = d.recv
-		if ev.accepted() {
+	if ev.first.IsZero() || d.recv.Before(ev.first) {
+		if ev.first.IsZero() && ev.accepted() {
 			ev.stage.pending--
 		}
-	} else if d.recv.Before(ev.first) {
 		ev.first = d.recv
+		ev.created, _ = parseWebhookTime(d.ev.Data.CreatedAt)
 	}
 	if !slices.Contains(ev.ids, d.id) {
 		ev.ids = append(ev.ids, d.id)
@@ -308,6 +308,11 @@ type stageResult struct {
 	// the ingest request's latency, of every request that got an answer.
 	E2E    latencyMs `json:"send_to_webhook_ms"`
 	Ingest latencyMs `json:"ingest_request_ms"`
+	// E2E split at the webhook's data.created_at, stamped just before the
+	// sale commits: send → created_at, and created_at → arrival (events
+	// whose created_at parses).
+	ToCommit  latencyMs `json:"send_to_created_at_ms"`
+	ToWebhook latencyMs `json:"created_at_to_webhook_ms"`
 }
 
 // Duplicates is every transaction.created delivery of the stage's keys
@@ -325,7 +330,7 @@ func (t *tracker) summarize(st *stageLog) *stageResult {
 func summarizeEvents(name, prefix string, events []*sentEvent) *stageResult {
 	r := &stageResult{Stage: name, EventPrefix: prefix, Sent: len(events)}
 	var firstSend, lastSend, lastArrival time.Time
-	var e2e, ingest []time.Duration
+	var e2e, ingest, toCommit, toWebhook []time.Duration
 	for i, ev := range events {
 		if i == 0 || ev.sent.Before(firstSend) {
 			firstSend = ev.sent
@@ -351,6 +356,10 @@ func summarizeEvents(name, prefix string, events []*sentEvent) *stageResult {
 			r.Accepted++
 			r.Arrived++
 			e2e = append(e2e, ev.first.Sub(ev.sent))
+			if !ev.created.IsZero() {
+				toCommit = append(toCommit, ev.created.Sub(ev.sent))
+				toWebhook = append(toWebhook, ev.first.Sub(ev.created))
+			}
 			if ev.first.After(lastArrival) {
 				lastArrival = ev.first
 			}
@@ -370,6 +379,7 @@ func summarizeEvents(name, prefix string, events []*sentEvent) *stageResult {
 		}
 	}
 	r.E2E, r.Ingest = latencies(e2e), latencies(ingest)
+	r.ToCommit, r.ToWebhook = latencies(toCommit), latencies(toWebhook)
 	return r
 }
 
@@ -880,8 +890,14 @@ func printE2EText(w io.Writer, r *e2eReport) {
 		}
 	}
 	if d := r.Drain; d != nil {
-		fmt.Fprintf(w, "- burst drain: sent in %.2f s (%s/s), ingest p50 %.1f / p99 %.1f ms; send → webhook p50 %s / p99 %s / max %s ms\n",
-			d.SendSec, commas(float64(d.Sent)/max(d.SendSec, 0.01)), d.Ingest.P50, d.Ingest.P99, ms1(d.E2E.P50), ms1(d.E2E.P99), ms1(d.E2E.Max))
+		fmt.Fprintf(w, "- burst drain: sent in %.2f s (%s/s), ingest p50 %.1f / p99 %.1f ms; send → webhook p50 %s / p99 %s / max %s ms, "+
+			"of which send → commit (data.created_at) p50 %s / p99 %s and commit → webhook p50 %s / p99 %s\n",
+			d.SendSec, commas(float64(d.Sent)/max(d.SendSec, 0.01)), d.Ingest.P50, d.Ingest.P99, ms1(d.E2E.P50), ms1(d.E2E.P99), ms1(d.E2E.Max),
+			ms1(d.ToCommit.P50), ms1(d.ToCommit.P99), ms1(d.ToWebhook.P50), ms1(d.ToWebhook.P99))
+	}
+	if p := r.Paced; p != nil {
+		fmt.Fprintf(w, "- paced: send → commit (data.created_at) p50 %s / p90 %s / p99 %s ms; commit → webhook p50 %s / p90 %s / p99 %s ms\n",
+			ms1(p.ToCommit.P50), ms1(p.ToCommit.P90), ms1(p.ToCommit.P99), ms1(p.ToWebhook.P50), ms1(p.ToWebhook.P90), ms1(p.ToWebhook.P99))
 	}
 	if cpu := r.DrainCPU; cpu != nil {
 		fmt.Fprintf(w, "- burst drain CPU, sampled from /proc over %.2f s: every postgres process (%d) %.3f ms/event, redis-server (%d, shared with whoever uses it) %.3f, "+

@@ -19,11 +19,13 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 )
 
-// arrive makes a transaction.created delivery of key under webhook-id id.
+// arrive makes a transaction.created delivery of key under webhook-id id,
+// created (data.created_at) 1 ms before it arrives.
 func arrive(key, id string, at time.Time) delivery {
 	d := delivery{recv: at, id: id, valid: true}
 	d.ev.Event = "transaction.created"
 	d.ev.Data.Key = key
+	d.ev.Data.CreatedAt = at.Add(-time.Millisecond).UTC().Format(webhookTimeLayout)
 	return d
 }
 
@@ -82,6 +84,14 @@ func TestTracker(t *testing.T) {
 	}
 	if a.first != t0.Add(8*time.Millisecond) {
 		t.Errorf("first arrival of a = t0+%v, want the earliest, t0+8ms", a.first.Sub(t0))
+	}
+	// created_at is that of the first arrival (which has microseconds).
+	if want := t0.Add(7 * time.Millisecond).Truncate(time.Microsecond); !a.created.Equal(want) {
+		t.Errorf("created_at of a = t0+%v, want t0+%v", a.created.Sub(t0), want.Sub(t0))
+	}
+	// b was created at t0+4ms, sent just after t0.
+	if wantB := ms(t0.Add(4 * time.Millisecond).Sub(b.sent)); r.ToWebhook.Max != 1 || r.ToCommit.Max != 7 || r.ToCommit.P50 != wantB {
+		t.Errorf("split %+v / %+v, want commit → webhook 1 ms, send → commit %v and 7 ms", r.ToCommit, r.ToWebhook, wantB)
 	}
 }
 

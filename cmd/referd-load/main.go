@@ -1,5 +1,7 @@
 // Command referd-load is a small HTTP load generator for the referd server.
-// It is used to record the numbers in BENCHMARKS.md.
+// It is used to record the numbers in BENCHMARKS.md. It also measures the
+// machine's own PostgreSQL ceiling (-ceiling), and referd end to end as
+// ratios to that ceiling (-e2e; bash cmd/referd-load/e2e.sh runs it all).
 //
 // Usage:
 //
@@ -10,6 +12,9 @@
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -scenario ingest-stripe -program $PROGRAM_ID -secret $WHSEC -c 64 -d 20s
 //	go run ./cmd/referd-load -url http://127.0.0.1:8080 -key $KEY -scenario transactions -rate 500 -c 64 -d 20s
 //	go run ./cmd/referd-load -sink 127.0.0.1:18099 -d 30s
+//	go run ./cmd/referd-load -ceiling -ceiling-d 5s
+//	go run ./cmd/referd-load -e2e 127.0.0.1:18096 -url http://127.0.0.1:18095 -program $PROGRAM_ID -secret $WHSEC -pid $REFERD_PID -referd-db referd_e2e
+//	bash cmd/referd-load/e2e.sh
 //
 // Flags:
 //
@@ -34,12 +39,41 @@
 //	                 unlimited (default 0, at most 1e6); see Measurement
 //	-json            print the summary as one JSON object instead of text
 //	-sink            ADDR: webhook receiver mode instead of load, see below
+//	-ceiling         PostgreSQL ceiling mode instead of load, see below
+//	-e2e             ADDR: end-to-end mode instead of load, see below
+//
+// Flags of -ceiling and -e2e only (the load mode refuses them):
+//
+//	-pg              PostgreSQL URL or key=value DSN, loopback only, where
+//	                 the ceiling creates and drops its scratch database
+//	                 referd_ceiling (default
+//	                 postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
+//	-ceiling-d       measured duration of the ceiling (default 5s, at most 10m)
+//	-pid             referd's process id, for its CPU per event and peak
+//	                 RSS; 0 = not measured (default 0; -e2e)
+//	-referd-db       referd's database name: PostgreSQL's CPU then counts
+//	                 only that database's backends and the server's own
+//	                 processes; "" = every process named postgres (-e2e)
+//	-commit          the commit measured, shown in the table (-e2e)
+//	-stages          comma-separated stages to run, always in the order
+//	                 ceiling, ingest, drain, paced (default all four; -e2e)
+//	-ceiling-rate    the ceiling in rows/s, when -stages leaves out ceiling
+//	                 (-e2e)
+//	-ingest-d        measured duration of the ingest burst (default 5s; -e2e)
+//	-drain-n         events of the burst drain (default 5000, at most 1e6;
+//	                 -e2e)
+//	-paced-d         how long the paced stage sends (default 20s; -e2e)
+//	-wait            how long a stage waits for its last webhook after its
+//	                 last send (default 1m; -e2e)
 //
 // Safety: load may only be sent to this machine. The tool refuses to run
 // (exit status 2) unless the URL's host resolves only to loopback addresses
 // (127.0.0.0/8 or ::1). In addition every dialed connection is checked to be
 // a loopback address, redirects are not followed and proxy environment
-// variables are ignored. The run is always bounded in time by -d.
+// variables are ignored. The run is always bounded in time by -d. The same
+// holds for -pg (PostgreSQL): every host it names (host, hostaddr, several
+// hosts, or PGHOST when the DSN names none) must be a loopback address or a
+// local Unix socket, and every connection is checked again when dialed.
 //
 // Scenarios:
 //
@@ -111,18 +145,92 @@
 // runs up to 120s, the 10 busiest seconds for longer ones (-json always has
 // every second from first to last).
 //
+// PostgreSQL ceiling (-ceiling): sends no HTTP load; only -pg, -c (default 16
+// in this mode, at most 64), -ceiling-d and -json apply. It creates the
+// scratch database referd_ceiling on -pg (dropping one left over from an
+// interrupted run), and in it a table shaped like referd's provider_events
+// (an identity primary key, a unique text event id, a JSONB payload and a
+// timestamp). Each of -c connections then inserts one row at a time, each its
+// own commit (autocommit), with a prepared single-row INSERT ... ON CONFLICT
+// (event_id) DO NOTHING of a 1,850-byte Stripe-like JSON event (hex padded, so
+// that it hardly compresses, and short enough that the row is stored inline,
+// not in TOAST). After 1s of warm-up, the commits that finish within
+// -ceiling-d are counted: rows/s is that count divided by -ceiling-d. The
+// summary also gives the commit latency p50, p90, p99 and max, and the run
+// fails if the table does not hold exactly the rows inserted. At the end it
+// drops the database, for which PostgreSQL waits for a checkpoint (seconds,
+// or a minute on a busy machine; at most 3m). On a first SIGINT or SIGTERM it
+// stops and still drops the database; a second one ends the process at once.
+//
+// End to end (-e2e ADDR): measures referd as issue 14 asks, every result as a
+// ratio to the ceiling measured in the same run, because the machine's speed
+// varies by ±30% between runs. ADDR must be a loopback host:port; there the
+// run receives referd's webhooks with the -sink receiver's handler (so the
+// -sink tallies are in the report too), and matches each transaction.created
+// to the event it sent by data.key, the transaction key
+// "stripe:<invoice id>". referd must have a program (-program) whose Stripe
+// integration signs with -secret, a 10% referrer credit rule (any rule that
+// makes every purchase a transaction does), a webhook endpoint for
+// transaction.created at http://ADDR/..., and 1,024 referred friends with
+// the emails load0@load.test ... load1023@load.test; every event is a signed
+// Stripe invoice.paid of event n for friend n % 1024, as in the ingest-stripe
+// scenario, and the Stripe customer ids are the same in every stage of a run
+// (the ingest burst's first events introduce them, so the later stages pay as
+// known customers). Only -url, -program, -secret, -c (senders, default 64),
+// -json and the -ceiling/-e2e flags above apply. The stages, in this order:
+//
+//	ceiling  The -ceiling measurement above with 16 clients for -ceiling-d.
+//	         Its scratch database is dropped only after the last stage,
+//	         so that the checkpoint does not disturb the others. Without
+//	         this stage -ceiling-rate gives the ceiling.
+//	ingest   The ingest-stripe scenario at -c senders for -ingest-d after a
+//	         1s warm-up: events/s accepted and p99. Target: at least 0.6 x
+//	         ceiling with p99 at most 50 ms. Then it waits (at most -wait)
+//	         until the webhooks of all the events it stored (warm-up
+//	         included) have arrived, so that the next stage starts with
+//	         referd idle.
+//	drain    -drain-n events sent as fast as -c senders can. Drain rate =
+//	         events whose webhook arrived / (last arrival - first send).
+//	         Target: at least 0.25 x ceiling. It waits up to -wait after
+//	         the last send; accepted events (HTTP 2xx) with no
+//	         transaction.created by then are missing, and every delivery of a
+//	         key beyond its first is a duplicate: the same webhook-id again,
+//	         or the key under another webhook-id. Target: 0 and 0. It also
+//	         samples CPU from /proc at the first send and once all arrived:
+//	         utime+stime of -pid, of every postgres process (with the
+//	         postmaster's waited-for children, so backends that exit still
+//	         count) or, with -referd-db, only of that database's backends and
+//	         the server's own processes, and of every redis-server process, per
+//	         event that arrived, in ms; and, for scale, this process's own CPU
+//	         and the whole machine's busy time from /proc/stat.
+//	paced    Events at 0.05 x ceiling per second (the pacer of -rate) from -c
+//	         senders for -paced-d, then up to -wait for the webhooks.
+//	         Send-to-webhook latency, from just before the ingest request
+//	         was sent to the arrival of its first transaction.created,
+//	         p50/p90/p99/max, target p99 at most 100 ms; ingest request latency
+//	         p50/p90/p99, target p99 at most 20 ms; missing and duplicates as
+//	         in drain.
+//
+// At the end it reads referd's peak RSS (VmHWM of -pid, target at most 200
+// MiB) and /proc/loadavg (also read at the start), and prints one markdown
+// table: date, -commit, load average, the ceiling, and each measurement with
+// its ratio to the ceiling, target and "met" or "missed" (nothing is
+// asserted), followed by a few lines of detail. -json prints the whole
+// report as one JSON object instead. Exit status 0 means every stage ran,
+// whether or not the targets were met; 1 that a stage could not be carried
+// out (no event accepted, PostgreSQL unreachable, interrupted).
+//
 // Exit status: 0 if the run completed, 1 if more than 1% of the counted
 // requests failed, no request was counted (with -sink: no delivery
-// arrived), or the run could not be carried out (for example scenario setup
-// failed), 2 for invalid flags or a non-loopback URL or -sink address.
+// arrived; with -ceiling: no row), or the run could not be carried out (for
+// example scenario setup failed), 2 for invalid flags or a non-loopback URL,
+// -sink or -e2e address or -pg host.
 package main
 
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -182,6 +290,11 @@ type config struct {
 	Rate          float64 // requests per second across all clients, 0 = unlimited
 	JSON          bool
 
+	// customerPrefix, if set, names the Stripe customers of the
+	// ingest-stripe scenario (cus_<prefix>_<i>) instead of the run id, so
+	// that -e2e's later stages pay as the same, known customers.
+	customerPrefix string
+
 	// transport, if set, replaces the tuned loopback-only transport. It is
 	// only used by tests.
 	transport http.RoundTripper
@@ -197,6 +310,7 @@ type summary struct {
 	DurationSec   float64       `json:"duration_s"` // measured duration
 	Requests      int64         `json:"requests"`   // counted requests
 	Successes     int64         `json:"successes"`
+	WarmupOK      int64         `json:"warmup_successes"` // successful warm-up requests, not counted elsewhere
 	Failures      int64         `json:"failures"`
 	FailureRate   float64       `json:"failure_rate"` // Failures / Requests
 	Throughput    float64       `json:"throughput_rps"`
@@ -243,6 +357,16 @@ duplicate webhook-ids and transaction.created latency; only -d and -json apply):
 
   go run ./cmd/referd-load -sink 127.0.0.1:18099 -d 30s
 
+PostgreSQL ceiling (single-row commits/s in a scratch database referd_ceiling,
+created and dropped; only -pg, -c, -ceiling-d and -json apply):
+
+  go run ./cmd/referd-load -ceiling -ceiling-d 5s
+
+End to end against the ceiling (ceiling, ingest burst, burst drain, paced run;
+webhooks received on the -e2e address; see cmd/referd-load/e2e.sh for the setup):
+
+  go run ./cmd/referd-load -e2e 127.0.0.1:18096 -url http://127.0.0.1:18095 -program $PROGRAM_ID -secret $WHSEC -pid $REFERD_PID
+
 Scenarios:
 
   customers     POST /v1/customers, new customers, some referred (201)
@@ -277,6 +401,21 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object")
 	var sinkAddr string
 	fs.StringVar(&sinkAddr, "sink", "", "webhook receiver mode: listen on this loopback `ADDR` and answer POSTs with 204 (no load is sent)")
+	var ceilingOnly bool
+	fs.BoolVar(&ceilingOnly, "ceiling", false, "PostgreSQL ceiling mode: measure single-row commits per second in a scratch database (no HTTP load)")
+	var e2e e2eConfig
+	fs.StringVar(&e2e.SinkAddr, "e2e", "", "end-to-end mode: receive referd's webhooks on this loopback `ADDR` and run -stages")
+	fs.StringVar(&e2e.PG, "pg", defaultPG, "PostgreSQL (loopback only) where the ceiling creates and drops its scratch database "+ceilingDB+" (-ceiling, -e2e)")
+	fs.IntVar(&e2e.PID, "pid", 0, "referd's process id, for its CPU per event and peak RSS; 0 = not measured (-e2e)")
+	fs.StringVar(&e2e.ReferdDB, "referd-db", "", "referd's database: its PostgreSQL CPU counts only that database's backends and the server's own processes; \"\" = every postgres process (-e2e)")
+	fs.StringVar(&e2e.Commit, "commit", "", "the commit measured, shown in the results table (-e2e)")
+	stages := fs.String("stages", strings.Join(e2eStages, ","), "comma-separated stages to run, in this order whatever the order given (-e2e)")
+	fs.Float64Var(&e2e.CeilingRate, "ceiling-rate", 0, "use this ceiling in rows/s instead of measuring it; needs -stages without ceiling (-e2e)")
+	fs.DurationVar(&e2e.CeilingDur, "ceiling-d", 5*time.Second, "measured duration of the ceiling (-ceiling, -e2e)")
+	fs.DurationVar(&e2e.IngestDur, "ingest-d", 5*time.Second, "measured duration of the ingest burst (-e2e)")
+	fs.IntVar(&e2e.DrainEvents, "drain-n", 5000, "events sent in the burst drain (-e2e)")
+	fs.DurationVar(&e2e.PacedDur, "paced-d", 20*time.Second, "how long the paced stage sends (-e2e)")
+	fs.DurationVar(&e2e.Wait, "wait", time.Minute, "how long a stage waits for its last webhook after its last send (-e2e)")
 	fs.Usage = func() {
 		io.WriteString(fs.Output(), usageHeader)
 		fs.PrintDefaults()
@@ -294,9 +433,50 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal a second one ends the process at once: the
+	// cleanup after the first may wait for PostgreSQL.
+	context.AfterFunc(ctx, stop)
 
-	if sinkAddr != "" {
+	switch {
+	case sinkAddr != "":
 		return sinkMain(ctx, fs, sinkAddr, cfg.Duration, cfg.JSON, stdout, stderr)
+	case ceilingOnly:
+		if bad := otherFlags(fs, ceilingModeFlags); len(bad) > 0 {
+			fmt.Fprintf(stderr, "referd-load: %v: -ceiling sends no HTTP load; only %s apply, got %s\n", errUsage, flagList(ceilingModeFlags), bad)
+			return 2
+		}
+		clients := ceilingClients
+		if isSet(fs, "c") {
+			clients = cfg.Concurrency
+		}
+		if clients < 1 || clients > maxCeilingClients {
+			fmt.Fprintf(stderr, "referd-load: %v: -c must be in [1, %d] with -ceiling\n", errUsage, maxCeilingClients)
+			return 2
+		}
+		if e2e.CeilingDur <= 0 || e2e.CeilingDur > maxDuration {
+			fmt.Fprintf(stderr, "referd-load: %v: -ceiling-d must be in (0, %v]\n", errUsage, maxDuration)
+			return 2
+		}
+		return ceilingMain(ctx, ceilingConfig{PG: e2e.PG, DB: ceilingDB, Clients: clients, Warmup: ceilingWarmup,
+			Duration: e2e.CeilingDur}, cfg.JSON, stdout, stderr)
+	case e2e.SinkAddr != "":
+		if bad := otherFlags(fs, e2eModeFlags); len(bad) > 0 {
+			fmt.Fprintf(stderr, "referd-load: %v: with -e2e only %s apply, got %s\n", errUsage, flagList(e2eModeFlags), bad)
+			return 2
+		}
+		e2e.URL, e2e.Program, e2e.Secret, e2e.Senders = cfg.URL, cfg.Program, cfg.Secret, cfg.Concurrency
+		e2e.IngestWarmup = time.Second
+		e2e.Stages = nil
+		for s := range strings.SplitSeq(*stages, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				e2e.Stages = append(e2e.Stages, s)
+			}
+		}
+		return e2eMain(ctx, e2e, cfg.JSON, stdout, stderr)
+	}
+	if bad := givenFlags(fs, func(name string) bool { return modeOnlyFlags[name] }); len(bad) > 0 {
+		fmt.Fprintf(stderr, "referd-load: %v: %s apply only to -ceiling or -e2e\n", errUsage, bad)
+		return 2
 	}
 	sum, err := run(ctx, cfg, stderr)
 	if err != nil {
@@ -355,12 +535,18 @@ func validate(cfg config) (*url.URL, error) {
 	if _, ok := scenarios[cfg.Scenario]; !ok {
 		return nil, fmt.Errorf("%w: unknown scenario %q (have %s)", errUsage, cfg.Scenario, strings.Join(scenarioNames(), ", "))
 	}
-	u, err := url.Parse(cfg.URL)
+	return parseBaseURL(cfg.URL)
+}
+
+// parseBaseURL checks -url: an absolute http(s) URL without a query or
+// fragment.
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: bad -url: %v", errUsage, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return nil, fmt.Errorf("%w: -url must be an absolute http(s) URL, got %q", errUsage, cfg.URL)
+		return nil, fmt.Errorf("%w: -url must be an absolute http(s) URL, got %q", errUsage, raw)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("%w: -url must not have a query or fragment", errUsage)
@@ -435,16 +621,7 @@ func newClient(concurrency int, rt http.RoundTripper) *http.Client {
 		dialer := &net.Dialer{
 			Timeout:   5 * time.Second,
 			KeepAlive: 30 * time.Second,
-			Control: func(network, address string, _ syscall.RawConn) error {
-				host, _, err := net.SplitHostPort(address)
-				if err != nil {
-					return err
-				}
-				if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-					return fmt.Errorf("%w: dial %s", errNotLoopback, address)
-				}
-				return nil
-			},
+			Control:   dialLoopbackOnly,
 		}
 		protocols := new(http.Protocols)
 		protocols.SetHTTP1(true) // no HTTP/2
@@ -469,6 +646,19 @@ func newClient(concurrency int, rt http.RoundTripper) *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// dialLoopbackOnly is a net.Dialer Control function that refuses every
+// address that is not a loopback IP.
+func dialLoopbackOnly(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: dial %s", errNotLoopback, address)
+	}
+	return nil
 }
 
 // newRunID returns 8 random lowercase hex characters.
@@ -591,13 +781,18 @@ var scenarios = map[string]func(t target, cfg config) scenario{
 // ingestStripeScenario posts signed Stripe invoice.paid events, each with a new event
 // id, to /ingest/stripe/{program}. Success is HTTP 200.
 type ingestStripeScenario struct {
-	t       target
-	program string
-	secret  string
+	t         target
+	program   string
+	secret    string
+	customers string // prefix of the Stripe customer ids
 }
 
 func newIngestStripeScenario(t target, cfg config) scenario {
-	return &ingestStripeScenario{t: t, program: cfg.Program, secret: cfg.Secret}
+	customers := cfg.customerPrefix
+	if customers == "" {
+		customers = t.runID
+	}
+	return &ingestStripeScenario{t: t, program: cfg.Program, secret: cfg.Secret, customers: customers}
 }
 
 func (s *ingestStripeScenario) setup(ctx context.Context, client *http.Client) error {
@@ -608,21 +803,9 @@ func (s *ingestStripeScenario) setup(ctx context.Context, client *http.Client) e
 }
 
 func (s *ingestStripeScenario) request(ctx context.Context, n int64) (*http.Request, int, error) {
-	now := time.Now().Unix()
-	body := fmt.Appendf(nil, `{"id":"evt_%s_%d","object":"event","api_version":"2023-10-16","created":%d,"livemode":false,`+
-		`"type":"invoice.paid","data":{"object":{"id":"in_%s_%d","object":"invoice","amount_paid":%d,"currency":"usd",`+
-		`"customer":"cus_%s_%d","customer_email":"load%d@load.test","subscription":null,"metadata":{}}}}`,
-		s.t.runID, n, now, s.t.runID, n, 100+(n%49901), s.t.runID, n%1024, n%1024)
-	mac := hmac.New(sha256.New, []byte(s.secret))
-	fmt.Fprintf(mac, "%d.", now)
-	mac.Write(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.t.base+"/ingest/stripe/"+s.program, bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now, hex.EncodeToString(mac.Sum(nil))))
-	return req, http.StatusOK, nil
+	body, sig := invoicePaid(s.t.runID, s.customers, s.secret, n, time.Now().Unix())
+	req, err := newStripeRequest(ctx, s.t.base, s.program, body, sig)
+	return req, http.StatusOK, err
 }
 
 func scenarioNames() []string {
@@ -815,6 +998,7 @@ type workerStats struct {
 	latencies     []time.Duration // counted requests that got a response
 	requests      int64
 	successes     int64
+	warmupOK      int64 // successful warm-up requests
 	statusFails   map[int]int64
 	transportErrs int64
 	aborted       int64
@@ -984,6 +1168,9 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*summary, error) {
 				}
 				lat := time.Since(sent)
 				if !counted {
+					if err == nil && resp.StatusCode == want {
+						st.warmupOK++
+					}
 					continue
 				}
 				if err != nil {
@@ -1030,6 +1217,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*summary, error) {
 		all = append(all, st.latencies...)
 		sum.Requests += st.requests
 		sum.Successes += st.successes
+		sum.WarmupOK += st.warmupOK
 		sum.TransportErrs += st.transportErrs
 		sum.Aborted += st.aborted
 		for code, n := range st.statusFails {

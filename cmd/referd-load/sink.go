@@ -89,13 +89,33 @@ type sinkEvent struct {
 	WebhookKey string `json:"webhook_key"`
 	CreatedAt  string `json:"created_at"`
 	Data       struct {
+		Key       string `json:"key"` // a transaction's key, for transaction.*
 		CreatedAt string `json:"created_at"`
 	} `json:"data"`
+}
+
+// delivery is one webhook POST as the sink read it.
+type delivery struct {
+	recv  time.Time // when the request arrived
+	id    string    // its webhook-id header, "" if none
+	valid bool      // the body was read, at most maxSinkBody, JSON with an "event"
+	ev    sinkEvent // the body, if valid
+}
+
+// readDelivery reads r's body (at most maxSinkBody bytes) and webhook-id.
+func readDelivery(r *http.Request, recv time.Time) delivery {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxSinkBody+1))
+	d := delivery{recv: recv, id: r.Header.Get("webhook-id")}
+	d.valid = err == nil && len(body) <= maxSinkBody && json.Unmarshal(body, &d.ev) == nil && d.ev.Event != ""
+	return d
 }
 
 // sink is the receiver's http.Handler and its tallies.
 type sink struct {
 	start time.Time
+	// observe, if set, is called with every delivery after it is recorded
+	// (-e2e matches transaction.created deliveries to the events it sent).
+	observe func(delivery)
 
 	mu         sync.Mutex
 	total      int64
@@ -139,53 +159,57 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSinkBody+1))
-	var ev sinkEvent
-	valid := err == nil && len(body) <= maxSinkBody && json.Unmarshal(body, &ev) == nil && ev.Event != ""
+	d := readDelivery(r, recv)
+	s.record(d)
+	if s.observe != nil {
+		s.observe(d)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// record adds d to the tallies.
+func (s *sink) record(d delivery) {
 	var (
 		lat    time.Duration
 		hasLat bool
 	)
-	if valid && ev.Event == "transaction.created" {
-		if t, err := parseWebhookTime(ev.Data.CreatedAt); err == nil {
-			lat, hasLat = recv.Sub(t), true
+	if d.valid && d.ev.Event == "transaction.created" {
+		if t, err := parseWebhookTime(d.ev.Data.CreatedAt); err == nil {
+			lat, hasLat = d.recv.Sub(t), true
 		}
 	}
-	id := r.Header.Get("webhook-id")
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.total++
-	if s.total == 1 || recv.Before(s.first) {
-		s.first = recv
+	if s.total == 1 || d.recv.Before(s.first) {
+		s.first = d.recv
 	}
-	if recv.After(s.last) {
-		s.last = recv
+	if d.recv.After(s.last) {
+		s.last = d.recv
 	}
-	s.perSec[int64(recv.Sub(s.start)/time.Second)]++
+	s.perSec[int64(d.recv.Sub(s.start)/time.Second)]++
 	dup := false
-	if id == "" {
+	if d.id == "" {
 		s.missingID++
-	} else if _, dup = s.ids[id]; dup {
+	} else if _, dup = s.ids[d.id]; dup {
 		s.dups++
 	} else {
-		s.ids[id] = struct{}{}
+		s.ids[d.id] = struct{}{}
 	}
-	if !valid {
+	if !d.valid {
 		s.invalid++
-	} else {
-		s.events[ev.Event]++
-		if ev.Event == "transaction.created" {
-			switch {
-			case !hasLat:
-				s.badTime++
-			case !dup:
-				s.txLatency = append(s.txLatency, lat)
-			}
+		return
+	}
+	s.events[d.ev.Event]++
+	if d.ev.Event == "transaction.created" {
+		switch {
+		case !hasLat:
+			s.badTime++
+		case !dup:
+			s.txLatency = append(s.txLatency, lat)
 		}
 	}
-	s.mu.Unlock()
-
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // progress returns the deliveries so far and since the previous call.
@@ -269,14 +293,7 @@ func runSink(ctx context.Context, ln net.Listener, d time.Duration, logw io.Writ
 	}
 	start := time.Now()
 	s := newSink(start)
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		ErrorLog:          log.New(logw, "referd-load: sink: ", 0),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	srv, serveErr := serveSink(ln, s, logw)
 	fmt.Fprintf(logw, "referd-load: sink listening on %s for %v\n", addr, d)
 
 	timer := time.NewTimer(d)
@@ -299,15 +316,34 @@ loop:
 		}
 	}
 	end := time.Now()
-	shutCtx, cancel := context.WithTimeout(context.Background(), sinkShutdown)
-	if srv.Shutdown(shutCtx) != nil {
-		srv.Close()
-	}
-	cancel()
+	stopSink(srv)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
 	return s.summary(addr.String(), end), nil
+}
+
+// serveSink serves s on ln (which the caller has checked to be loopback) in
+// the background; Serve's error goes to the returned channel.
+func serveSink(ln net.Listener, s *sink, logw io.Writer) (*http.Server, <-chan error) {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          log.New(logw, "referd-load: sink: ", 0),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	return srv, serveErr
+}
+
+// stopSink stops srv, giving in-flight deliveries up to sinkShutdown.
+func stopSink(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), sinkShutdown)
+	defer cancel()
+	if srv.Shutdown(ctx) != nil {
+		srv.Close()
+	}
 }
 
 // sinkMain runs -sink mode for realMain and returns the exit status.

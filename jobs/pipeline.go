@@ -57,6 +57,7 @@ type processor struct {
 	configs *cache.Cache[string, programConfig]
 	lane    *batch.Group[int64, result]
 	log     *slog.Logger // nil: no logs
+	written func()       // called after each batch commits; nil: nothing
 }
 
 // batchSize is the most events one batch holds.
@@ -256,6 +257,9 @@ func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if pr.written != nil {
+		pr.written()
 	}
 	for _, ev := range evs {
 		pr.logOutcome(ctx, ev, outs)

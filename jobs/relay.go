@@ -46,6 +46,25 @@ type Relay struct {
 	// waits before its deliveries exist.
 	Interval time.Duration
 	Log      *slog.Logger
+
+	pokeOnce sync.Once
+	pokes    chan struct{}
+}
+
+func (r *Relay) pokeChan() chan struct{} {
+	r.pokeOnce.Do(func() { r.pokes = make(chan struct{}, 1) })
+	return r.pokes
+}
+
+// Poke tells the relay that outbox rows were just committed, so it relays them now
+// rather than at its next poll: the workers poke it after each batch of billing
+// events they write, which keeps an idle relay's longer pause off the latency from
+// a sale to its webhook.
+func (r *Relay) Poke() {
+	select {
+	case r.pokeChan() <- struct{}{}:
+	default: // a poke is pending already
+	}
 }
 
 // relayBatch is how many rows one transaction claims.
@@ -79,11 +98,16 @@ func (r *Relay) Run(ctx context.Context) error {
 		} else {
 			pause = min(2*pause, 8*interval)
 		}
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(pause):
+		case <-r.pokeChan():
+			pause = interval
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 

@@ -124,6 +124,12 @@ func eventPKs(payload []byte) ([]int64, error) {
 // Handlers returns the mux of referd's task handlers; d makes webhook delivery
 // attempts (nil: one with the default schedule that refuses private targets).
 func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.ServeMux {
+	return HandlersWith(db, log, d, nil)
+}
+
+// HandlersWith is Handlers with written called after each batch of billing events
+// the workers commit (Relay.Poke, in a process that runs the relay).
+func HandlersWith(db *store.DB, log *slog.Logger, d *dispatch.Deliverer, written func()) *asynq.ServeMux {
 	if d == nil {
 		schedule, _ := webhook.ParseSchedule(webhook.DefaultSchedule)
 		d = &dispatch.Deliverer{DB: db, Client: webhook.NewClient(false), Schedule: schedule}
@@ -144,7 +150,7 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 	mux.HandleFunc(TypeRetryWebhook, deliver(true))
 	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
 	pr := newProcessor(db)
-	pr.log = log
+	pr.log, pr.written = log, written
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
 		n, err := referral.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {

@@ -214,13 +214,14 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 		return fmt.Errorf("REFERD_WEBHOOK_RETRY_SCHEDULE: %w", err)
 	}
 	deliverer := &dispatch.Deliverer{DB: db, Client: webhook.NewClient(cfg.AllowPrivate), Schedule: schedule, Log: log}
-	mux := jobs.Handlers(db, log, deliverer)
-	mux.Handle(ops.TypeHousekeep, ops.HousekeepHandler(db, redis, log))
-	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
-		Mux: mux, Periodic: append(jobs.Schedule(), ops.HousekeepPeriodic())}
 	relay := &jobs.Relay{DB: db, Redis: redis, Log: log,
 		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule))},
 		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule))}}
+	// The relay passes on what each batch of billing events wrote as soon as it commits.
+	mux := jobs.HandlersWith(db, log, deliverer, relay.Poke)
+	mux.Handle(ops.TypeHousekeep, ops.HousekeepHandler(db, redis, log))
+	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
+		Mux: mux, Periodic: append(jobs.Schedule(), ops.HousekeepPeriodic())}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return relay.Run(gctx) })

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/referd/referd/cache"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -28,7 +29,7 @@ type Server struct {
 	// other caches of it in the process (tracking's) follow at once.
 	ProgramChanged func(store.Program)
 
-	keys *store.Cache[[32]byte, store.Program]
+	keys *cache.Cache[[32]byte, store.Program]
 	// sales groups concurrent POST /v1/transactions into shared database transactions.
 	sales *referral.Batcher
 	// slots admits requests to the database in arrival order (see authed); ledger
@@ -47,7 +48,7 @@ func New(db *store.DB, publicURL string, log *slog.Logger, dbConns int) *Server 
 		dbConns = 16
 	}
 	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log,
-		keys: &store.Cache[[32]byte, store.Program]{TTL: keyTTL}, slots: make(chan struct{}, dbConns), ledger: make(chan struct{}, max(dbConns/2, 1)),
+		keys: &cache.Cache[[32]byte, store.Program]{TTL: keyTTL}, slots: make(chan struct{}, dbConns), ledger: make(chan struct{}, max(dbConns/2, 1)),
 		// 2 workers of up to 32 sales each: since a batch's sales are written in one
 		// statement, fewer and larger batches do best. On two cores 2 x 32 recorded
 		// 3,500-4,470 sales/s at p99 26-35 ms, 2 x 16 3,210-4,490/s at 26-36 ms, and

@@ -16,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/referd/referd/batch"
+	"github.com/referd/referd/cache"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
@@ -100,9 +103,9 @@ type Deliverer struct {
 	inflight map[int64]chan struct{}
 
 	once      sync.Once
-	reads     *store.Group[int64, *store.WebhookDelivery]
-	records   *store.Group[store.AttemptRecord, struct{}]
-	endpoints *store.Cache[int64, endpointEntry]
+	reads     *batch.Group[int64, *store.WebhookDelivery]
+	records   *batch.Group[store.AttemptRecord, struct{}]
+	endpoints *cache.Cache[int64, endpointEntry]
 }
 
 type endpointEntry struct {
@@ -115,20 +118,20 @@ type endpointEntry struct {
 const endpointTTL = time.Second
 
 // init batches what concurrent attempts do alike: reading their deliveries and
-// recording their attempts (store.Group), and reading their endpoint (store.Cache).
+// recording their attempts (batch.Group), and reading their endpoint (cache.Cache).
 func (d *Deliverer) init() {
 	d.once.Do(func() {
-		d.reads = store.NewGroup(2, 64, func(ctx context.Context, pks []int64) ([]*store.WebhookDelivery, error) {
+		d.reads = batch.New(2, 64, func(ctx context.Context, pks []int64) ([]*store.WebhookDelivery, error) {
 			ds, err := store.DeliveriesByPK(ctx, d.DB, pks)
 			if err != nil {
 				return nil, err
 			}
-			return store.InPKOrder(pks, ds, func(d *store.WebhookDelivery) int64 { return d.PK }), nil
+			return batch.InOrder(pks, ds, func(d *store.WebhookDelivery) int64 { return d.PK }), nil
 		})
-		d.records = store.NewGroup(2, 64, func(ctx context.Context, recs []store.AttemptRecord) ([]struct{}, error) {
+		d.records = batch.New(2, 64, func(ctx context.Context, recs []store.AttemptRecord) ([]struct{}, error) {
 			return nil, store.RecordAttempts(ctx, d.DB, recs)
 		})
-		d.endpoints = &store.Cache[int64, endpointEntry]{TTL: endpointTTL}
+		d.endpoints = &cache.Cache[int64, endpointEntry]{TTL: endpointTTL}
 	})
 }
 
@@ -211,7 +214,7 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		return nil // nothing to deliver
 	}
 	del := *delp
-	ctx = store.WithRequestID(ctx, del.RequestID.String)
+	ctx = logging.WithRequestID(ctx, del.RequestID.String)
 	if !manual && (del.Status == "succeeded" || del.Status == "exhausted") {
 		return nil // a task delivered twice
 	}

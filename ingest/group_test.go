@@ -18,6 +18,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/referd/referd/batch"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/store/storetest"
@@ -45,7 +46,7 @@ func TestRefusedEventDoesNotFailItsGroup(t *testing.T) {
 	// Each batch waits a little before it goes, so that a round's requests pile up
 	// into a few batches; mixed counts the batches with good and poisoned events.
 	var mixed atomic.Int32
-	h.events = store.NewGroup(1, 64, func(ctx context.Context, evs []store.ProviderEvent) ([]storedEvent, error) {
+	h.events = batch.New(1, 64, func(ctx context.Context, evs []store.ProviderEvent) ([]storedEvent, error) {
 		time.Sleep(20 * time.Millisecond)
 		poisoned := 0
 		for _, ev := range evs {

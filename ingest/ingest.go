@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/referd/referd/batch"
+	"github.com/referd/referd/cache"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/providers"
 	_ "github.com/referd/referd/providers/all" // the providers referd ships
@@ -30,8 +33,8 @@ type Handler struct {
 	// events group-commits stored events: events that arrive while a commit is under
 	// way share the next one (one multi-row INSERT, one WAL flush), and each request
 	// is answered once its own row is durable.
-	events *store.Group[store.ProviderEvent, storedEvent]
-	cache  *store.Cache[string, cachedConfig]
+	events *batch.Group[store.ProviderEvent, storedEvent]
+	cache  *cache.Cache[string, cachedConfig]
 	// Stored is called after an event is durable, with whether it was new: the hook
 	// that hands new events to the workers. A failure there never fails the request:
 	// the event is stored and a sweep picks it up.
@@ -43,10 +46,10 @@ func New(db *store.DB, log *slog.Logger, workers int) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{DB: db, Log: log, events: store.NewGroup(max(workers, 1), 64, func(ctx context.Context, evs []store.ProviderEvent) ([]storedEvent, error) {
+	return &Handler{DB: db, Log: log, events: batch.New(max(workers, 1), 64, func(ctx context.Context, evs []store.ProviderEvent) ([]storedEvent, error) {
 		return insertEvents(ctx, db, evs)
 	}),
-		cache: &store.Cache[string, cachedConfig]{TTL: configTTL}}
+		cache: &cache.Cache[string, cachedConfig]{TTL: configTTL}}
 }
 
 // Register mounts the receiver on mux. Every answer under /ingest/ is JSON, a wrong
@@ -112,7 +115,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := store.ProviderEvent{ProgramPK: cfg.program.PK, Provider: name, EventID: parsed.EventID, Type: parsed.Type,
 		Payload: body, ReceivedAt: store.Now()}
-	if id := store.RequestID(r.Context()); id != "" {
+	if id := logging.RequestID(r.Context()); id != "" {
 		ev.RequestID = sql.NullString{String: id, Valid: true}
 	}
 	stored, err := h.events.Do(r.Context(), ev)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/referd/referd/attribution"
+	"github.com/referd/referd/batch"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/providers"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
@@ -65,7 +67,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 	}
 	var pays []payment
 	var qs []store.MatchQuery
-	for i, ev := range store.InPKOrder(pks, evs, func(e *store.ProviderEvent) int64 { return e.PK }) {
+	for i, ev := range batch.InOrder(pks, evs, func(e *store.ProviderEvent) int64 { return e.PK }) {
 		res[i].aside = true
 		if ev == nil {
 			continue
@@ -154,7 +156,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		res[at[out.PK]] = laneResult{links: out.Links}
 		if pr.log != nil && pr.log.Enabled(ctx, slog.LevelDebug) {
 			// Logged with the ingest request's id, as processor.finish does.
-			ctx := store.WithRequestID(ctx, requestIDs[out.PK])
+			ctx := logging.WithRequestID(ctx, requestIDs[out.PK])
 			pr.log.DebugContext(ctx, "provider event "+string(out.Status), "pk", out.PK, "transactions", out.TransactionKeys)
 		}
 	}

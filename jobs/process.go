@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/referd/referd/attribution"
+	"github.com/referd/referd/batch"
+	"github.com/referd/referd/cache"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/providers"
 	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/referral"
@@ -28,16 +31,16 @@ func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
 // customers go through the payments lane (paymentLane), a batch at a time; the other
 // events are processed one by one (process), and even they share what events
 // processed at the same time do alike: reading the event, matching its customer,
-// recording its outcome and the links it taught (store.Group), and recording sales
+// recording its outcome and the links it taught (batch.Group), and recording sales
 // (a referral.Batcher). Programs and their integrations are read once a few seconds.
 type processor struct {
 	db       *store.DB
 	sales    *referral.Batcher
-	cache    *store.Cache[string, programConfig]
-	events   *store.Group[int64, *store.ProviderEvent]
-	matches  *store.Group[store.MatchQuery, store.CustomerMatch]
-	outcomes *store.Group[store.EventOutcome, struct{}]
-	lane     *store.Group[int64, laneResult]
+	cache    *cache.Cache[string, programConfig]
+	events   *batch.Group[int64, *store.ProviderEvent]
+	matches  *batch.Group[store.MatchQuery, store.CustomerMatch]
+	outcomes *batch.Group[store.EventOutcome, struct{}]
+	lane     *batch.Group[int64, laneResult]
 	log      *slog.Logger // nil: no logs
 }
 
@@ -48,22 +51,22 @@ type processor struct {
 // batches and costs the least per event (BENCHMARKS.md).
 func newProcessor(db *store.DB) *processor {
 	pr := &processor{db: db, sales: referral.NewBatcher(db, 1, 64),
-		cache: &store.Cache[string, programConfig]{TTL: 2 * time.Second},
-		events: store.NewGroup(1, 64, func(ctx context.Context, pks []int64) ([]*store.ProviderEvent, error) {
+		cache: &cache.Cache[string, programConfig]{TTL: 2 * time.Second},
+		events: batch.New(1, 64, func(ctx context.Context, pks []int64) ([]*store.ProviderEvent, error) {
 			evs, err := store.ProviderEventsByPK(ctx, db, pks)
 			if err != nil {
 				return nil, err
 			}
-			return store.InPKOrder(pks, evs, func(e *store.ProviderEvent) int64 { return e.PK }), nil
+			return batch.InOrder(pks, evs, func(e *store.ProviderEvent) int64 { return e.PK }), nil
 		}),
-		matches: store.NewGroup(1, 64, func(ctx context.Context, qs []store.MatchQuery) ([]store.CustomerMatch, error) {
+		matches: batch.New(1, 64, func(ctx context.Context, qs []store.MatchQuery) ([]store.CustomerMatch, error) {
 			return store.MatchCustomers(ctx, db, qs)
 		}),
-		outcomes: store.NewGroup(1, 64, func(ctx context.Context, outs []store.EventOutcome) ([]struct{}, error) {
+		outcomes: batch.New(1, 64, func(ctx context.Context, outs []store.EventOutcome) ([]struct{}, error) {
 			return nil, store.FinishProviderEvents(ctx, db, outs)
 		}),
 	}
-	pr.lane = store.NewGroup(1, 64, pr.paymentLane)
+	pr.lane = batch.New(1, 64, pr.paymentLane)
 	return pr
 }
 
@@ -137,7 +140,7 @@ func (pr *processor) process(ctx context.Context, pk int64) error {
 		return err
 	}
 	// Logs and the outbox events this writes name the ingest request behind it.
-	ctx = store.WithRequestID(ctx, ev.RequestID.String)
+	ctx = logging.WithRequestID(ctx, ev.RequestID.String)
 	if ev.Status.Done() {
 		return nil // a task delivered again, or the sweep got there first: nothing left to do
 	}
@@ -305,7 +308,7 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 		if !c.ReferrerPK.Valid {
 			return store.EventIgnored, nil, m.Link, nil // a customer nobody referred: nothing to reward
 		}
-		sale := paymentSale(provider, e, c.ID, store.RequestID(ctx))
+		sale := paymentSale(provider, e, c.ID, logging.RequestID(ctx))
 		var t store.Transaction
 		switch {
 		case e.Hold > 0:

@@ -2,7 +2,9 @@
 // Redis client, asynq's helpers, anything that prints through the standard log
 // package) into referd's structured logger, and keeps a dependency that is down
 // from flooding it: a warning or error of one cause is written at most once per
-// interval, and the next line of that cause says how many were left out.
+// interval, and the next line of that cause says how many were left out. It also
+// carries the request id on whose behalf work is done (WithRequestID), which log
+// lines, outbox events and webhook deliveries repeat.
 package logging
 
 import (

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/referd/referd/batch"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/store"
 )
 
@@ -14,13 +16,13 @@ import (
 // is recorded again sale by sale, so one sale's problem is never another's.
 type Batcher struct {
 	db    *store.DB
-	group *store.Group[*batchedSale, batchResult]
+	group *batch.Group[*batchedSale, batchResult]
 }
 
 // NewBatcher starts workers that each commit up to max queued sales at a time.
 func NewBatcher(db *store.DB, workers, max int) *Batcher {
 	b := &Batcher{db: db}
-	b.group = store.NewGroup(workers, max, func(_ context.Context, batch []*batchedSale) ([]batchResult, error) {
+	b.group = batch.New(workers, max, func(_ context.Context, batch []*batchedSale) ([]batchResult, error) {
 		return b.commit(batch), nil
 	})
 	return b
@@ -34,7 +36,7 @@ func (b *Batcher) Record(ctx context.Context, p store.Program, s Sale) (store.Tr
 		return store.Transaction{}, false, err
 	}
 	if s.RequestID == "" {
-		s.RequestID = store.RequestID(ctx) // the batch commits under a context of its own
+		s.RequestID = logging.RequestID(ctx) // the batch commits under a context of its own
 	}
 	r, err := b.group.Do(ctx, &batchedSale{p: p, rules: rules, s: s})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/referd/referd/logging"
 )
 
 // Customer is a program's customer: a potential referrer and possibly a referred friend.
@@ -123,7 +125,7 @@ func InsertCustomer(ctx context.Context, q Querier, c *Customer, refID, refKey, 
 		)
 		SELECT c.pk, ref.pk AS ref_pk, ref.id AS ref_id, ref.key AS ref_key, ref.email AS ref_email, ref.name AS ref_name
 		FROM c LEFT JOIN ref ON true`,
-		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.CreatedAt, payload, refID, refKey, RequestID(ctx), c.Source)
+		c.ProgramPK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.CreatedAt, payload, refID, refKey, logging.RequestID(ctx), c.Source)
 	if err != nil {
 		return fmt.Errorf("store.InsertCustomer(%s): %w", c.Key, translate(err))
 	}
@@ -163,7 +165,7 @@ func UpdateCustomer(ctx context.Context, q Querier, c *Customer, event, payload 
 		)
 		INSERT INTO outbox (program_pk, event, payload, created_at, request_id) SELECT $11, $12, $13, $10, NULLIF($14, '') FROM u`,
 		c.PK, c.ID, c.Key, c.Email, c.Name, c.Surname, c.Metadata, c.Status, c.DeletedAt, c.UpdatedAt,
-		c.ProgramPK, event, payload, RequestID(ctx))
+		c.ProgramPK, event, payload, logging.RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.UpdateCustomer(%s): %w", c.ID, translate(err))
 	}

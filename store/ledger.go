@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/referd/referd/logging"
 )
 
 // Transaction is a recorded sale; ReferrerPK is null when nobody referred the buyer.
@@ -223,7 +225,7 @@ func SetRefunded(ctx context.Context, tx *Tx, t *Transaction) error {
 // InsertOutbox writes an outbox event in the caller's transaction.
 func InsertOutbox(ctx context.Context, q Querier, programPK int64, event, payload string, at time.Time) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO outbox (program_pk, event, payload, created_at, request_id) VALUES ($1, $2, $3, $4, NULLIF($5, ''))`,
-		programPK, event, payload, at, RequestID(ctx))
+		programPK, event, payload, at, logging.RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.InsertOutbox(%s): %w", event, err)
 	}
@@ -261,7 +263,7 @@ func InsertReward(ctx context.Context, tx *Tx, r *Reward, payload string) error 
 		SELECT pk FROM w`,
 		r.ProgramPK, r.Key, r.CustomerPK, r.Recipient, r.Rule, r.Trigger, r.Type, r.Amount, r.Units, r.IsCurrency,
 		r.Proportional, r.Status, r.TransactionPK, r.SignupPK, r.AvailableAt, r.CreatedAt, avail, pending, r.InBalance(), payload,
-		RequestID(ctx))
+		logging.RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.InsertReward(%s): %w", r.Key, translate(err))
 	}
@@ -306,7 +308,7 @@ func ReverseReward(ctx context.Context, tx *Tx, r *Reward, delta int64, at time.
 			UPDATE reward_totals t SET total = t.total - $8 FROM w WHERE t.customer_pk = w.customer_pk AND t.units = w.units
 		)
 		INSERT INTO outbox (program_pk, event, payload, created_at, request_id) SELECT program_pk, 'reward.reversed', $9, $6, NULLIF($10, '') FROM w`,
-		r.PK, r.Reversed, r.Status, avail, pending, at, r.InBalance(), delta, payload(*r), RequestID(ctx))
+		r.PK, r.Reversed, r.Status, avail, pending, at, r.InBalance(), delta, payload(*r), logging.RequestID(ctx))
 	if err != nil {
 		return fmt.Errorf("store.ReverseReward(%s): %w", r.Key, translate(err))
 	}
@@ -618,7 +620,7 @@ func InsertSales(ctx context.Context, tx *Tx, sales []Sale) error {
 		srows[i] = saleRow{N: i, ProgramPK: t.ProgramPK, Key: t.Key, CustomerPK: t.CustomerPK, Action: t.Action, Amount: t.Amount,
 			Units: t.Units, Rewardable: t.Rewardable, Source: t.Source, Livemode: t.Livemode, Purchase: t.PurchaseNumber,
 			Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt, RecordedAt: cmp.Or(s.RecordedAt, t.CreatedAt),
-			RequestID: cmp.Or(t.RequestID, RequestID(ctx))}
+			RequestID: cmp.Or(t.RequestID, logging.RequestID(ctx))}
 		if t.ReferrerPK.Valid {
 			srows[i].ReferrerPK = &t.ReferrerPK.Int64
 		}

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/referd/referd/batch"
+	"github.com/referd/referd/cache"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -51,11 +53,11 @@ type Handler struct {
 	// now is the clock of the click's day (tests move it).
 	now func() time.Time
 
-	programs *store.Cache[string, found[store.Program]]
-	keys     *store.Cache[keyRef, found[store.ReferralKey]]
+	programs *cache.Cache[string, found[store.Program]]
+	keys     *cache.Cache[keyRef, found[store.ReferralKey]]
 	// clicks group-commits clicks: those that arrive while a batch is at the
 	// database share the next transaction.
-	clicks *store.Group[store.Click, struct{}]
+	clicks *batch.Group[store.Click, struct{}]
 	salts  salts
 	echoes echoes
 }
@@ -91,10 +93,10 @@ func New(db *store.DB, log *slog.Logger) *Handler {
 		log = slog.Default()
 	}
 	h := &Handler{db: db, log: log, now: time.Now,
-		programs: &store.Cache[string, found[store.Program]]{TTL: lookupTTL},
-		keys:     &store.Cache[keyRef, found[store.ReferralKey]]{TTL: lookupTTL},
+		programs: &cache.Cache[string, found[store.Program]]{TTL: lookupTTL},
+		keys:     &cache.Cache[keyRef, found[store.ReferralKey]]{TTL: lookupTTL},
 	}
-	h.clicks = store.NewGroup(clickWorkers, clickBatch, func(ctx context.Context, in []store.Click) ([]struct{}, error) {
+	h.clicks = batch.New(clickWorkers, clickBatch, func(ctx context.Context, in []store.Click) ([]struct{}, error) {
 		return make([]struct{}, len(in)), store.RecordClicks(ctx, db, in)
 	})
 	return h

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/referd/referd/logging"
-	"github.com/referd/referd/store"
 )
 
 // config is docs/design.md §2: the environment, with flags overriding it.
@@ -143,13 +142,13 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 // logInterval is how often one cause of warnings is written at most.
 const logInterval = 30 * time.Second
 
-// requestIDHandler adds the request id a context carries (store.WithRequestID) to
+// requestIDHandler adds the request id a context carries (logging.WithRequestID) to
 // every record logged with it: an HTTP request's, or, in a job, the id of the ingest
 // request that received the billing event.
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := store.RequestID(ctx); id != "" {
+	if id := logging.RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/store"
 )
@@ -138,7 +139,7 @@ func opsError(w http.ResponseWriter, status int, msg string) {
 
 // withRequestID gives every request an id: the caller's X-Request-Id when it is a
 // sane token, else a new one. It is answered in X-Request-Id, logged with the
-// request's records, and stored with what the request causes (store.WithRequestID).
+// request's records, and stored with what the request causes (logging.WithRequestID).
 func withRequestID(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -146,7 +147,7 @@ func withRequestID(h http.Handler) http.Handler {
 			id = "req_" + strings.ToLower(rand.Text()[:20])
 		}
 		w.Header().Set("X-Request-Id", id)
-		h.ServeHTTP(w, r.WithContext(store.WithRequestID(r.Context(), id)))
+		h.ServeHTTP(w, r.WithContext(logging.WithRequestID(r.Context(), id)))
 	})
 }
 

@@ -21,8 +21,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/jobs/jobstest"
+	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
-	"github.com/referd/referd/store"
 	"github.com/referd/referd/store/storetest"
 )
 
@@ -287,7 +287,7 @@ func TestSIGTERMLosesNothingAcknowledged(t *testing.T) {
 func TestRequestIDs(t *testing.T) {
 	t.Parallel()
 	var seen string
-	h := withRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = store.RequestID(r.Context()) }))
+	h := withRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = logging.RequestID(r.Context()) }))
 	for _, tc := range []struct{ header, want string }{
 		{"abc-123", "abc-123"},
 		{"bad id with spaces", ""},

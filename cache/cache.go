@@ -1,4 +1,6 @@
-package store
+// Package cache keeps values read from the database for a short while, for hot
+// paths that would otherwise read the same rows on every request.
+package cache
 
 import (
 	"context"

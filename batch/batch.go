@@ -1,4 +1,7 @@
-package store
+// Package batch lets calls that arrive together run as one batch, so that many small
+// database statements become a few large ones (group commit). It knows nothing of
+// the database itself: the caller's function runs each batch.
+package batch
 
 import (
 	"context"
@@ -26,13 +29,13 @@ type groupResult[O any] struct {
 	err error
 }
 
-// GroupTimeout bounds each batch's run.
-const GroupTimeout = 30 * time.Second
+// Timeout bounds each batch's run.
+const Timeout = 30 * time.Second
 
-// NewGroup starts workers that each take up to max queued calls at a time and pass
+// New starts workers that each take up to max queued calls at a time and pass
 // their inputs to run, which returns one output per input, in order. An error from
 // run is every call's error in that batch.
-func NewGroup[I, O any](workers, max int, run func(ctx context.Context, in []I) ([]O, error)) *Group[I, O] {
+func New[I, O any](workers, max int, run func(ctx context.Context, in []I) ([]O, error)) *Group[I, O] {
 	g := &Group[I, O]{queue: make(chan *groupCall[I, O], 4*workers*max), max: max, run: run}
 	for range workers {
 		go g.work()
@@ -74,7 +77,7 @@ func (g *Group[I, O]) work() {
 		for i, c := range batch {
 			in[i] = c.in
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), GroupTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 		out, err := g.run(ctx, in)
 		cancel()
 		for i, c := range batch {
@@ -89,10 +92,10 @@ func (g *Group[I, O]) work() {
 	}
 }
 
-// InPKOrder returns, for each of pks, a pointer to the row of rows with that pk (nil
+// InOrder returns, for each of pks, a pointer to the row of rows with that pk (nil
 // when none): what a Group that reads rows by pk answers its callers, whatever order
 // the database returned them in.
-func InPKOrder[T any](pks []int64, rows []T, pk func(*T) int64) []*T {
+func InOrder[T any](pks []int64, rows []T, pk func(*T) int64) []*T {
 	byPK := make(map[int64]*T, len(rows))
 	for i := range rows {
 		byPK[pk(&rows[i])] = &rows[i]

@@ -7,9 +7,9 @@ import (
 
 	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/batch"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/logging"
 	"github.com/referd/referd/providers"
-	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
 
@@ -50,7 +50,7 @@ func (pr *processor) handle(ctx context.Context, pk int64) error {
 
 // paymentLane processes a batch of events in a few statements: it reads them, matches
 // the payments' customers in one statement, and records the sales with the events'
-// outcomes in one transaction (referral.RecordSalesTx, store.FinishProviderEventsTx),
+// outcomes in one transaction (ledger.RecordSalesTx, store.FinishProviderEventsTx),
 // so a sale and its event's outcome commit together. Events it does not take, and
 // sales that fail on their own, are set aside for processor.process; if the
 // transaction fails as a whole, every event it held is.
@@ -100,7 +100,7 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		return res, nil // each task tries on its own
 	}
 	var outs []store.EventOutcome
-	var sales []referral.SaleRequest
+	var sales []ledger.SaleRequest
 	var saleOf []int // the payment of each sale
 	for j, pay := range pays {
 		m := ms[j]
@@ -118,12 +118,12 @@ func (pr *processor) paymentLane(ctx context.Context, pks []int64) ([]laneResult
 		sale := paymentSale(pay.ev.Provider, pay.e, m.ID, pay.ev.RequestID.String)
 		out.Status, out.TransactionKeys = store.EventProcessed, []string{sale.Key}
 		outs = append(outs, out)
-		sales = append(sales, referral.SaleRequest{Program: pay.p, Sale: sale})
+		sales = append(sales, ledger.SaleRequest{Program: pay.p, Sale: sale})
 		saleOf = append(saleOf, len(outs)-1)
 	}
 	var done []store.EventOutcome
 	err = pr.db.InTx(ctx, func(tx *store.Tx) error {
-		rs, err := referral.RecordSalesTx(ctx, tx, sales)
+		rs, err := ledger.RecordSalesTx(ctx, tx, sales)
 		if err != nil {
 			return err
 		}

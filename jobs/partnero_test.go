@@ -13,6 +13,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -186,7 +187,7 @@ func TestCustomerRewardedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, wantCreated := range []bool{true, false} {
-		_, created, err := referral.RecordTransaction(e.ctx, e.db, e.p, referral.Sale{CustomerKey: "ben", Key: "sale-1", Amount: 10000, Units: "usd"})
+		_, created, err := ledger.RecordTransaction(e.ctx, e.db, e.p, ledger.Sale{CustomerKey: "ben", Key: "sale-1", Amount: 10000, Units: "usd"})
 		if err != nil || created != wantCreated {
 			t.Fatalf("recording the sale, time %d: created %v, %v", i+1, created, err)
 		}
@@ -222,7 +223,7 @@ func TestCustomerRewardedEvents(t *testing.T) {
 	}
 	held := 0
 	for _, r := range want {
-		w := asJSON(t, referral.RewardJSON(r))
+		w := asJSON(t, ledger.RewardJSON(r))
 		w["customer"] = people[r.CustomerPK]
 		if !reflect.DeepEqual(got[r.Key], w) {
 			t.Errorf("customer.rewarded of %s (%s, %s, %s):\n got %v\nwant %v", r.Key, r.Recipient, r.Trigger, r.Status, got[r.Key], w)
@@ -255,15 +256,15 @@ func TestCustomerCreditedEvents(t *testing.T) {
 	}
 	note := "welcome bonus"
 	for range 2 {
-		if _, _, err := referral.CreditBalance(e.ctx, e.db, e.p, "cara", referral.CreditInput{Amount: "12.50", AmountUnits: "usd",
+		if _, _, err := ledger.CreditBalance(e.ctx, e.db, e.p, "cara", ledger.CreditInput{Amount: "12.50", AmountUnits: "usd",
 			Note: &note, Key: text("bonus-1")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := referral.CreditBalance(e.ctx, e.db, e.p, c.ID, referral.CreditInput{Amount: "-2.5", Currency: "USD"}); err != nil {
+	if _, _, err := ledger.CreditBalance(e.ctx, e.db, e.p, c.ID, ledger.CreditInput{Amount: "-2.5", Currency: "USD"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := referral.CreditBalance(e.ctx, e.db, e.p, "cara", referral.CreditInput{Amount: "-100", AmountUnits: "usd"}); err == nil {
+	if _, _, err := ledger.CreditBalance(e.ctx, e.db, e.p, "cara", ledger.CreditInput{Amount: "-100", AmountUnits: "usd"}); err == nil {
 		t.Fatal("a debit beyond the balance was accepted")
 	}
 	eventually(t, "the credit and the debit", func() bool { return len(rcv.requests()) >= 2 })

@@ -10,6 +10,7 @@ import (
 	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/batch"
 	"github.com/referd/referd/cache"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/logging"
 	"github.com/referd/referd/providers"
 	_ "github.com/referd/referd/providers/all" // the providers referd ships
@@ -32,10 +33,10 @@ func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
 // events are processed one by one (process), and even they share what events
 // processed at the same time do alike: reading the event, matching its customer,
 // recording its outcome and the links it taught (batch.Group), and recording sales
-// (a referral.Batcher). Programs and their integrations are read once a few seconds.
+// (a ledger.Batcher). Programs and their integrations are read once a few seconds.
 type processor struct {
 	db       *store.DB
-	sales    *referral.Batcher
+	sales    *ledger.Batcher
 	cache    *cache.Cache[string, programConfig]
 	events   *batch.Group[int64, *store.ProviderEvent]
 	matches  *batch.Group[store.MatchQuery, store.CustomerMatch]
@@ -50,7 +51,7 @@ type processor struct {
 // the events that pile up while it writes as its next batch, makes the largest
 // batches and costs the least per event (BENCHMARKS.md).
 func newProcessor(db *store.DB) *processor {
-	pr := &processor{db: db, sales: referral.NewBatcher(db, 1, 64),
+	pr := &processor{db: db, sales: ledger.NewBatcher(db, 1, 64),
 		cache: &cache.Cache[string, programConfig]{TTL: 2 * time.Second},
 		events: batch.New(1, 64, func(ctx context.Context, pks []int64) ([]*store.ProviderEvent, error) {
 			evs, err := store.ProviderEventsByPK(ctx, db, pks)
@@ -216,8 +217,8 @@ func parse(ev *store.ProviderEvent, keyField string) (providers.Parsed, error) {
 
 // paymentSale is the sale a provider's payment records for the customer with this id:
 // keyed by the paid object's id, so the same payment always makes the same sale.
-func paymentSale(provider string, e providers.Event, customerID, requestID string) referral.Sale {
-	s := referral.Sale{CustomerID: customerID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
+func paymentSale(provider string, e providers.Event, customerID, requestID string) ledger.Sale {
+	s := ledger.Sale{CustomerID: customerID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
 		ProductID: e.ProductID, Source: provider, Livemode: e.Livemode, RequestID: requestID}
 	if e.Subscription {
 		s.ProductType = "subscription"
@@ -275,13 +276,13 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 		}
 		return store.EventProcessed, nil, m.Link, nil
 	case providers.Link:
-		folded, err := referral.LinkPayment(ctx, db, p, key, saleKeys(provider, e.Aliases))
+		folded, err := ledger.LinkPayment(ctx, db, p, key, saleKeys(provider, e.Aliases))
 		return store.EventProcessed, folded, nil, err
 	case providers.Payment:
 		if len(e.Aliases) > 0 {
 			// Linked first: a sale recorded under an alias is folded before this one
 			// takes its purchase number.
-			if _, err := referral.LinkPayment(ctx, db, p, key, saleKeys(provider, e.Aliases)); err != nil {
+			if _, err := ledger.LinkPayment(ctx, db, p, key, saleKeys(provider, e.Aliases)); err != nil {
 				return "", nil, nil, err
 			}
 		}
@@ -313,14 +314,14 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 		switch {
 		case e.Hold > 0:
 			var linked string
-			t, linked, err = referral.RecordHeldSale(ctx, db, p, sale)
+			t, linked, err = ledger.RecordHeldSale(ctx, db, p, sale)
 			if err == nil && linked != "" {
 				return store.EventProcessed, []string{linked}, m.Link, nil
 			}
 		case pr.sales != nil:
 			t, _, err = pr.sales.Record(ctx, p, sale)
 		default:
-			t, _, err = referral.RecordTransaction(ctx, db, p, sale)
+			t, _, err = ledger.RecordTransaction(ctx, db, p, sale)
 		}
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) {
@@ -333,7 +334,7 @@ func (pr *processor) apply(ctx context.Context, p store.Program, ev *store.Provi
 		}
 		return store.EventProcessed, []string{t.Key}, m.Link, nil
 	case providers.Refund:
-		key, err := referral.RefundPayment(ctx, db, p, referral.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
+		key, err := ledger.RefundPayment(ctx, db, p, ledger.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
 			Amount: e.Amount, Cumulative: e.Cumulative, WaitForSale: true})
 		if err != nil {
 			return "", nil, nil, err

@@ -14,8 +14,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/dispatch"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/metrics"
-	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
 )
@@ -117,7 +117,7 @@ func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.Serv
 	pr := newProcessor(db)
 	pr.log = log
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
-		n, err := referral.ApproveDueRewards(ctx, db, time.Now())
+		n, err := ledger.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {
 			return fmt.Errorf("approving held rewards: %w", err)
 		}

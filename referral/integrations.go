@@ -134,7 +134,7 @@ type IntegrationView struct {
 func IntegrationJSON(publicURL string, p store.Program, i store.Integration) IntegrationView {
 	v := IntegrationView{
 		Provider: i.Provider, WebhookURL: strings.TrimRight(publicURL, "/") + "/ingest/" + i.Provider + "/" + p.ID,
-		WebhookSecrets: make([]string, len(i.WebhookSecrets)), Username: nullString(i.Username),
+		WebhookSecrets: make([]string, len(i.WebhookSecrets)), Username: NullString(i.Username),
 		CustomerKeyField: i.CustomerKeyField, CreatedAt: Time(i.CreatedAt), UpdatedAt: Time(i.UpdatedAt),
 	}
 	for n, s := range i.WebhookSecrets {

@@ -26,49 +26,6 @@ var WebhookEvents = []string{
 	"customer.rewarded", "customer.credited",
 }
 
-// RewardedView is the data of a customer.rewarded event: the reward entry as the
-// customer's rewards list shows it, and the customer it went to.
-type RewardedView struct {
-	RewardView
-	Customer *CustomerRefView `json:"customer"`
-}
-
-// rewardedEvent is the customer.rewarded event of r, a reward of a sale of referred
-// (or of their sign-up) referred by referrer: the friend's reward went to referred,
-// the referrer's to referrer.
-func rewardedEvent(r store.Reward, referrer *store.CustomerRef, referred store.CustomerRef) store.Event {
-	to := referred
-	if r.Recipient != "referred" && referrer != nil {
-		to = *referrer
-	}
-	return event("customer.rewarded", RewardedView{RewardJSON(r), RefJSON(to)})
-}
-
-// writeRewarded writes the customer.rewarded event of r, just stored by
-// store.InsertReward, in the same transaction.
-func writeRewarded(ctx context.Context, q store.Querier, r store.Reward, referrer *store.CustomerRef, referred store.CustomerRef) error {
-	ev := rewardedEvent(r, referrer, referred)
-	return store.InsertOutbox(ctx, q, r.ProgramPK, ev.Event, string(ev.Payload), r.CreatedAt)
-}
-
-// CreditedView is the data of a customer.credited event: a manual credit, or a
-// debit with a negative amount, in major units.
-type CreditedView struct {
-	Customer    *CustomerRefView `json:"customer"`
-	Amount      json.Number      `json:"amount"`
-	AmountUnits string           `json:"amount_units"`
-	IsCurrency  bool             `json:"is_currency"`
-	Note        *string          `json:"note"`
-}
-
-// CreditedJSON is the customer.credited data of credit c to customer to.
-func CreditedJSON(to store.Customer, c store.Credit) CreditedView {
-	return CreditedView{
-		Customer: RefJSON(store.CustomerRef{PK: to.PK, ID: to.ID, Key: to.Key, Email: to.Email, Name: to.Name}),
-		Amount:   Major(c.Amount, c.Units), AmountUnits: c.Units, IsCurrency: c.IsCurrency, Note: nullString(c.Note),
-	}
-}
-
 // SecretOverlap is how long the previous secret of a rotated endpoint still signs
 // deliveries, so receivers can switch to the new one without missing any.
 const SecretOverlap = 24 * time.Hour
@@ -87,7 +44,7 @@ type WebhookInput struct {
 	RotateSignature bool `json:"rotate_signature"`
 }
 
-func newWebhookKey() string { return "wh_" + randomString(16) }
+func newWebhookKey() string { return "wh_" + RandomString(16) }
 
 // CreateWebhook validates in and stores the program's new endpoint with a new
 // signing secret. allowPrivate lets the URL name a loopback or private address
@@ -332,7 +289,7 @@ type WebhookView struct {
 func WebhookJSON(e store.WebhookEndpoint, showSecret bool) WebhookView {
 	v := WebhookView{
 		Key: e.Key, Name: e.Name, URL: e.URL, IsActive: e.IsActive, Events: []string(e.Events),
-		Signature: maskSignature(e.Secret), DisabledReason: nullString(e.DisabledReason),
+		Signature: maskSignature(e.Secret), DisabledReason: NullString(e.DisabledReason),
 		CreatedAt: Time(e.CreatedAt), UpdatedAt: Time(e.UpdatedAt),
 	}
 	if v.Events == nil {

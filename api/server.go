@@ -1,7 +1,7 @@
 // Package api is referd's Partnero-compatible REST API under /v1: programs, customers
 // and their referral links. Handlers decode, call one domain function (package
-// referral or ledger) and encode; the HTTP status of an error is chosen in one place
-// (Server.fail).
+// referral, ledger or dispatch) and encode; the HTTP status of an error is chosen in
+// one place (Server.fail).
 package api
 
 import (

@@ -13,6 +13,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
@@ -50,7 +51,7 @@ var bodyTimeRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
 // checkDelivery verifies r both ways with the endpoint as the API showed it, and
 // returns its body.
-func checkDelivery(t *testing.T, shown referral.WebhookView, r received) partneroBody {
+func checkDelivery(t *testing.T, shown dispatch.WebhookView, r received) partneroBody {
 	t.Helper()
 	if !partneroVerifies(shown.Signature, r) {
 		t.Errorf("Signature %q does not verify with %s", r.header.Get("Signature"), shown.Signature)
@@ -78,13 +79,13 @@ func checkDelivery(t *testing.T, shown referral.WebhookView, r received) partner
 }
 
 // createWebhook makes an endpoint as POST /v1/webhooks does and returns what it showed.
-func (e *webhookEnv) createWebhook(url string, events ...string) referral.WebhookView {
+func (e *webhookEnv) createWebhook(url string, events ...string) dispatch.WebhookView {
 	e.t.Helper()
-	ep, err := referral.CreateWebhook(e.ctx, e.db, e.p, referral.WebhookInput{URL: &url, Events: &events}, true)
+	ep, err := dispatch.CreateWebhook(e.ctx, e.db, e.p, dispatch.WebhookInput{URL: &url, Events: &events}, true)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return referral.WebhookJSON(ep, true)
+	return dispatch.WebhookJSON(ep, true)
 }
 
 // A receiver written for Partnero verifies every delivery by its Signature header,
@@ -104,11 +105,11 @@ func TestPartneroReceiverVerifiesDeliveries(t *testing.T) {
 		t.Errorf("body %+v", b)
 	}
 
-	ep, rotated, err := referral.UpdateWebhook(e.ctx, e.db, e.p, shown.Key, referral.WebhookInput{RotateSignature: true}, true)
+	ep, rotated, err := dispatch.UpdateWebhook(e.ctx, e.db, e.p, shown.Key, dispatch.WebhookInput{RotateSignature: true}, true)
 	if err != nil || !rotated {
 		t.Fatalf("rotation: %v %v", rotated, err)
 	}
-	old, shownNew := shown.Signature, referral.WebhookJSON(ep, rotated)
+	old, shownNew := shown.Signature, dispatch.WebhookJSON(ep, rotated)
 	// Attempts reuse an endpoint's settings for a second (dispatch's endpoint cache).
 	time.Sleep(1100 * time.Millisecond)
 	e.customer("quinn")
@@ -125,7 +126,7 @@ func TestPartneroReceiverVerifiesDeliveries(t *testing.T) {
 
 // deliveredData returns the data of every delivery to rcv by its key field, failing
 // on an event other than want or a key delivered twice.
-func deliveredData(t *testing.T, shown referral.WebhookView, rcv *receiver, want string, key func(map[string]any) string) map[string]map[string]any {
+func deliveredData(t *testing.T, shown dispatch.WebhookView, rcv *receiver, want string, key func(map[string]any) string) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, r := range rcv.requests() {

@@ -1,6 +1,7 @@
 // Package api is referd's Partnero-compatible REST API under /v1: programs, customers
-// and their referral links. Handlers decode, call one referral function and encode;
-// the HTTP status of an error is chosen in one place (Server.fail).
+// and their referral links. Handlers decode, call one domain function (package
+// referral, ledger or dispatch) and encode; the HTTP status of an error is chosen in
+// one place (Server.fail).
 package api
 
 import (
@@ -12,7 +13,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/cache"
-	"github.com/referd/referd/referral"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/store"
 )
 
@@ -31,7 +32,7 @@ type Server struct {
 
 	keys *cache.Cache[[32]byte, store.Program]
 	// sales groups concurrent POST /v1/transactions into shared database transactions.
-	sales *referral.Batcher
+	sales *ledger.Batcher
 	// slots admits requests to the database in arrival order (see authed); ledger
 	// admits, within those, the requests that write the ledger.
 	slots  chan struct{}
@@ -53,7 +54,7 @@ func New(db *store.DB, publicURL string, log *slog.Logger, dbConns int) *Server 
 		// statement, fewer and larger batches do best. On two cores 2 x 32 recorded
 		// 3,500-4,470 sales/s at p99 26-35 ms, 2 x 16 3,210-4,490/s at 26-36 ms, and
 		// the earlier 4 x 8 2,690-3,500/s at 39-44 ms (BENCHMARKS.md).
-		sales: referral.NewBatcher(db, 2, 32)}
+		sales: ledger.NewBatcher(db, 2, 32)}
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p store.Program) error

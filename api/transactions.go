@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/money"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
@@ -36,11 +37,11 @@ type customerRef struct {
 
 // sale turns the body into a Sale; amounts (amount, discount_amount, gross_amount) are
 // exact major units of amount_units (the program's currency when absent).
-func (b transactionBody) sale(p store.Program, customer *customerRef, prefix string, verr *referral.ValidationError) referral.Sale {
+func (b transactionBody) sale(p store.Program, customer *customerRef, prefix string, verr *referral.ValidationError) ledger.Sale {
 	if b.Customer != nil {
 		customer = b.Customer
 	}
-	s := referral.Sale{Key: text(b.Key), Action: strings.TrimSpace(b.Action), ProductID: text(b.ProductID),
+	s := ledger.Sale{Key: text(b.Key), Action: strings.TrimSpace(b.Action), ProductID: text(b.ProductID),
 		ProductType: strings.TrimSpace(b.ProductType), Source: "api", Livemode: true,
 		NotRewardable: b.Rewardable != nil && !*b.Rewardable, DiscountCode: text(b.DiscountCode)}
 	if b.CreatedAt != nil && strings.TrimSpace(*b.CreatedAt) != "" {
@@ -154,14 +155,14 @@ func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p st
 		if created {
 			status = http.StatusCreated
 		}
-		respond(w, status, referral.TransactionJSON(t))
+		respond(w, status, ledger.TransactionJSON(t))
 		return nil
 	}
 	items := *batch.Transactions
 	if len(items) == 0 || len(items) > 100 {
 		return referral.Invalid("transactions", "The transactions must hold 1 to 100 transactions.")
 	}
-	sales := make([]referral.Sale, len(items))
+	sales := make([]ledger.Sale, len(items))
 	for i, it := range items {
 		sales[i] = it.sale(p, body.Customer, "transactions."+itoa(i)+".", verr)
 	}
@@ -175,7 +176,7 @@ func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p st
 		return r.Context().Err()
 	}
 	defer func() { <-s.ledger }()
-	ts, created, err := referral.RecordTransactions(r.Context(), s.DB, p, sales)
+	ts, created, err := ledger.RecordTransactions(r.Context(), s.DB, p, sales)
 	if err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func (s *Server) createTransactions(w http.ResponseWriter, r *http.Request, p st
 	if created > 0 {
 		status = http.StatusCreated
 	}
-	respond(w, status, views(ts, referral.TransactionJSON))
+	respond(w, status, views(ts, ledger.TransactionJSON))
 	return nil
 }
 
@@ -192,11 +193,11 @@ func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request, p stor
 	if err != nil {
 		return err
 	}
-	ts, total, err := referral.ListTransactions(r.Context(), s.DB, p, strings.TrimSpace(v.Get("key")), strings.TrimSpace(v.Get("customer")), pg.Limit, pg.offset())
+	ts, total, err := ledger.ListTransactions(r.Context(), s.DB, p, strings.TrimSpace(v.Get("key")), strings.TrimSpace(v.Get("customer")), pg.Limit, pg.offset())
 	if err != nil {
 		return err
 	}
-	s.respondList(w, r, v, views(ts, referral.TransactionJSON), total, pg)
+	s.respondList(w, r, v, views(ts, ledger.TransactionJSON), total, pg)
 	return nil
 }
 
@@ -204,11 +205,11 @@ func (s *Server) getTransaction(w http.ResponseWriter, r *http.Request, p store.
 	if _, err := params(w, r); err != nil {
 		return err
 	}
-	t, err := referral.GetTransaction(r.Context(), s.DB, p, r.PathValue("key"))
+	t, err := ledger.GetTransaction(r.Context(), s.DB, p, r.PathValue("key"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, referral.TransactionJSON(t))
+	respond(w, http.StatusOK, ledger.TransactionJSON(t))
 	return nil
 }
 
@@ -218,11 +219,11 @@ func (s *Server) deleteTransaction(w http.ResponseWriter, r *http.Request, p sto
 	if _, err := params(w, r); err != nil {
 		return err
 	}
-	t, _, err := referral.RefundTransaction(r.Context(), s.DB, p, referral.Refund{TransactionKey: r.PathValue("key")})
+	t, _, err := ledger.RefundTransaction(r.Context(), s.DB, p, ledger.Refund{TransactionKey: r.PathValue("key")})
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, referral.TransactionJSON(t))
+	respond(w, http.StatusOK, ledger.TransactionJSON(t))
 	return nil
 }
 
@@ -230,11 +231,11 @@ func (s *Server) customerStats(w http.ResponseWriter, r *http.Request, p store.P
 	if _, err := params(w, r); err != nil {
 		return err
 	}
-	c, st, err := referral.CustomerStats(r.Context(), s.DB, p, r.PathValue("id"))
+	c, st, err := ledger.CustomerStats(r.Context(), s.DB, p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, referral.StatsJSON(p, c, st))
+	respond(w, http.StatusOK, ledger.StatsJSON(p, c, st))
 	return nil
 }
 
@@ -242,18 +243,18 @@ func (s *Server) customerBalance(w http.ResponseWriter, r *http.Request, p store
 	if _, err := params(w, r); err != nil {
 		return err
 	}
-	c, bs, err := referral.CustomerBalance(r.Context(), s.DB, p, r.PathValue("id"))
+	c, bs, err := ledger.CustomerBalance(r.Context(), s.DB, p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, referral.BalanceJSON(p, c, bs))
+	respond(w, http.StatusOK, ledger.BalanceJSON(p, c, bs))
 	return nil
 }
 
 // creditBalance is POST /v1/customers/{id}/balance/credit; it answers the balance.
 // An Idempotency-Key header (or a key field) makes a retried credit change nothing.
 func (s *Server) creditBalance(w http.ResponseWriter, r *http.Request, p store.Program) error {
-	var in referral.CreditInput
+	var in ledger.CreditInput
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
@@ -261,11 +262,11 @@ func (s *Server) creditBalance(w http.ResponseWriter, r *http.Request, p store.P
 		t := referral.Text(k)
 		in.Key = &t
 	}
-	c, bs, err := referral.CreditBalance(r.Context(), s.DB, p, r.PathValue("id"), in)
+	c, bs, err := ledger.CreditBalance(r.Context(), s.DB, p, r.PathValue("id"), in)
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, referral.BalanceJSON(p, c, bs))
+	respond(w, http.StatusOK, ledger.BalanceJSON(p, c, bs))
 	return nil
 }
 
@@ -274,10 +275,10 @@ func (s *Server) customerRewards(w http.ResponseWriter, r *http.Request, p store
 	if err != nil {
 		return err
 	}
-	rs, total, err := referral.CustomerRewards(r.Context(), s.DB, p, r.PathValue("id"), pg.Limit, pg.offset())
+	rs, total, err := ledger.CustomerRewards(r.Context(), s.DB, p, r.PathValue("id"), pg.Limit, pg.offset())
 	if err != nil {
 		return err
 	}
-	s.respondList(w, r, v, views(rs, referral.RewardJSON), total, pg)
+	s.respondList(w, r, v, views(rs, ledger.RewardJSON), total, pg)
 	return nil
 }

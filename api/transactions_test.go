@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/referd/referd/referral"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/store"
 )
 
@@ -257,12 +257,12 @@ func TestRefunds(t *testing.T) {
 	}
 	ctx := context.Background()
 	// A partial refund of 25 reverses 25% of the percent reward, not the fixed one.
-	tx, found, err := referral.RefundTransaction(ctx, e.db, e.prog, referral.Refund{TransactionKey: "inv", Key: "re_1", Amount: 2500})
+	tx, found, err := ledger.RefundTransaction(ctx, e.db, e.prog, ledger.Refund{TransactionKey: "inv", Key: "re_1", Amount: 2500})
 	if err != nil || !found || tx.Refunded != 2500 {
 		t.Fatalf("partial refund: %+v %v %v", tx, found, err)
 	}
 	// The same refund again changes nothing.
-	if _, _, err := referral.RefundTransaction(ctx, e.db, e.prog, referral.Refund{TransactionKey: "inv", Key: "re_1", Amount: 2500}); err != nil {
+	if _, _, err := ledger.RefundTransaction(ctx, e.db, e.prog, ledger.Refund{TransactionKey: "inv", Key: "re_1", Amount: 2500}); err != nil {
 		t.Fatal(err)
 	}
 	if b := e.balance("ref"); b["usd"] != [2]string{"10.5", "0"} {
@@ -314,7 +314,7 @@ func TestRefundBeforeSale(t *testing.T) {
 	e.rules(tenPercentAndFive)
 	e.referral("ref", "friend")
 	ctx := context.Background()
-	_, found, err := referral.RefundTransaction(ctx, e.db, e.prog, referral.Refund{TransactionKey: "late", Key: "re_early", Amount: 4000, WaitForSale: true})
+	_, found, err := ledger.RefundTransaction(ctx, e.db, e.prog, ledger.Refund{TransactionKey: "late", Key: "re_early", Amount: 4000, WaitForSale: true})
 	if err != nil || found {
 		t.Fatalf("refund before sale: found=%v err=%v", found, err)
 	}
@@ -344,14 +344,14 @@ func TestHeldRewardsApproveWhenDue(t *testing.T) {
 	// Refunding a held reward's sale takes it from pending.
 	e.must(200, "DELETE", "/v1/transactions/b", nil)
 	ctx := context.Background()
-	if n, err := referral.ApproveDueRewards(ctx, e.db, time.Now()); err != nil || n != 0 {
+	if n, err := ledger.ApproveDueRewards(ctx, e.db, time.Now()); err != nil || n != 0 {
 		t.Fatalf("approved %d before due: %v", n, err)
 	}
-	n, err := referral.ApproveDueRewards(ctx, e.db, time.Now().AddDate(0, 0, 15))
+	n, err := ledger.ApproveDueRewards(ctx, e.db, time.Now().AddDate(0, 0, 15))
 	if err != nil || n != 1 {
 		t.Fatalf("approved %d when due: %v", n, err)
 	}
-	if n, _ := referral.ApproveDueRewards(ctx, e.db, time.Now().AddDate(0, 0, 15)); n != 0 {
+	if n, _ := ledger.ApproveDueRewards(ctx, e.db, time.Now().AddDate(0, 0, 15)); n != 0 {
 		t.Errorf("approved %d twice", n)
 	}
 	if b := e.balance("ref"); b["usd"] != [2]string{"20", "0"} {

@@ -3,24 +3,24 @@ package api
 import (
 	"net/http"
 
-	"github.com/referd/referd/referral"
+	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/store"
 )
 
 // webhookView shows an endpoint with its signing secret masked.
-func webhookView(e store.WebhookEndpoint) referral.WebhookView { return referral.WebhookJSON(e, false) }
+func webhookView(e store.WebhookEndpoint) dispatch.WebhookView { return dispatch.WebhookJSON(e, false) }
 
 // createWebhook is POST /v1/webhooks: the reply shows the new signing secret, once.
 func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, p store.Program) error {
-	var in referral.WebhookInput
+	var in dispatch.WebhookInput
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	e, err := referral.CreateWebhook(r.Context(), s.DB, p, in, s.AllowPrivateTargets)
+	e, err := dispatch.CreateWebhook(r.Context(), s.DB, p, in, s.AllowPrivateTargets)
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusCreated, referral.WebhookJSON(e, true))
+	respond(w, http.StatusCreated, dispatch.WebhookJSON(e, true))
 	return nil
 }
 
@@ -29,7 +29,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, p store.Pr
 	if err != nil {
 		return err
 	}
-	es, total, err := referral.Webhooks(r.Context(), s.DB, p, pg.Limit, pg.offset())
+	es, total, err := dispatch.Webhooks(r.Context(), s.DB, p, pg.Limit, pg.offset())
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, p store.Prog
 	if _, err := params(w, r); err != nil {
 		return err
 	}
-	e, err := referral.GetWebhook(r.Context(), s.DB, p, r.PathValue("key"))
+	e, err := dispatch.GetWebhook(r.Context(), s.DB, p, r.PathValue("key"))
 	if err != nil {
 		return err
 	}
@@ -52,15 +52,15 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, p store.Prog
 // updateWebhook is PUT /v1/webhooks/{key}: a partial update; with
 // "rotate_signature": true the reply shows the new signing secret, once.
 func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, p store.Program) error {
-	var in referral.WebhookInput
+	var in dispatch.WebhookInput
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	e, rotated, err := referral.UpdateWebhook(r.Context(), s.DB, p, r.PathValue("key"), in, s.AllowPrivateTargets)
+	e, rotated, err := dispatch.UpdateWebhook(r.Context(), s.DB, p, r.PathValue("key"), in, s.AllowPrivateTargets)
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, referral.WebhookJSON(e, rotated))
+	respond(w, http.StatusOK, dispatch.WebhookJSON(e, rotated))
 	return nil
 }
 
@@ -68,7 +68,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, p store.P
 	if _, err := params(w, r); err != nil {
 		return err
 	}
-	e, err := referral.DeleteWebhook(r.Context(), s.DB, p, r.PathValue("key"))
+	e, err := dispatch.DeleteWebhook(r.Context(), s.DB, p, r.PathValue("key"))
 	if err != nil {
 		return err
 	}
@@ -82,11 +82,11 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, p store.
 	if err != nil {
 		return err
 	}
-	ds, total, err := referral.WebhookDeliveries(r.Context(), s.DB, p, r.PathValue("key"), pg.Limit, pg.offset())
+	ds, total, err := dispatch.WebhookDeliveries(r.Context(), s.DB, p, r.PathValue("key"), pg.Limit, pg.offset())
 	if err != nil {
 		return err
 	}
-	s.respondList(w, r, v, views(ds, referral.DeliveryJSON), total, pg)
+	s.respondList(w, r, v, views(ds, dispatch.DeliveryJSON), total, pg)
 	return nil
 }
 
@@ -96,10 +96,10 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, p store.P
 	if _, err := params(w, r); err != nil {
 		return err
 	}
-	d, err := referral.RetryDelivery(r.Context(), s.DB, p, r.PathValue("key"), r.PathValue("id"))
+	d, err := dispatch.RetryDelivery(r.Context(), s.DB, p, r.PathValue("key"), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, referral.DeliveryJSON(d))
+	respond(w, http.StatusOK, dispatch.DeliveryJSON(d))
 	return nil
 }

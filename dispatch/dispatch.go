@@ -1,7 +1,10 @@
-// Package dispatch turns outbox events into outgoing webhook deliveries: one per
-// subscribed endpoint, created in PostgreSQL before any task is queued, and attempts
-// them, recording each attempt and deciding what comes next (done, retry later,
-// endpoint disabled). The HTTP side is package webhook; the queue is package jobs.
+// Package dispatch holds outgoing webhooks: a program's endpoints (where to send,
+// which events, the signing secret and its rotation; endpoints.go) and their
+// deliveries. It turns outbox events into deliveries, one per subscribed endpoint,
+// created in PostgreSQL before any task is queued, and attempts them, recording each
+// attempt and deciding what comes next (done, retry later, endpoint disabled); the
+// delivery log can be read and a delivery retried by hand. The HTTP side is package
+// webhook; the queue is package jobs.
 package dispatch
 
 import (

@@ -13,6 +13,8 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/referd/referd/dispatch"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -49,7 +51,7 @@ var bodyTimeRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
 // checkDelivery verifies r both ways with the endpoint as the API showed it, and
 // returns its body.
-func checkDelivery(t *testing.T, shown referral.WebhookView, r received) partneroBody {
+func checkDelivery(t *testing.T, shown dispatch.WebhookView, r received) partneroBody {
 	t.Helper()
 	if !partneroVerifies(shown.Signature, r) {
 		t.Errorf("Signature %q does not verify with %s", r.header.Get("Signature"), shown.Signature)
@@ -77,13 +79,13 @@ func checkDelivery(t *testing.T, shown referral.WebhookView, r received) partner
 }
 
 // createWebhook makes an endpoint as POST /v1/webhooks does and returns what it showed.
-func (e *webhookEnv) createWebhook(url string, events ...string) referral.WebhookView {
+func (e *webhookEnv) createWebhook(url string, events ...string) dispatch.WebhookView {
 	e.t.Helper()
-	ep, err := referral.CreateWebhook(e.ctx, e.db, e.p, referral.WebhookInput{URL: &url, Events: &events}, true)
+	ep, err := dispatch.CreateWebhook(e.ctx, e.db, e.p, dispatch.WebhookInput{URL: &url, Events: &events}, true)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return referral.WebhookJSON(ep, true)
+	return dispatch.WebhookJSON(ep, true)
 }
 
 // A receiver written for Partnero verifies every delivery by its Signature header,
@@ -103,11 +105,11 @@ func TestPartneroReceiverVerifiesDeliveries(t *testing.T) {
 		t.Errorf("body %+v", b)
 	}
 
-	ep, rotated, err := referral.UpdateWebhook(e.ctx, e.db, e.p, shown.Key, referral.WebhookInput{RotateSignature: true}, true)
+	ep, rotated, err := dispatch.UpdateWebhook(e.ctx, e.db, e.p, shown.Key, dispatch.WebhookInput{RotateSignature: true}, true)
 	if err != nil || !rotated {
 		t.Fatalf("rotation: %v %v", rotated, err)
 	}
-	old, shownNew := shown.Signature, referral.WebhookJSON(ep, rotated)
+	old, shownNew := shown.Signature, dispatch.WebhookJSON(ep, rotated)
 	// Attempts reuse an endpoint's settings for a second (dispatch's endpoint cache).
 	time.Sleep(1100 * time.Millisecond)
 	e.customer("quinn")
@@ -124,7 +126,7 @@ func TestPartneroReceiverVerifiesDeliveries(t *testing.T) {
 
 // deliveredData returns the data of every delivery to rcv by its key field, failing
 // on an event other than want or a key delivered twice.
-func deliveredData(t *testing.T, shown referral.WebhookView, rcv *receiver, want string, key func(map[string]any) string) map[string]map[string]any {
+func deliveredData(t *testing.T, shown dispatch.WebhookView, rcv *receiver, want string, key func(map[string]any) string) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, r := range rcv.requests() {
@@ -186,7 +188,7 @@ func TestCustomerRewardedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, wantCreated := range []bool{true, false} {
-		_, created, err := referral.RecordTransaction(e.ctx, e.db, e.p, referral.Sale{CustomerKey: "ben", Key: "sale-1", Amount: 10000, Units: "usd"})
+		_, created, err := ledger.RecordTransaction(e.ctx, e.db, e.p, ledger.Sale{CustomerKey: "ben", Key: "sale-1", Amount: 10000, Units: "usd"})
 		if err != nil || created != wantCreated {
 			t.Fatalf("recording the sale, time %d: created %v, %v", i+1, created, err)
 		}
@@ -222,7 +224,7 @@ func TestCustomerRewardedEvents(t *testing.T) {
 	}
 	held := 0
 	for _, r := range want {
-		w := asJSON(t, referral.RewardJSON(r))
+		w := asJSON(t, ledger.RewardJSON(r))
 		w["customer"] = people[r.CustomerPK]
 		if !reflect.DeepEqual(got[r.Key], w) {
 			t.Errorf("customer.rewarded of %s (%s, %s, %s):\n got %v\nwant %v", r.Key, r.Recipient, r.Trigger, r.Status, got[r.Key], w)
@@ -255,15 +257,15 @@ func TestCustomerCreditedEvents(t *testing.T) {
 	}
 	note := "welcome bonus"
 	for range 2 {
-		if _, _, err := referral.CreditBalance(e.ctx, e.db, e.p, "cara", referral.CreditInput{Amount: "12.50", AmountUnits: "usd",
+		if _, _, err := ledger.CreditBalance(e.ctx, e.db, e.p, "cara", ledger.CreditInput{Amount: "12.50", AmountUnits: "usd",
 			Note: &note, Key: text("bonus-1")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := referral.CreditBalance(e.ctx, e.db, e.p, c.ID, referral.CreditInput{Amount: "-2.5", Currency: "USD"}); err != nil {
+	if _, _, err := ledger.CreditBalance(e.ctx, e.db, e.p, c.ID, ledger.CreditInput{Amount: "-2.5", Currency: "USD"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := referral.CreditBalance(e.ctx, e.db, e.p, "cara", referral.CreditInput{Amount: "-100", AmountUnits: "usd"}); err == nil {
+	if _, _, err := ledger.CreditBalance(e.ctx, e.db, e.p, "cara", ledger.CreditInput{Amount: "-100", AmountUnits: "usd"}); err == nil {
 		t.Fatal("a debit beyond the balance was accepted")
 	}
 	eventually(t, "the credit and the debit", func() bool { return len(rcv.requests()) >= 2 })

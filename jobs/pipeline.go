@@ -11,6 +11,7 @@ import (
 	"github.com/referd/referd/attribution"
 	"github.com/referd/referd/batch"
 	"github.com/referd/referd/cache"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/logging"
 	"github.com/referd/referd/providers"
 	_ "github.com/referd/referd/providers/all" // the providers referd ships
@@ -30,7 +31,7 @@ import (
 //     without its effects nor its effects recorded without it being done.
 //
 // Inside the transaction, the plain payments of known customers, nearly every
-// billing event, are recorded together in one statement (referral.RecordSalesTx).
+// billing event, are recorded together in one statement (ledger.RecordSalesTx).
 // Every other event (refunds, links between a payment's ids, payments held for a
 // link, customers created from a referral key) is applied on its own, inside a
 // savepoint: its own failure rolls back only its own effects. Every effect is keyed
@@ -271,7 +272,7 @@ func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
 // each event's result afresh, for InTx may run it again.
 func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms []store.CustomerMatch, res []result) ([]store.EventOutcome, error) {
 	var outs []store.EventOutcome
-	var sales []referral.SaleRequest
+	var sales []ledger.SaleRequest
 	var saleOf []int // for each sale, its event's outcome in outs
 	now := time.Now()
 	for _, ev := range evs {
@@ -295,7 +296,7 @@ func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms [
 				sale := paymentSale(ev.row.Provider, e, m.ID, ev.row.RequestID.String)
 				out.Status, out.TransactionKeys = store.EventProcessed, []string{sale.Key}
 				out.Links = links(attribution.LinkFor(ev.p, ev.row.Provider, e, m))
-				sales = append(sales, referral.SaleRequest{Program: ev.p, Sale: sale})
+				sales = append(sales, ledger.SaleRequest{Program: ev.p, Sale: sale})
 				saleOf = append(saleOf, len(outs))
 			}
 			outs = append(outs, out)
@@ -327,7 +328,7 @@ func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms [
 		outs = append(outs, out)
 	}
 	if len(sales) > 0 {
-		rs, err := referral.RecordSalesTx(ctx, tx, sales)
+		rs, err := ledger.RecordSalesTx(ctx, tx, sales)
 		if err != nil {
 			return nil, err
 		}
@@ -402,13 +403,13 @@ func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e p
 		}
 		return store.EventProcessed, nil, r.Link, nil
 	case providers.Link:
-		folded, err := referral.LinkPaymentTx(ctx, tx, p, key, saleKeys(provider, e.Aliases))
+		folded, err := ledger.LinkPaymentTx(ctx, tx, p, key, saleKeys(provider, e.Aliases))
 		return store.EventProcessed, folded, nil, err
 	case providers.Payment:
 		if len(e.Aliases) > 0 {
 			// Linked first: a sale recorded under an alias is folded before this one
 			// takes its purchase number.
-			if _, err := referral.LinkPaymentTx(ctx, tx, p, key, saleKeys(provider, e.Aliases)); err != nil {
+			if _, err := ledger.LinkPaymentTx(ctx, tx, p, key, saleKeys(provider, e.Aliases)); err != nil {
 				return "", nil, nil, err
 			}
 		}
@@ -436,7 +437,7 @@ func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e p
 		}
 		sale := paymentSale(provider, e, r.Customer.ID, ev.row.RequestID.String)
 		if e.Hold > 0 {
-			t, linked, err := referral.RecordHeldSaleTx(ctx, tx, p, sale)
+			t, linked, err := ledger.RecordHeldSaleTx(ctx, tx, p, sale)
 			switch {
 			case err != nil:
 			case linked != "":
@@ -446,13 +447,13 @@ func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e p
 			}
 			return saleOutcome(sale, r.Link, err)
 		}
-		rs, err := referral.RecordSalesTx(ctx, tx, []referral.SaleRequest{{Program: p, Sale: sale}})
+		rs, err := ledger.RecordSalesTx(ctx, tx, []ledger.SaleRequest{{Program: p, Sale: sale}})
 		if err != nil {
 			return "", nil, nil, err
 		}
 		return saleOutcome(sale, r.Link, rs[0].Err)
 	case providers.Refund:
-		key, err := referral.RefundPaymentTx(ctx, tx, p, referral.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
+		key, err := ledger.RefundPaymentTx(ctx, tx, p, ledger.Refund{TransactionKey: key, Key: provider + ":" + e.RefundID,
 			Amount: e.Amount, Cumulative: e.Cumulative, WaitForSale: true})
 		if err != nil {
 			return "", nil, nil, err
@@ -463,7 +464,7 @@ func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e p
 }
 
 // saleOutcome is what recording sale, with err, made of its event.
-func saleOutcome(sale referral.Sale, link *store.ProviderLink, err error) (store.EventStatus, []string, *store.ProviderLink, error) {
+func saleOutcome(sale ledger.Sale, link *store.ProviderLink, err error) (store.EventStatus, []string, *store.ProviderLink, error) {
 	var conflict *store.ConflictError
 	if err != nil && !errors.As(err, &conflict) {
 		return "", nil, nil, err
@@ -506,8 +507,8 @@ func parse(ev *store.ProviderEvent, keyField string) (providers.Parsed, error) {
 
 // paymentSale is the sale a provider's payment records for the customer with this id:
 // keyed by the paid object's id, so the same payment always makes the same sale.
-func paymentSale(provider string, e providers.Event, customerID, requestID string) referral.Sale {
-	s := referral.Sale{CustomerID: customerID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
+func paymentSale(provider string, e providers.Event, customerID, requestID string) ledger.Sale {
+	s := ledger.Sale{CustomerID: customerID, Key: provider + ":" + e.ObjectID, Amount: e.Amount, Units: e.Currency,
 		ProductID: e.ProductID, Source: provider, Livemode: e.Livemode, RequestID: requestID}
 	if e.Subscription {
 		s.ProductType = "subscription"

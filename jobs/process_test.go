@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/store/storetest"
@@ -97,7 +98,7 @@ func TestProcessStripePaymentAndRefund(t *testing.T) {
 	if ev.Status != "processed" || len(ev.TransactionKeys) != 1 || ev.TransactionKeys[0] != "stripe:in_1" {
 		t.Fatalf("event = %+v", ev)
 	}
-	tx, err := referral.GetTransaction(e.ctx, e.db, e.p, "stripe:in_1")
+	tx, err := ledger.GetTransaction(e.ctx, e.db, e.p, "stripe:in_1")
 	if err != nil || tx.Amount != 5000 || tx.Source != "stripe" || !tx.Livemode || !tx.ProductType.Valid {
 		t.Fatalf("transaction = %+v %v", tx, err)
 	}
@@ -123,7 +124,7 @@ func TestProcessStripePaymentAndRefund(t *testing.T) {
 		e.deliver(fmt.Sprintf("evt_ref%d", i), "charge.refunded", fmt.Sprintf(`{"id": "ch_1", "object": "charge", "amount": 5000,
 			"amount_refunded": %d, "currency": "usd", "customer": "cus_1", "invoice": "in_1", "refunded": %t, "metadata": {}}`, refunded, refunded == 5000))
 	}
-	tx, _ = referral.GetTransaction(e.ctx, e.db, e.p, "stripe:in_1")
+	tx, _ = ledger.GetTransaction(e.ctx, e.db, e.p, "stripe:in_1")
 	if tx.Refunded != 5000 || !tx.DeletedAt.Valid {
 		t.Errorf("after the refunds: refunded %d, deleted %v", tx.Refunded, tx.DeletedAt)
 	}
@@ -151,7 +152,7 @@ func TestProcessUnattributedThenReferralKey(t *testing.T) {
 	if ev, _ = store.GetProviderEvent(e.ctx, e.db, ev.PK); ev.Status != "processed" {
 		t.Errorf("status %s after the sign-up", ev.Status)
 	}
-	if tx, err := referral.GetTransaction(e.ctx, e.db, e.p, "stripe:in_x"); err != nil || tx.Amount != 3000 || tx.Units != "jpy" {
+	if tx, err := ledger.GetTransaction(e.ctx, e.db, e.p, "stripe:in_x"); err != nil || tx.Amount != 3000 || tx.Units != "jpy" {
 		t.Errorf("JPY transaction = %+v %v", tx, err)
 	}
 	// A payment carrying a referrer's key and no known customer creates the friend.
@@ -204,7 +205,7 @@ func TestProcessPaddleAndChargebee(t *testing.T) {
 	e.deliverRaw("paddle", "evt_p2", "adjustment.updated", `{"event_id": "evt_p2", "event_type": "adjustment.updated",
 		"occurred_at": "2026-11-21T06:05:00Z", "data": {"id": "adj_1", "action": "refund", "status": "approved",
 		"transaction_id": "txn_p1", "currency_code": "EUR", "customer_id": "ctm_1", "totals": {"total": "2500"}}}`, store.Now(), true)
-	if tx, _ := referral.GetTransaction(e.ctx, e.db, e.p, "paddle:txn_p1"); tx.Refunded != 2500 || tx.Units != "eur" {
+	if tx, _ := ledger.GetTransaction(e.ctx, e.db, e.p, "paddle:txn_p1"); tx.Refunded != 2500 || tx.Units != "eur" {
 		t.Errorf("paddle transaction %+v", tx)
 	}
 	// Chargebee: a payment found by the customer's email.
@@ -214,7 +215,7 @@ func TestProcessPaddleAndChargebee(t *testing.T) {
 	if ev.Status != "processed" {
 		t.Fatalf("chargebee event = %+v", ev)
 	}
-	if tx, err := referral.GetTransaction(e.ctx, e.db, e.p, "chargebee:txn_c1"); err != nil || tx.Amount != 3000 || tx.Buyer.Key != "friend" {
+	if tx, err := ledger.GetTransaction(e.ctx, e.db, e.p, "chargebee:txn_c1"); err != nil || tx.Amount != 3000 || tx.Buyer.Key != "friend" {
 		t.Errorf("chargebee transaction %+v %v", tx, err)
 	}
 }
@@ -358,7 +359,7 @@ func TestOneBatchProcessesEveryKind(t *testing.T) {
 	for _, ev := range stored {
 		got, _ := store.GetProviderEvent(e.ctx, e.db, ev.PK)
 		for _, key := range got.TransactionKeys {
-			if _, err := referral.GetTransaction(e.ctx, e.db, e.p, key); err != nil {
+			if _, err := ledger.GetTransaction(e.ctx, e.db, e.p, key); err != nil {
 				t.Errorf("%s names transaction %s: %v", ev.EventID, key, err)
 			}
 		}
@@ -370,7 +371,7 @@ func TestOneBatchProcessesEveryKind(t *testing.T) {
 	if err := e.db.Get(&n, `SELECT count(*) FROM provider_events WHERE status = 'processed' AND event_id LIKE 'evt_p%'`); err != nil || n != 12 {
 		t.Errorf("%d of the twelve fresh payments processed (%v)", n, err)
 	}
-	if tx, _ := referral.GetTransaction(e.ctx, e.db, e.p, "stripe:in_1b"); tx.PurchaseNumber != 2 {
+	if tx, _ := ledger.GetTransaction(e.ctx, e.db, e.p, "stripe:in_1b"); tx.PurchaseNumber != 2 {
 		t.Errorf("in_1b is purchase %d of f1, want 2", tx.PurchaseNumber)
 	}
 	// 10% of 5000 + 2000 + 4000 + 3000 + 12 × 100, less 10% of the 1000 refunded on in_1.

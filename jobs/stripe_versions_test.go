@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -169,7 +170,7 @@ func (e *versionEnv) live() []string {
 
 func (e *versionEnv) transaction(key string) store.Transaction {
 	e.t.Helper()
-	t, err := referral.GetTransaction(e.ctx, e.db, e.p, key)
+	t, err := ledger.GetTransaction(e.ctx, e.db, e.p, key)
 	if err != nil {
 		e.t.Fatalf("transaction %s: %v", key, err)
 	}
@@ -406,7 +407,7 @@ func TestStripeLateLinkFolds(t *testing.T) {
 						t.Errorf("reward of the folded sale is %s", r.Status)
 					}
 				}
-				if v := referral.TransactionJSON(folded); v.FoldedInto == nil || *v.FoldedInto != invoice {
+				if v := ledger.TransactionJSON(folded); v.FoldedInto == nil || *v.FoldedInto != invoice {
 					t.Errorf("the API shows folded_into %v", v.FoldedInto)
 				}
 				// Whichever came first, the invoice's sale is the first purchase and earns

@@ -16,8 +16,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/dispatch"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/metrics"
-	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
 )
@@ -152,7 +152,7 @@ func HandlersWith(db *store.DB, log *slog.Logger, d *dispatch.Deliverer, written
 	pr := newProcessor(db)
 	pr.log, pr.written = log, written
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
-		n, err := referral.ApproveDueRewards(ctx, db, time.Now())
+		n, err := ledger.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {
 			return fmt.Errorf("approving held rewards: %w", err)
 		}
@@ -214,8 +214,8 @@ const SweepAfter = 15 * time.Second
 const sweepBudget = 45 * time.Second
 
 // sweep processes every event still received that arrived before before, oldest
-// first, a page at a time, 64 at once through the processor (so plain payments go
-// through the payments lane together), until none is left or budget has passed. It
+// first, a page at a time, 64 at once through the pipeline (so they share batches),
+// until none is left or budget has passed. It
 // returns how many it processed. Recovery after Redis lost its queue, or after a
 // crash between commit and enqueue, does not wait on the backlog's size: a sweep
 // runs every 15 s and goes as fast as the workers do.

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/store/storetest"
@@ -38,7 +39,7 @@ func TestApproveRewardsTask(t *testing.T) {
 	if _, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text("friend"), ReferringCustomer: &referral.CustomerRefInput{Key: text("ref")}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := referral.RecordTransaction(ctx, db, p, referral.Sale{CustomerKey: "friend", Key: "t1", Amount: 1000, Units: "usd"}); err != nil {
+	if _, _, err := ledger.RecordTransaction(ctx, db, p, ledger.Sale{CustomerKey: "friend", Key: "t1", Amount: 1000, Units: "usd"}); err != nil {
 		t.Fatal(err)
 	}
 	// The hold has passed.

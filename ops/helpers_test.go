@@ -87,16 +87,16 @@ func (e *env) status(pk int64) store.EventStatus {
 	return s
 }
 
-// ledger is what a replay must not change: the referrer's balance and how many
+// ledgerState is what a replay must not change: the referrer's balance and how many
 // transactions, rewards and ledger rows there are.
-type ledger struct {
+type ledgerState struct {
 	Balance                           int64
 	Transactions, Rewards, LedgerRows int
 }
 
-func (e *env) ledger() ledger {
+func (e *env) ledger() ledgerState {
 	e.t.Helper()
-	var l ledger
+	var l ledgerState
 	c, err := store.GetCustomer(e.ctx, e.db, e.p.PK, "ref", false)
 	if err != nil {
 		e.t.Fatal(err)

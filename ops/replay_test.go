@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/ops"
-	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
 
@@ -71,7 +71,7 @@ func TestReplayAfterTheCauseIsFixed(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"stripe:in_a", "stripe:in_c"} {
-		if _, err := referral.GetTransaction(e.ctx, e.db, e.p, key); err != nil {
+		if _, err := ledger.GetTransaction(e.ctx, e.db, e.p, key); err != nil {
 			t.Errorf("transaction %s: %v", key, err)
 		}
 	}

@@ -44,6 +44,9 @@ func (t *Text) str() string {
 	return strings.TrimSpace(string(*t))
 }
 
+// String is the text without surrounding spaces, "" when absent (nil).
+func (t *Text) String() string { return t.str() }
+
 // Number is an exact decimal from JSON: a number, or a string holding one (some
 // clients quote amounts). It is kept as text; package money converts it.
 type Number string
@@ -160,7 +163,7 @@ func newCustomer(p store.Program, in CustomerInput) (newCustomerRow, error) {
 	// The statement resolves the referrer and fills referring_customer into the payload.
 	nc := newCustomerRow{c: c, refID: refID, refKey: refKey, payload: string(payload)}
 	if refID != "" || refKey != "" {
-		rules, err := programRules(p)
+		rules, err := ProgramRules(p)
 		if err != nil {
 			return newCustomerRow{}, err
 		}

@@ -1,8 +1,3 @@
-// Package referral is the domain of referd's refer-a-friend programs: programs and
-// their settings, API keys, customers (referrers and referred friends) and their
-// referral links. Its functions take a context and plain values, enforce the rules,
-// and return typed errors (ValidationError, NotFoundError, *store.ConflictError);
-// HTTP is chosen elsewhere.
 package referral
 
 import (

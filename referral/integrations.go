@@ -134,21 +134,21 @@ type IntegrationView struct {
 func IntegrationJSON(publicURL string, p store.Program, i store.Integration) IntegrationView {
 	v := IntegrationView{
 		Provider: i.Provider, WebhookURL: strings.TrimRight(publicURL, "/") + "/ingest/" + i.Provider + "/" + p.ID,
-		WebhookSecrets: make([]string, len(i.WebhookSecrets)), Username: nullString(i.Username),
+		WebhookSecrets: make([]string, len(i.WebhookSecrets)), Username: NullString(i.Username),
 		CustomerKeyField: i.CustomerKeyField, CreatedAt: Time(i.CreatedAt), UpdatedAt: Time(i.UpdatedAt),
 	}
 	for n, s := range i.WebhookSecrets {
-		v.WebhookSecrets[n] = mask(s)
+		v.WebhookSecrets[n] = Mask(s)
 	}
 	if i.Password.Valid {
-		m := mask(i.Password.String)
+		m := Mask(i.Password.String)
 		v.Password = &m
 	}
 	return v
 }
 
-// mask keeps only the last four characters of a secret, and only of a long one.
-func mask(s string) string {
+// Mask keeps only the last four characters of a secret, and only of a long one.
+func Mask(s string) string {
 	if len(s) < 12 {
 		return "****"
 	}

@@ -8,8 +8,8 @@ import (
 
 const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 
-// randomString returns n characters from [a-z0-9], uniformly, from crypto/rand.
-func randomString(n int) string {
+// RandomString returns n characters from [a-z0-9], uniformly, from crypto/rand.
+func RandomString(n int) string {
 	var sb strings.Builder
 	sb.Grow(n)
 	buf := make([]byte, n+n/2)
@@ -31,7 +31,7 @@ const APIKeyPrefix = "rfd_"
 // short non-secret prefix (stored, to tell keys apart). 40 random characters carry
 // about 206 bits, so a fast hash is enough: nothing here can be brute-forced.
 func NewAPIKey() (key string, hash []byte, prefix string) {
-	key = APIKeyPrefix + randomString(40)
+	key = APIKeyPrefix + RandomString(40)
 	return key, HashAPIKey(key), key[:len(APIKeyPrefix)+6]
 }
 
@@ -41,6 +41,6 @@ func HashAPIKey(key string) []byte {
 	return h[:]
 }
 
-func newProgramID() string   { return randomString(12) }
-func newCustomerID() string  { return "cus_" + randomString(16) }
-func newReferralKey() string { return randomString(10) }
+func newProgramID() string   { return RandomString(12) }
+func newCustomerID() string  { return "cus_" + RandomString(16) }
+func newReferralKey() string { return RandomString(10) }

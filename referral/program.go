@@ -206,6 +206,17 @@ func mergeTracking(verr *ValidationError, t store.Tracking, raw json.RawMessage)
 // RewardRule is one rule of a program's rewards; package rewards evaluates them.
 type RewardRule = rewards.Rule
 
+// ProgramRules returns p's reward rules, as stored (checkRewards validated them).
+func ProgramRules(p store.Program) ([]rewards.Rule, error) {
+	var rules []rewards.Rule
+	dec := json.NewDecoder(strings.NewReader(p.Rewards))
+	dec.UseNumber()
+	if err := dec.Decode(&rules); err != nil {
+		return nil, fmt.Errorf("reward rules of program %s: %w", p.ID, err)
+	}
+	return rules, nil
+}
+
 var (
 	recipients  = []string{"referrer", "referred"}
 	triggers    = []string{"signup", "first_purchase", "purchase", "subscription"}

@@ -28,7 +28,7 @@ func ProviderEventJSON(e store.ProviderEvent) ProviderEventView {
 		keys = []string{}
 	}
 	return ProviderEventView{ID: e.PK, Provider: e.Provider, EventID: e.EventID, Type: e.Type, Status: e.Status,
-		Error: nullString(e.Error), TransactionKeys: keys, ReceivedAt: Time(e.ReceivedAt), ProcessedAt: NullTime(e.ProcessedAt)}
+		Error: NullString(e.Error), TransactionKeys: keys, ReceivedAt: Time(e.ReceivedAt), ProcessedAt: NullTime(e.ProcessedAt)}
 }
 
 // ProviderEvents lists the program's stored billing events, newest first.

@@ -27,7 +27,8 @@ func NullTime(t sql.NullTime) *Time {
 	return &v
 }
 
-func nullString(s sql.NullString) *string {
+// NullString is a string that may be null.
+func NullString(s sql.NullString) *string {
 	if !s.Valid {
 		return nil
 	}
@@ -93,7 +94,7 @@ type CustomerView struct {
 // CustomerJSON is the API's view of c, with links rendered per p's tracking settings.
 func CustomerJSON(p store.Program, c store.Customer) CustomerView {
 	v := CustomerView{
-		ID: c.ID, Key: c.Key, Email: nullString(c.Email), Name: nullString(c.Name), Surname: nullString(c.Surname),
+		ID: c.ID, Key: c.Key, Email: NullString(c.Email), Name: NullString(c.Name), Surname: NullString(c.Surname),
 		Status: c.Status, Approved: c.Approved, ReferralsCount: c.ReferralsCount,
 		ReferralLink: LinkURL(p, c.Key, ""), Metadata: json.RawMessage(c.Metadata), Source: c.Source,
 		CreatedAt: Time(c.CreatedAt), UpdatedAt: Time(c.UpdatedAt), DeletedAt: NullTime(c.DeletedAt),
@@ -120,7 +121,7 @@ func CustomerJSON(p store.Program, c store.Customer) CustomerView {
 
 // RefJSON is the short view of a referring customer.
 func RefJSON(r store.CustomerRef) *CustomerRefView {
-	return &CustomerRefView{ID: r.ID, Key: r.Key, Email: nullString(r.Email), Name: nullString(r.Name)}
+	return &CustomerRefView{ID: r.ID, Key: r.Key, Email: NullString(r.Email), Name: NullString(r.Name)}
 }
 
 // LinkView is a referral link object.
@@ -137,8 +138,8 @@ type LinkView struct {
 // LinkJSON is the API's view of l.
 func LinkJSON(p store.Program, l store.Link) LinkView {
 	return LinkView{
-		Key: l.Key, URL: LinkURL(p, l.Key, l.DestinationURL.String), DestinationURL: nullString(l.DestinationURL),
-		IsDefault: l.IsDefault, IsAdditional: l.IsAdditional, DomainID: nullString(l.DomainID), CreatedAt: Time(l.CreatedAt),
+		Key: l.Key, URL: LinkURL(p, l.Key, l.DestinationURL.String), DestinationURL: NullString(l.DestinationURL),
+		IsDefault: l.IsDefault, IsAdditional: l.IsAdditional, DomainID: NullString(l.DomainID), CreatedAt: Time(l.CreatedAt),
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package rewards decides what a program's reward rules earn: for a referred
 // customer's sign-up, and for each of their purchases. It is pure: no storage, no
-// clock; the ledger in package referral records what it returns.
+// clock; package ledger records what it returns.
 package rewards
 
 import (

@@ -1,4 +1,4 @@
-package referral_test
+package ledger_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store/storetest"
 )
@@ -38,8 +39,8 @@ func TestBatcherAnswersEachCallerItsOwnSale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := referral.NewBatcher(db, 2, 16)
-	if _, _, err := b.Record(ctx, p, referral.Sale{CustomerKey: "f0", Key: "taken", Amount: 100, Units: "usd"}); err != nil {
+	b := ledger.NewBatcher(db, 2, 16)
+	if _, _, err := b.Record(ctx, p, ledger.Sale{CustomerKey: "f0", Key: "taken", Amount: 100, Units: "usd"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -53,7 +54,7 @@ func TestBatcherAnswersEachCallerItsOwnSale(t *testing.T) {
 			case 9:
 				key = "taken" // same key, another amount: a conflict
 			}
-			tx, created, err := b.Record(ctx, p, referral.Sale{CustomerKey: buyer, Key: key, Amount: amount, Units: "usd"})
+			tx, created, err := b.Record(ctx, p, ledger.Sale{CustomerKey: buyer, Key: key, Amount: amount, Units: "usd"})
 			switch n % 10 {
 			case 7, 9:
 				if err == nil {

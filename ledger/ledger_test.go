@@ -1,4 +1,4 @@
-package referral_test
+package ledger_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/money"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/rewards"
@@ -153,7 +154,7 @@ func TestLedgerRandomized(t *testing.T) {
 
 	m := &ledgerModel{txs: map[string]*mTx{}, refunds: map[string]bool{}, avail: map[string]int64{}, pend: map[string]int64{}}
 	purchases := map[int64]int{}
-	recorded := map[string]referral.Sale{} // each sale as it was sent
+	recorded := map[string]ledger.Sale{} // each sale as it was sent
 	var keys []string
 	var refundKeys []string
 	currencies := []string{"usd", "usd", "usd", "eur", "jpy"}
@@ -161,7 +162,7 @@ func TestLedgerRandomized(t *testing.T) {
 	for op := 0; op < ops; op++ {
 		switch n := rng.Intn(100); {
 		case n < 45 || len(keys) == 0: // a sale, or several recorded together
-			var sales []referral.Sale
+			var sales []ledger.Sale
 			var buyers []person
 			for j := range 1 + rng.Intn(2)*rng.Intn(7) {
 				f := buyerPool[rng.Intn(len(buyerPool))]
@@ -169,7 +170,7 @@ func TestLedgerRandomized(t *testing.T) {
 					f = buyers[rng.Intn(j)] // a buyer twice in one batch
 				}
 				units := currencies[rng.Intn(len(currencies))]
-				sale := referral.Sale{CustomerKey: f.key, Key: fmt.Sprintf("t%05d-%d", op, j), Amount: int64(rng.Intn(50000) + 1), Units: units}
+				sale := ledger.Sale{CustomerKey: f.key, Key: fmt.Sprintf("t%05d-%d", op, j), Amount: int64(rng.Intn(50000) + 1), Units: units}
 				if rng.Intn(5) == 0 {
 					// An import dated days ago: a hold that has passed is approved at once.
 					sale.CreatedAt = time.Now().AddDate(0, 0, -rng.Intn(8)).Add(-time.Hour)
@@ -185,14 +186,14 @@ func TestLedgerRandomized(t *testing.T) {
 			}
 			var txs []store.Transaction
 			if len(sales) == 1 {
-				tx, created, err := referral.RecordTransaction(ctx, db, p, sales[0])
+				tx, created, err := ledger.RecordTransaction(ctx, db, p, sales[0])
 				if err != nil || !created {
 					t.Fatalf("sale %s: %v %v", sales[0].Key, created, err)
 				}
 				txs = append(txs, tx)
 			} else {
 				var created int
-				txs, created, err = referral.RecordTransactions(ctx, db, p, sales)
+				txs, created, err = ledger.RecordTransactions(ctx, db, p, sales)
 				if err != nil || created != unique || len(txs) != len(sales) {
 					t.Fatalf("op %d: %d sales: %d created, %d answered (%v); want %d created", op, len(sales), created, len(txs), err, unique)
 				}
@@ -244,7 +245,7 @@ func TestLedgerRandomized(t *testing.T) {
 			}
 		case n < 50: // the same sale again: nothing changes
 			key := keys[rng.Intn(len(keys))]
-			_, created, err := referral.RecordTransaction(ctx, db, p, recorded[key])
+			_, created, err := ledger.RecordTransaction(ctx, db, p, recorded[key])
 			if err != nil || created {
 				t.Fatalf("retry of %s: created=%v %v", key, created, err)
 			}
@@ -257,13 +258,13 @@ func TestLedgerRandomized(t *testing.T) {
 				refundKeys = append(refundKeys, rk)
 			}
 			amount := int64(rng.Intn(20000) + 1)
-			if _, _, err := referral.RefundTransaction(ctx, db, p, referral.Refund{TransactionKey: key, Key: rk, Amount: amount}); err != nil {
+			if _, _, err := ledger.RefundTransaction(ctx, db, p, ledger.Refund{TransactionKey: key, Key: rk, Amount: amount}); err != nil {
 				t.Fatal(err)
 			}
 			m.refund(key, rk, amount)
 		case n < 78: // a full refund
 			key := keys[rng.Intn(len(keys))]
-			if _, _, err := referral.RefundTransaction(ctx, db, p, referral.Refund{TransactionKey: key}); err != nil {
+			if _, _, err := ledger.RefundTransaction(ctx, db, p, ledger.Refund{TransactionKey: key}); err != nil {
 				t.Fatal(err)
 			}
 			m.refund(key, "full:"+key, 0)
@@ -275,8 +276,8 @@ func TestLedgerRandomized(t *testing.T) {
 				amount = 1
 			}
 			scale, _ := money.Scale(units)
-			in := referral.CreditInput{Amount: referral.Number(money.FormatMajor(amount, scale)), AmountUnits: units}
-			_, _, err := referral.CreditBalance(ctx, db, p, c.key, in)
+			in := ledger.CreditInput{Amount: referral.Number(money.FormatMajor(amount, scale)), AmountUnits: units}
+			_, _, err := ledger.CreditBalance(ctx, db, p, c.key, in)
 			var verr *referral.ValidationError
 			refused := errors.As(err, &verr)
 			if err != nil && !refused {
@@ -342,7 +343,7 @@ func TestLedgerRandomized(t *testing.T) {
 		}
 	}
 	check("before approval")
-	if _, err := referral.ApproveDueRewards(ctx, db, time.Now().AddDate(0, 0, 4)); err != nil {
+	if _, err := ledger.ApproveDueRewards(ctx, db, time.Now().AddDate(0, 0, 4)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tx := range m.txs {

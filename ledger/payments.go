@@ -1,4 +1,4 @@
-package referral
+package ledger
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/money"
+	"github.com/referd/referd/referral"
 	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
 )
@@ -132,7 +133,7 @@ func renumber(ctx context.Context, tx *store.Tx, p store.Program, target string,
 	if !t.Rewardable {
 		return nil
 	}
-	rules, err := programRules(p)
+	rules, err := referral.ProgramRules(p)
 	if err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func resolvePayment(ctx context.Context, q store.Querier, p store.Program, key s
 // waits for it). It returns the sale key it refunded.
 func RefundPaymentTx(ctx context.Context, tx *store.Tx, p store.Program, r Refund) (key string, err error) {
 	if r.Amount < 0 {
-		return "", Invalid("amount", "The refund amount must not be negative.")
+		return "", referral.Invalid("amount", "The refund amount must not be negative.")
 	}
 	if err := store.LockKey(ctx, tx, p.PK, store.PaymentLock(r.TransactionKey)); err != nil {
 		return "", err

@@ -1,4 +1,4 @@
-package referral
+package ledger
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/money"
+	"github.com/referd/referd/referral"
 	"github.com/referd/referd/rewards"
 	"github.com/referd/referd/store"
 )
@@ -75,7 +76,7 @@ const clockSkew = time.Minute
 // earliestSale is the earliest created_at a sale may have.
 var earliestSale = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (s *Sale) check(verr *ValidationError, prefix string) {
+func (s *Sale) check(verr *referral.ValidationError, prefix string) {
 	s.Key = strings.TrimSpace(s.Key)
 	switch {
 	case s.Key == "":
@@ -165,25 +166,25 @@ func recordOne(ctx context.Context, db *store.DB, bs *batchedSale) batchResult {
 
 // checkSale validates s and reads the program's reward rules.
 func checkSale(p store.Program, s Sale) (Sale, []rewards.Rule, error) {
-	verr := &ValidationError{}
+	verr := &referral.ValidationError{}
 	s.check(verr, "")
 	if err := verr.Err(); err != nil {
 		return s, nil, err
 	}
-	rules, err := programRules(p)
+	rules, err := referral.ProgramRules(p)
 	return s, rules, err
 }
 
 // RecordTransactions records several sales atomically: all of them or none.
 func RecordTransactions(ctx context.Context, db *store.DB, p store.Program, sales []Sale) (ts []store.Transaction, created int, err error) {
-	verr := &ValidationError{}
+	verr := &referral.ValidationError{}
 	for i := range sales {
 		sales[i].check(verr, fmt.Sprintf("transactions.%d.", i))
 	}
 	if err := verr.Err(); err != nil {
 		return nil, 0, err
 	}
-	rules, err := programRules(p)
+	rules, err := referral.ProgramRules(p)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -199,7 +200,7 @@ func RecordTransactions(ctx context.Context, db *store.DB, p store.Program, sale
 		}
 		for i, r := range rs {
 			if r.err != nil {
-				var ve *ValidationError
+				var ve *referral.ValidationError
 				if errors.As(r.err, &ve) {
 					return prefixed(ve, fmt.Sprintf("transactions.%d.", i))
 				}
@@ -215,24 +216,14 @@ func RecordTransactions(ctx context.Context, db *store.DB, p store.Program, sale
 	return ts, created, err
 }
 
-func prefixed(ve *ValidationError, prefix string) error {
-	out := &ValidationError{}
+func prefixed(ve *referral.ValidationError, prefix string) error {
+	out := &referral.ValidationError{}
 	for f, msgs := range ve.Fields {
 		for _, m := range msgs {
 			out.Add(prefix+f, m)
 		}
 	}
 	return out
-}
-
-func programRules(p store.Program) ([]rewards.Rule, error) {
-	var rules []rewards.Rule
-	dec := json.NewDecoder(strings.NewReader(p.Rewards))
-	dec.UseNumber()
-	if err := dec.Decode(&rules); err != nil {
-		return nil, fmt.Errorf("reward rules of program %s: %w", p.ID, err)
-	}
-	return rules, nil
 }
 
 // SaleRequest is a program's sale, for RecordSalesTx.
@@ -345,7 +336,7 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 		i, bs := asked[j], sales[asked[j]]
 		switch {
 		case b.PK == 0:
-			results[i].err = Invalid("customer", "The customer does not exist.")
+			results[i].err = referral.Invalid("customer", "The customer does not exist.")
 		case b.Existing.Valid && b.Existing.String != bs.s.fingerprint(b.PK):
 			results[i].err = &store.ConflictError{Field: "key"}
 		case b.Existing.Valid:
@@ -495,7 +486,7 @@ func newRewards(p store.Program, earned []rewards.Earned, referrerPK, referredPK
 	out := make([]store.Reward, 0, len(earned))
 	for _, e := range earned {
 		r := store.Reward{
-			ProgramPK: p.PK, Key: "rwd_" + randomString(16), CustomerPK: referrerPK, Recipient: e.Recipient, Rule: e.Rule,
+			ProgramPK: p.PK, Key: "rwd_" + referral.RandomString(16), CustomerPK: referrerPK, Recipient: e.Recipient, Rule: e.Rule,
 			Trigger: e.Trigger, Type: e.Type, Amount: e.Amount, Units: e.Units, IsCurrency: e.IsCurrency,
 			Proportional: e.Proportional, Status: "approved", SignupPK: signupPK,
 			AvailableAt: now, CreatedAt: now, TransactionKey: nullable(transactionKey),
@@ -569,7 +560,7 @@ type Refund struct {
 	Cumulative bool
 	// WaitForSale keeps a refund of an unknown transaction until the sale is recorded
 	// (billing providers may deliver the refund first); without it such a refund is
-	// NotFoundError.
+	// referral.NotFoundError.
 	WaitForSale bool
 }
 
@@ -579,7 +570,7 @@ type Refund struct {
 // The transaction is returned; found is false for a refund left waiting for its sale.
 func RefundTransaction(ctx context.Context, db *store.DB, p store.Program, r Refund) (t store.Transaction, found bool, err error) {
 	if r.Amount < 0 {
-		return store.Transaction{}, false, Invalid("amount", "The refund amount must not be negative.")
+		return store.Transaction{}, false, referral.Invalid("amount", "The refund amount must not be negative.")
 	}
 	err = db.InTx(ctx, func(tx *store.Tx) error {
 		t, found, err = refundTx(ctx, tx, p, r)
@@ -602,7 +593,7 @@ func refundTx(ctx context.Context, tx *store.Tx, p store.Program, r Refund) (t s
 		return t, false, err
 	}
 	if notFound && !r.WaitForSale {
-		return t, false, &NotFoundError{What: "transaction"}
+		return t, false, &referral.NotFoundError{What: "transaction"}
 	}
 	amount := sql.NullInt64{Int64: r.Amount, Valid: r.Amount > 0}
 	inserted, err := store.InsertRefund(ctx, tx, &store.Refund{
@@ -716,7 +707,7 @@ func ApproveDueRewards(ctx context.Context, db *store.DB, now time.Time) (int, e
 func GetTransaction(ctx context.Context, db *store.DB, p store.Program, key string) (store.Transaction, error) {
 	t, err := store.GetTransaction(ctx, db, p.PK, key, false)
 	if store.IsNotFound(err) {
-		return t, &NotFoundError{What: "transaction"}
+		return t, &referral.NotFoundError{What: "transaction"}
 	}
 	return t, err
 }

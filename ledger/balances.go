@@ -1,4 +1,4 @@
-package referral
+package ledger
 
 import (
 	"context"
@@ -7,22 +7,23 @@ import (
 	"strings"
 
 	"github.com/referd/referd/money"
+	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
 
 // CreditInput is the body of POST /v1/customers/{id}/balance/credit. A negative
 // amount is a debit (a payout or a redemption).
 type CreditInput struct {
-	Amount      Number  `json:"amount"`
-	AmountUnits string  `json:"amount_units"`
-	Currency    string  `json:"currency"` // accepted for amount_units, as Partnero's guides write it
-	IsCurrency  *bool   `json:"is_currency"`
-	Note        *string `json:"note"`
-	Key         *Text   `json:"key"` // optional idempotency key (also the Idempotency-Key header)
+	Amount      referral.Number `json:"amount"`
+	AmountUnits string          `json:"amount_units"`
+	Currency    string          `json:"currency"` // accepted for amount_units, as Partnero's guides write it
+	IsCurrency  *bool           `json:"is_currency"`
+	Note        *string         `json:"note"`
+	Key         *referral.Text  `json:"key"` // optional idempotency key (also the Idempotency-Key header)
 }
 
 func (in CreditInput) check(p store.Program) (store.Credit, error) {
-	verr := &ValidationError{}
+	verr := &referral.ValidationError{}
 	units := strings.ToLower(strings.TrimSpace(in.AmountUnits))
 	if units == "" {
 		units = strings.ToLower(strings.TrimSpace(in.Currency))
@@ -30,7 +31,7 @@ func (in CreditInput) check(p store.Program) (store.Credit, error) {
 	if units == "" {
 		units = p.Currency
 	}
-	c := store.Credit{ProgramPK: p.PK, Units: units, IsCurrency: money.IsCurrency(units), Key: in.Key.str()}
+	c := store.Credit{ProgramPK: p.PK, Units: units, IsCurrency: money.IsCurrency(units), Key: in.Key.String()}
 	scale, err := money.Scale(units)
 	if err != nil || units == "percent" {
 		verr.Add("amount_units", "The amount_units must be an ISO 4217 currency code or credit.")
@@ -70,7 +71,7 @@ func CreditBalance(ctx context.Context, db *store.DB, p store.Program, idOrKey s
 	if err != nil {
 		return store.Customer{}, nil, err
 	}
-	c, err := GetCustomer(ctx, db, p, idOrKey)
+	c, err := referral.GetCustomer(ctx, db, p, idOrKey)
 	if err != nil {
 		return store.Customer{}, nil, err
 	}
@@ -84,7 +85,7 @@ func CreditBalance(ctx context.Context, db *store.DB, p store.Program, idOrKey s
 		return writeEvent(ctx, tx, p.PK, "customer.credited", CreditedJSON(c, credit), credit.At)
 	})
 	if errors.Is(err, store.ErrInsufficient) {
-		return store.Customer{}, nil, Invalid("amount", "The debit is larger than the balance.")
+		return store.Customer{}, nil, referral.Invalid("amount", "The debit is larger than the balance.")
 	}
 	if err != nil {
 		return store.Customer{}, nil, err
@@ -95,7 +96,7 @@ func CreditBalance(ctx context.Context, db *store.DB, p store.Program, idOrKey s
 
 // CustomerBalance returns the customer and its balances, one per units.
 func CustomerBalance(ctx context.Context, db *store.DB, p store.Program, idOrKey string) (store.Customer, []store.Balance, error) {
-	c, err := GetCustomer(ctx, db, p, idOrKey)
+	c, err := referral.GetCustomer(ctx, db, p, idOrKey)
 	if err != nil {
 		return store.Customer{}, nil, err
 	}
@@ -105,7 +106,7 @@ func CustomerBalance(ctx context.Context, db *store.DB, p store.Program, idOrKey
 
 // CustomerStats returns the customer and its referral stats.
 func CustomerStats(ctx context.Context, db *store.DB, p store.Program, idOrKey string) (store.Customer, store.Stats, error) {
-	c, err := GetCustomer(ctx, db, p, idOrKey)
+	c, err := referral.GetCustomer(ctx, db, p, idOrKey)
 	if err != nil {
 		return store.Customer{}, store.Stats{}, err
 	}
@@ -115,7 +116,7 @@ func CustomerStats(ctx context.Context, db *store.DB, p store.Program, idOrKey s
 
 // CustomerRewards lists the customer's rewards, newest first.
 func CustomerRewards(ctx context.Context, db *store.DB, p store.Program, idOrKey string, limit, offset int) ([]store.Reward, int, error) {
-	c, err := GetCustomer(ctx, db, p, idOrKey)
+	c, err := referral.GetCustomer(ctx, db, p, idOrKey)
 	if err != nil {
 		return nil, 0, err
 	}

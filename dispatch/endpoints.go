@@ -1,4 +1,4 @@
-package referral
+package dispatch
 
 import (
 	"context"
@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
 )
@@ -26,49 +28,6 @@ var WebhookEvents = []string{
 	"customer.rewarded", "customer.credited",
 }
 
-// RewardedView is the data of a customer.rewarded event: the reward entry as the
-// customer's rewards list shows it, and the customer it went to.
-type RewardedView struct {
-	RewardView
-	Customer *CustomerRefView `json:"customer"`
-}
-
-// rewardedEvent is the customer.rewarded event of r, a reward of a sale of referred
-// (or of their sign-up) referred by referrer: the friend's reward went to referred,
-// the referrer's to referrer.
-func rewardedEvent(r store.Reward, referrer *store.CustomerRef, referred store.CustomerRef) store.Event {
-	to := referred
-	if r.Recipient != "referred" && referrer != nil {
-		to = *referrer
-	}
-	return event("customer.rewarded", RewardedView{RewardJSON(r), RefJSON(to)})
-}
-
-// writeRewarded writes the customer.rewarded event of r, just stored by
-// store.InsertReward, in the same transaction.
-func writeRewarded(ctx context.Context, q store.Querier, r store.Reward, referrer *store.CustomerRef, referred store.CustomerRef) error {
-	ev := rewardedEvent(r, referrer, referred)
-	return store.InsertOutbox(ctx, q, r.ProgramPK, ev.Event, string(ev.Payload), r.CreatedAt)
-}
-
-// CreditedView is the data of a customer.credited event: a manual credit, or a
-// debit with a negative amount, in major units.
-type CreditedView struct {
-	Customer    *CustomerRefView `json:"customer"`
-	Amount      json.Number      `json:"amount"`
-	AmountUnits string           `json:"amount_units"`
-	IsCurrency  bool             `json:"is_currency"`
-	Note        *string          `json:"note"`
-}
-
-// CreditedJSON is the customer.credited data of credit c to customer to.
-func CreditedJSON(to store.Customer, c store.Credit) CreditedView {
-	return CreditedView{
-		Customer: RefJSON(store.CustomerRef{PK: to.PK, ID: to.ID, Key: to.Key, Email: to.Email, Name: to.Name}),
-		Amount:   Major(c.Amount, c.Units), AmountUnits: c.Units, IsCurrency: c.IsCurrency, Note: nullString(c.Note),
-	}
-}
-
 // SecretOverlap is how long the previous secret of a rotated endpoint still signs
 // deliveries, so receivers can switch to the new one without missing any.
 const SecretOverlap = 24 * time.Hour
@@ -77,25 +36,25 @@ const SecretOverlap = 24 * time.Hour
 // or null fields are absent: on create they take their defaults (a generated key,
 // active, all events), on update they stay. An empty events list means all events.
 type WebhookInput struct {
-	Key      *Text     `json:"key"`
-	Name     *string   `json:"name"`
-	URL      *string   `json:"url"`
-	IsActive *bool     `json:"is_active"`
-	Events   *[]string `json:"events"`
+	Key      *referral.Text `json:"key"`
+	Name     *string        `json:"name"`
+	URL      *string        `json:"url"`
+	IsActive *bool          `json:"is_active"`
+	Events   *[]string      `json:"events"`
 	// RotateSignature (update only) makes a new signing secret; the old one keeps
 	// signing too for SecretOverlap.
 	RotateSignature bool `json:"rotate_signature"`
 }
 
-func newWebhookKey() string { return "wh_" + randomString(16) }
+func newWebhookKey() string { return "wh_" + referral.RandomString(16) }
 
 // CreateWebhook validates in and stores the program's new endpoint with a new
 // signing secret. allowPrivate lets the URL name a loopback or private address
 // (REFERD_ALLOW_PRIVATE_TARGETS).
 func CreateWebhook(ctx context.Context, db *store.DB, p store.Program, in WebhookInput, allowPrivate bool) (store.WebhookEndpoint, error) {
-	verr := &ValidationError{}
+	verr := &referral.ValidationError{}
 	e := store.WebhookEndpoint{ProgramPK: p.PK, IsActive: true, Events: pq.StringArray{}}
-	if k := in.Key.str(); k != "" {
+	if k := in.Key.String(); k != "" {
 		e.Key = checkWebhookKey(verr, k)
 	} else {
 		e.Key = newWebhookKey()
@@ -139,7 +98,7 @@ func Webhooks(ctx context.Context, db *store.DB, p store.Program, limit, offset 
 func GetWebhook(ctx context.Context, q store.Querier, p store.Program, key string) (store.WebhookEndpoint, error) {
 	e, err := store.GetWebhookEndpoint(ctx, q, p.PK, key)
 	if store.IsNotFound(err) {
-		return e, &NotFoundError{What: "webhook"}
+		return e, &referral.NotFoundError{What: "webhook"}
 	}
 	return e, err
 }
@@ -160,14 +119,14 @@ func UpdateWebhook(ctx context.Context, db *store.DB, p store.Program, key strin
 func updateWebhook(ctx context.Context, tx *store.Tx, p store.Program, key string, in WebhookInput, allowPrivate bool) (e store.WebhookEndpoint, rotated bool, err error) {
 	e, err = store.GetWebhookEndpointForUpdate(ctx, tx, p.PK, key)
 	if store.IsNotFound(err) {
-		return e, false, &NotFoundError{What: "webhook"}
+		return e, false, &referral.NotFoundError{What: "webhook"}
 	}
 	if err != nil {
 		return e, false, err
 	}
-	verr := &ValidationError{}
+	verr := &referral.ValidationError{}
 	if in.Key != nil {
-		if k := in.Key.str(); k == "" {
+		if k := in.Key.String(); k == "" {
 			verr.Add("key", "The key must not be empty.")
 		} else {
 			e.Key = checkWebhookKey(verr, k)
@@ -246,7 +205,7 @@ func RetryDelivery(ctx context.Context, db *store.DB, p store.Program, key, id s
 	}
 	d, err := store.GetDelivery(ctx, db, e.PK, id)
 	if store.IsNotFound(err) {
-		return d, &NotFoundError{What: "delivery"}
+		return d, &referral.NotFoundError{What: "delivery"}
 	}
 	if err != nil {
 		return d, err
@@ -257,14 +216,18 @@ func RetryDelivery(ctx context.Context, db *store.DB, p store.Program, key, id s
 	return d, nil
 }
 
-func checkWebhookKey(verr *ValidationError, k string) string {
-	if !keyFieldRE.MatchString(k) {
+// keyRE is the shape of an endpoint's key, the same as that of an integration's
+// customer_key_field.
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+func checkWebhookKey(verr *referral.ValidationError, k string) string {
+	if !keyRE.MatchString(k) {
 		verr.Add("key", "The key must be 1-64 letters, digits, '_', '.' or '-'.")
 	}
 	return k
 }
 
-func checkWebhookName(verr *ValidationError, name string) string {
+func checkWebhookName(verr *referral.ValidationError, name string) string {
 	s := strings.TrimSpace(name)
 	switch {
 	case len(s) > 255:
@@ -275,7 +238,7 @@ func checkWebhookName(verr *ValidationError, name string) string {
 	return s
 }
 
-func checkWebhookURL(verr *ValidationError, raw string, allowPrivate bool) string {
+func checkWebhookURL(verr *referral.ValidationError, raw string, allowPrivate bool) string {
 	u := strings.TrimSpace(raw)
 	if len(u) > 2048 {
 		verr.Add("url", "The url must not be greater than 2048 characters.")
@@ -292,7 +255,7 @@ func checkWebhookURL(verr *ValidationError, raw string, allowPrivate bool) strin
 }
 
 // checkWebhookEvents returns events without repeats, each one of WebhookEvents.
-func checkWebhookEvents(verr *ValidationError, events []string) pq.StringArray {
+func checkWebhookEvents(verr *referral.ValidationError, events []string) pq.StringArray {
 	out := pq.StringArray{}
 	seen := map[string]bool{}
 	for _, ev := range events {
@@ -316,24 +279,24 @@ func checkWebhookEvents(verr *ValidationError, events []string) pq.StringArray {
 // WebhookView is the webhook endpoint object. Signature is the signing secret,
 // masked unless it is being shown once (on create and rotation).
 type WebhookView struct {
-	Key            string   `json:"key"`
-	Name           string   `json:"name"`
-	URL            string   `json:"url"`
-	IsActive       bool     `json:"is_active"`
-	Events         []string `json:"events"`
-	Signature      string   `json:"signature"`
-	Insecure       bool     `json:"insecure"`
-	DisabledReason *string  `json:"disabled_reason"`
-	CreatedAt      Time     `json:"created_at"`
-	UpdatedAt      Time     `json:"updated_at"`
+	Key            string        `json:"key"`
+	Name           string        `json:"name"`
+	URL            string        `json:"url"`
+	IsActive       bool          `json:"is_active"`
+	Events         []string      `json:"events"`
+	Signature      string        `json:"signature"`
+	Insecure       bool          `json:"insecure"`
+	DisabledReason *string       `json:"disabled_reason"`
+	CreatedAt      referral.Time `json:"created_at"`
+	UpdatedAt      referral.Time `json:"updated_at"`
 }
 
 // WebhookJSON is the API's view of e; showSecret shows its signing secret in full.
 func WebhookJSON(e store.WebhookEndpoint, showSecret bool) WebhookView {
 	v := WebhookView{
 		Key: e.Key, Name: e.Name, URL: e.URL, IsActive: e.IsActive, Events: []string(e.Events),
-		Signature: maskSignature(e.Secret), DisabledReason: nullString(e.DisabledReason),
-		CreatedAt: Time(e.CreatedAt), UpdatedAt: Time(e.UpdatedAt),
+		Signature: maskSignature(e.Secret), DisabledReason: referral.NullString(e.DisabledReason),
+		CreatedAt: referral.Time(e.CreatedAt), UpdatedAt: referral.Time(e.UpdatedAt),
 	}
 	if v.Events == nil {
 		v.Events = []string{}
@@ -349,35 +312,35 @@ func WebhookJSON(e store.WebhookEndpoint, showSecret bool) WebhookView {
 
 // maskSignature shows a signing secret the way integration secrets are shown (its
 // last four characters), after the whsec_ prefix that says what it is.
-func maskSignature(s string) string { return "whsec_" + mask(strings.TrimPrefix(s, "whsec_")) }
+func maskSignature(s string) string { return "whsec_" + referral.Mask(strings.TrimPrefix(s, "whsec_")) }
 
 // DeliveryView is one delivery in GET /v1/webhooks/{key}/deliveries. WebhookID is
 // the webhook-id header of every attempt.
 type DeliveryView struct {
-	ID            string        `json:"id"`
-	Event         string        `json:"event"`
-	WebhookID     string        `json:"webhook_id"`
-	Status        string        `json:"status"`
-	Attempts      []AttemptView `json:"attempts"`
-	NextAttemptAt *Time         `json:"next_attempt_at"`
-	CreatedAt     Time          `json:"created_at"`
+	ID            string         `json:"id"`
+	Event         string         `json:"event"`
+	WebhookID     string         `json:"webhook_id"`
+	Status        string         `json:"status"`
+	Attempts      []AttemptView  `json:"attempts"`
+	NextAttemptAt *referral.Time `json:"next_attempt_at"`
+	CreatedAt     referral.Time  `json:"created_at"`
 }
 
 // AttemptView is one delivery attempt: StatusCode is null when no response came,
 // Error null when there was a response.
 type AttemptView struct {
-	At         Time    `json:"at"`
-	StatusCode *int    `json:"status_code"`
-	DurationMS int64   `json:"duration_ms"`
-	Error      *string `json:"error"`
-	Response   string  `json:"response"`
+	At         referral.Time `json:"at"`
+	StatusCode *int          `json:"status_code"`
+	DurationMS int64         `json:"duration_ms"`
+	Error      *string       `json:"error"`
+	Response   string        `json:"response"`
 }
 
 // DeliveryJSON is the API's view of d.
 func DeliveryJSON(d store.WebhookDelivery) DeliveryView {
 	v := DeliveryView{
 		ID: d.ID, Event: d.Event, WebhookID: d.WebhookID, Status: d.Status, Attempts: []AttemptView{},
-		NextAttemptAt: NullTime(d.NextAttemptAt), CreatedAt: Time(d.CreatedAt),
+		NextAttemptAt: referral.NullTime(d.NextAttemptAt), CreatedAt: referral.Time(d.CreatedAt),
 	}
 	var as []store.Attempt
 	if d.Attempts != "" {
@@ -386,7 +349,7 @@ func DeliveryJSON(d store.WebhookDelivery) DeliveryView {
 		_ = json.Unmarshal([]byte(d.Attempts), &as)
 	}
 	for _, a := range as {
-		av := AttemptView{At: Time(a.At), DurationMS: a.DurationMS, Response: a.Response}
+		av := AttemptView{At: referral.Time(a.At), DurationMS: a.DurationMS, Response: a.Response}
 		if a.StatusCode != 0 {
 			code := a.StatusCode
 			av.StatusCode = &code

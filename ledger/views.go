@@ -1,4 +1,4 @@
-package referral
+package ledger
 
 import (
 	"database/sql"
@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/referd/referd/money"
+	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
 
@@ -41,24 +42,24 @@ type TxRewardView struct {
 
 // TransactionView is the transaction object of the API and of transaction.* events.
 type TransactionView struct {
-	Key               string           `json:"key"`
-	Action            string           `json:"action"`
-	Amount            json.Number      `json:"amount"`
-	AmountUnits       string           `json:"amount_units"`
-	RefundedAmount    json.Number      `json:"refunded_amount"`
-	Customer          *CustomerRefView `json:"customer"`
-	ReferringCustomer *CustomerRefView `json:"referring_customer"`
-	ProductID         *string          `json:"product_id"`
-	ProductType       *string          `json:"product_type"`
-	DiscountCode      *string          `json:"discount_code"`
-	DiscountAmount    *json.Number     `json:"discount_amount"`
-	GrossAmount       *json.Number     `json:"gross_amount"`
-	Rewardable        bool             `json:"rewardable"`
-	Source            string           `json:"source"`
-	Livemode          bool             `json:"livemode"`
-	Rewards           []TxRewardView   `json:"rewards"`
-	CreatedAt         Time             `json:"created_at"`
-	DeletedAt         *Time            `json:"deleted_at"`
+	Key               string                    `json:"key"`
+	Action            string                    `json:"action"`
+	Amount            json.Number               `json:"amount"`
+	AmountUnits       string                    `json:"amount_units"`
+	RefundedAmount    json.Number               `json:"refunded_amount"`
+	Customer          *referral.CustomerRefView `json:"customer"`
+	ReferringCustomer *referral.CustomerRefView `json:"referring_customer"`
+	ProductID         *string                   `json:"product_id"`
+	ProductType       *string                   `json:"product_type"`
+	DiscountCode      *string                   `json:"discount_code"`
+	DiscountAmount    *json.Number              `json:"discount_amount"`
+	GrossAmount       *json.Number              `json:"gross_amount"`
+	Rewardable        bool                      `json:"rewardable"`
+	Source            string                    `json:"source"`
+	Livemode          bool                      `json:"livemode"`
+	Rewards           []TxRewardView            `json:"rewards"`
+	CreatedAt         referral.Time             `json:"created_at"`
+	DeletedAt         *referral.Time            `json:"deleted_at"`
 	// FoldedInto, present only on a folded sale, is the key of the sale this payment
 	// turned out to be part of: why this one was reversed (see README, "One payment,
 	// one sale").
@@ -69,15 +70,15 @@ type TransactionView struct {
 func TransactionJSON(t store.Transaction) TransactionView {
 	v := TransactionView{
 		Key: t.Key, Action: t.Action, Amount: Major(t.Amount, t.Units), AmountUnits: t.Units,
-		RefundedAmount: Major(t.Refunded, t.Units), Customer: RefJSON(t.Buyer),
-		ProductID: nullString(t.ProductID), ProductType: nullString(t.ProductType), DiscountCode: nullString(t.DiscountCode),
+		RefundedAmount: Major(t.Refunded, t.Units), Customer: referral.RefJSON(t.Buyer),
+		ProductID: referral.NullString(t.ProductID), ProductType: referral.NullString(t.ProductType), DiscountCode: referral.NullString(t.DiscountCode),
 		DiscountAmount: nullMajor(t.DiscountAmount, t.Units), GrossAmount: nullMajor(t.GrossAmount, t.Units),
 		Rewardable: t.Rewardable, Source: t.Source, Livemode: t.Livemode,
-		Rewards: make([]TxRewardView, len(t.Rewards)), CreatedAt: Time(t.CreatedAt), DeletedAt: NullTime(t.DeletedAt),
-		FoldedInto: nullString(t.FoldedInto),
+		Rewards: make([]TxRewardView, len(t.Rewards)), CreatedAt: referral.Time(t.CreatedAt), DeletedAt: referral.NullTime(t.DeletedAt),
+		FoldedInto: referral.NullString(t.FoldedInto),
 	}
 	if t.Referrer != nil {
-		v.ReferringCustomer = RefJSON(*t.Referrer)
+		v.ReferringCustomer = referral.RefJSON(*t.Referrer)
 	}
 	for i, r := range t.Rewards {
 		v.Rewards[i] = TxRewardView{Key: r.Key, Recipient: r.Recipient, Type: r.Type, Amount: Major(r.Amount, r.Units),
@@ -88,18 +89,18 @@ func TransactionJSON(t store.Transaction) TransactionView {
 
 // RewardView is a reward entry of GET /v1/customers/{id}/rewards and of reward.* events.
 type RewardView struct {
-	Key            string      `json:"key"`
-	Recipient      string      `json:"recipient"`
-	Type           string      `json:"type"`
-	Trigger        string      `json:"trigger"`
-	Amount         json.Number `json:"amount"`
-	AmountUnits    string      `json:"amount_units"`
-	IsCurrency     bool        `json:"is_currency"`
-	Status         string      `json:"status"`
-	ReversedAmount json.Number `json:"reversed_amount"`
-	TransactionKey *string     `json:"transaction_key"`
-	AvailableAt    Time        `json:"available_at"`
-	CreatedAt      Time        `json:"created_at"`
+	Key            string        `json:"key"`
+	Recipient      string        `json:"recipient"`
+	Type           string        `json:"type"`
+	Trigger        string        `json:"trigger"`
+	Amount         json.Number   `json:"amount"`
+	AmountUnits    string        `json:"amount_units"`
+	IsCurrency     bool          `json:"is_currency"`
+	Status         string        `json:"status"`
+	ReversedAmount json.Number   `json:"reversed_amount"`
+	TransactionKey *string       `json:"transaction_key"`
+	AvailableAt    referral.Time `json:"available_at"`
+	CreatedAt      referral.Time `json:"created_at"`
 }
 
 // RewardJSON is the API's view of r.
@@ -107,7 +108,7 @@ func RewardJSON(r store.Reward) RewardView {
 	return RewardView{
 		Key: r.Key, Recipient: r.Recipient, Type: r.Type, Trigger: r.Trigger, Amount: Major(r.Amount, r.Units),
 		AmountUnits: r.Units, IsCurrency: r.IsCurrency, Status: r.Status, ReversedAmount: Major(r.Reversed, r.Units),
-		TransactionKey: nullString(r.TransactionKey), AvailableAt: Time(r.AvailableAt), CreatedAt: Time(r.CreatedAt),
+		TransactionKey: referral.NullString(r.TransactionKey), AvailableAt: referral.Time(r.AvailableAt), CreatedAt: referral.Time(r.CreatedAt),
 	}
 }
 
@@ -121,13 +122,13 @@ type BalanceEntryView struct {
 
 // BalanceView is the answer of GET /v1/customers/{id}/balance.
 type BalanceView struct {
-	Customer CustomerView       `json:"customer"`
-	Balance  []BalanceEntryView `json:"balance"`
+	Customer referral.CustomerView `json:"customer"`
+	Balance  []BalanceEntryView    `json:"balance"`
 }
 
 // BalanceJSON is the API's view of a customer's balances.
 func BalanceJSON(p store.Program, c store.Customer, bs []store.Balance) BalanceView {
-	v := BalanceView{Customer: CustomerJSON(p, c), Balance: make([]BalanceEntryView, len(bs))}
+	v := BalanceView{Customer: referral.CustomerJSON(p, c), Balance: make([]BalanceEntryView, len(bs))}
 	for i, b := range bs {
 		v.Balance[i] = BalanceEntryView{Amount: Major(b.Amount, b.Units), AmountUnits: b.Units, IsCurrency: b.IsCurrency, Pending: Major(b.Pending, b.Units)}
 	}
@@ -161,14 +162,14 @@ func StatsJSON(p store.Program, c store.Customer, s store.Stats) StatsView {
 	for i, t := range s.Totals {
 		v.TotalRewards[i] = TotalView{Amount: Major(t.Total, t.Units), AmountUnits: t.Units, IsCurrency: t.IsCurrency}
 	}
-	link := url.QueryEscape(LinkURL(p, c.Key, ""))
-	text := url.QueryEscape("Join " + p.Name + " with my referral link: " + LinkURL(p, c.Key, ""))
+	link := url.QueryEscape(referral.LinkURL(p, c.Key, ""))
+	text := url.QueryEscape("Join " + p.Name + " with my referral link: " + referral.LinkURL(p, c.Key, ""))
 	v.SharingLinks = map[string]string{
 		"twitter":  "https://twitter.com/intent/tweet?url=" + link,
 		"facebook": "https://www.facebook.com/sharer/sharer.php?u=" + link,
 		"linkedin": "https://www.linkedin.com/sharing/share-offsite/?url=" + link,
 		"whatsapp": "https://wa.me/?text=" + text,
-		"email":    "mailto:?subject=" + url.PathEscape("Join "+p.Name) + "&body=" + url.PathEscape("Join "+p.Name+" with my referral link: "+LinkURL(p, c.Key, "")),
+		"email":    "mailto:?subject=" + url.PathEscape("Join "+p.Name) + "&body=" + url.PathEscape("Join "+p.Name+" with my referral link: "+referral.LinkURL(p, c.Key, "")),
 	}
 	return v
 }

@@ -1,4 +1,4 @@
-package referral
+package ledger
 
 import (
 	"context"

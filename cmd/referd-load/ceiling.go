@@ -337,6 +337,12 @@ func ceilingMain(ctx context.Context, cfg ceilingConfig, asJSON bool, stdout, st
 	if err == nil && res.Rows == 0 {
 		err = errNoRows
 	}
+	return report(stdout, stderr, asJSON, res, err, func() { printCeilingText(stdout, res) })
+}
+
+// report ends a mode's run: err on stderr with its exit status (2 for a usage or
+// loopback error, else 1), or the result as JSON or as text, and status 0.
+func report(stdout, stderr io.Writer, asJSON bool, res any, err error, printText func()) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "referd-load: %v\n", err)
 		if errors.Is(err, errUsage) || errors.Is(err, errNotLoopback) {
@@ -351,7 +357,7 @@ func ceilingMain(ctx context.Context, cfg ceilingConfig, asJSON bool, stdout, st
 		}
 		return 0
 	}
-	printCeilingText(stdout, res)
+	printText()
 	return 0
 }
 

@@ -981,20 +981,5 @@ func e2eMain(ctx context.Context, cfg e2eConfig, asJSON bool, stdout, stderr io.
 	if done != nil {
 		defer done()
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "referd-load: %v\n", err)
-		if errors.Is(err, errUsage) || errors.Is(err, errNotLoopback) {
-			return 2
-		}
-		return 1
-	}
-	if asJSON {
-		if err := writeJSON(stdout, rep); err != nil {
-			fmt.Fprintf(stderr, "referd-load: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	printE2EText(stdout, rep)
-	return 0
+	return report(stdout, stderr, asJSON, rep, err, func() { printE2EText(stdout, rep) })
 }

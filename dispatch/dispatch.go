@@ -28,8 +28,9 @@ import (
 )
 
 // Plan creates the deliveries of claimed outbox rows, in the relay's transaction,
-// and returns the new deliveries' PKs: the tasks to queue once it commits.
-func Plan(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]int64, error) {
+// and returns the new deliveries' PKs, endpoint by endpoint: the tasks to queue once
+// it commits.
+func Plan(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([][]int64, error) {
 	programs := map[int64]bool{}
 	var pks []int64
 	for _, r := range rows {
@@ -49,7 +50,8 @@ func Plan(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]int64, e
 	for _, e := range endpoints {
 		byProgram[e.ProgramPK] = append(byProgram[e.ProgramPK], e)
 	}
-	var ds []store.WebhookDelivery
+	byEndpoint := map[int64][]store.WebhookDelivery{}
+	var order []int64
 	for _, r := range rows {
 		for _, e := range byProgram[r.ProgramPK] {
 			if !e.Subscribed(r.Event) {
@@ -67,19 +69,29 @@ func Plan(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]int64, e
 			if err != nil {
 				return nil, err
 			}
-			ds = append(ds, store.WebhookDelivery{ID: "dlv_" + rand.Text(), WebhookID: "msg_" + rand.Text(),
+			if byEndpoint[e.PK] == nil {
+				order = append(order, e.PK)
+			}
+			byEndpoint[e.PK] = append(byEndpoint[e.PK], store.WebhookDelivery{ID: "dlv_" + rand.Text(), WebhookID: "msg_" + rand.Text(),
 				ProgramPK: r.ProgramPK, EndpointPK: e.PK, OutboxPK: r.PK, Event: r.Event, Body: string(body), CreatedAt: store.Now(),
 				RequestID: r.RequestID})
 		}
 	}
 	const chunk = 500 // bounds one statement's parameters
-	var out []int64
-	for i := 0; i < len(ds); i += chunk {
-		got, err := store.InsertDeliveries(ctx, tx, ds[i:min(i+chunk, len(ds))])
-		if err != nil {
-			return nil, err
+	var out [][]int64
+	for _, ep := range order {
+		ds := byEndpoint[ep]
+		var pks []int64
+		for i := 0; i < len(ds); i += chunk {
+			got, err := store.InsertDeliveries(ctx, tx, ds[i:min(i+chunk, len(ds))])
+			if err != nil {
+				return nil, err
+			}
+			pks = append(pks, got...)
 		}
-		out = append(out, got...)
+		if len(pks) > 0 {
+			out = append(out, pks)
+		}
 	}
 	return out, nil
 }

@@ -207,17 +207,22 @@ func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow
 }
 
 // DispatchWebhooks is the consumer that creates outgoing webhook deliveries, one per
-// subscribed endpoint, and queues their first attempts.
+// subscribed endpoint, and queues their first attempts: one task per endpoint for
+// the deliveries a batch planned (DeliverFirstTask), up to batchSize to a task.
 func DispatchWebhooks(retries int) Consumer {
 	return func(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]Job, error) {
-		pks, err := dispatch.Plan(ctx, tx, rows)
+		planned, err := dispatch.Plan(ctx, tx, rows)
 		if err != nil {
 			return nil, err
 		}
-		jobs := make([]Job, len(pks))
-		for i, pk := range pks {
-			task, opts := DeliverTask(pk, retries)
-			jobs[i] = Job{task, opts}
+		var jobs []Job
+		for _, pks := range planned {
+			for len(pks) > 0 {
+				n := min(len(pks), batchSize)
+				task, opts := DeliverFirstTask(pks[:n], retries)
+				jobs = append(jobs, Job{task, opts})
+				pks = pks[n:]
+			}
 		}
 		return jobs, nil
 	}

@@ -54,6 +54,25 @@ func DeliverTask(pk int64, retries int) (*asynq.Task, []asynq.Option) {
 			asynq.MaxRetry(retries + 5), asynq.Timeout(time.Minute)}
 }
 
+// DeliverFirstTask is the task that makes the first attempt of each of the deliveries
+// pks, all to one endpoint, together: their deliveries are read and their attempts
+// recorded a few statements for all, and the task costs asynq's Redis round trips
+// once. A delivery whose attempt fails gets a task of its own for the rest of its
+// schedule (DeliverTask's TaskID, its attempts so far in the payload).
+func DeliverFirstTask(pks []int64, retries int) (*asynq.Task, []asynq.Option) {
+	if len(pks) == 1 {
+		return DeliverTask(pks[0], retries)
+	}
+	return asynq.NewTask(TypeDeliverWebhook, pkList(pks)), []asynq.Option{asynq.MaxRetry(retries + 5), asynq.Timeout(time.Minute)}
+}
+
+// deliverAgainTask is delivery pk's own task after after attempts made in a
+// DeliverFirstTask: asynq counts its retries from 0, and the handler adds after.
+func deliverAgainTask(pk int64, after, retries int) (*asynq.Task, []asynq.Option) {
+	return asynq.NewTask(TypeDeliverWebhook, fmt.Appendf(nil, "%d;%d", pk, after)),
+		[]asynq.Option{asynq.TaskID(fmt.Sprintf("webhook:deliver:%d", pk)), asynq.MaxRetry(max(retries+5-after, 1)), asynq.Timeout(time.Minute)}
+}
+
 // ManualDeliverTask is one more attempt of delivery pk, now.
 func ManualDeliverTask(pk int64) (*asynq.Task, []asynq.Option) {
 	return asynq.NewTask(TypeRetryWebhook, []byte(strconv.FormatInt(pk, 10))),
@@ -98,6 +117,11 @@ func ProcessEventTask(pk int64) (*asynq.Task, []asynq.Option) {
 // ProcessEventsTask is the task that processes the stored events pks together, as
 // one batch: what ingest queues for the events of one group commit.
 func ProcessEventsTask(pks []int64) (*asynq.Task, []asynq.Option) {
+	return asynq.NewTask(TypeProcessEvent, pkList(pks)), []asynq.Option{asynq.MaxRetry(12), asynq.Timeout(time.Minute)}
+}
+
+// pkList is a task payload naming rows: their pks with commas between them.
+func pkList(pks []int64) []byte {
 	b := make([]byte, 0, 8*len(pks))
 	for i, pk := range pks {
 		if i > 0 {
@@ -105,10 +129,10 @@ func ProcessEventsTask(pks []int64) (*asynq.Task, []asynq.Option) {
 		}
 		b = strconv.AppendInt(b, pk, 10)
 	}
-	return asynq.NewTask(TypeProcessEvent, b), []asynq.Option{asynq.MaxRetry(12), asynq.Timeout(time.Minute)}
+	return b
 }
 
-// eventPKs reads a TypeProcessEvent payload.
+// eventPKs reads a pkList payload.
 func eventPKs(payload []byte) ([]int64, error) {
 	var pks []int64
 	for f := range strings.SplitSeq(string(payload), ",") {
@@ -121,36 +145,69 @@ func eventPKs(payload []byte) ([]int64, error) {
 	return pks, nil
 }
 
+// deliveryPayload reads a TypeDeliverWebhook or TypeRetryWebhook payload: a pkList,
+// or one pk and, after a semicolon, the attempts made before its task.
+func deliveryPayload(payload []byte) (pks []int64, after int, err error) {
+	list, n, found := strings.Cut(string(payload), ";")
+	if found {
+		if after, err = strconv.Atoi(n); err != nil || after < 0 || strings.Contains(list, ",") {
+			return nil, 0, fmt.Errorf("%w: payload %q", asynq.SkipRetry, payload)
+		}
+	}
+	pks, err = eventPKs([]byte(list))
+	return pks, after, err
+}
+
 // Handlers returns the mux of referd's task handlers; d makes webhook delivery
 // attempts (nil: one with the default schedule that refuses private targets).
 func Handlers(db *store.DB, log *slog.Logger, d *dispatch.Deliverer) *asynq.ServeMux {
-	return HandlersWith(db, log, d, nil)
+	return HandlersWith(db, log, Options{Deliverer: d})
 }
 
-// HandlersWith is Handlers with written called after each batch of billing events
-// the workers commit (Relay.Poke, in a process that runs the relay).
-func HandlersWith(db *store.DB, log *slog.Logger, d *dispatch.Deliverer, written func()) *asynq.ServeMux {
+// Options are what the task handlers take from the process that runs them.
+type Options struct {
+	// Deliverer makes webhook delivery attempts (nil: one with the default schedule
+	// that refuses private targets).
+	Deliverer *dispatch.Deliverer
+	// Written is called after each batch of billing events the workers commit
+	// (Relay.Poke, in a process that runs the relay).
+	Written func()
+	// Redis is where a delivery that failed in a DeliverFirstTask gets its own task.
+	// Without it the task itself is retried, its delivered deliveries skipped.
+	Redis asynq.RedisConnOpt
+}
+
+// HandlersWith is Handlers with every option.
+func HandlersWith(db *store.DB, log *slog.Logger, o Options) *asynq.ServeMux {
+	d := o.Deliverer
 	if d == nil {
 		schedule, _ := webhook.ParseSchedule(webhook.DefaultSchedule)
 		d = &dispatch.Deliverer{DB: db, Client: webhook.NewClient(false), Schedule: schedule}
+	}
+	var client *asynq.Client
+	if o.Redis != nil {
+		client = asynq.NewClient(o.Redis)
 	}
 	mux := asynq.NewServeMux()
 	mux.Use(metrics.Jobs)
 	deliver := func(manual bool) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {
-			pk, err := strconv.ParseInt(string(t.Payload()), 10, 64)
+			pks, after, err := deliveryPayload(t.Payload())
 			if err != nil {
-				return fmt.Errorf("%w: payload %q", asynq.SkipRetry, t.Payload())
+				return err
 			}
 			retries, _ := asynq.GetRetryCount(ctx)
-			return d.Attempt(ctx, pk, retries, manual)
+			if len(pks) > 1 && !manual {
+				return deliverFirst(ctx, d, client, pks, retries)
+			}
+			return d.Attempt(ctx, pks[0], retries+after, manual)
 		}
 	}
 	mux.HandleFunc(TypeDeliverWebhook, deliver(false))
 	mux.HandleFunc(TypeRetryWebhook, deliver(true))
 	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
 	pr := newProcessor(db)
-	pr.log, pr.written = log, written
+	pr.log, pr.written = log, o.Written
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
 		n, err := ledger.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {
@@ -265,10 +322,62 @@ func FormatPayload(taskType string, payload []byte) string {
 		}
 		return "provider_events.pk = " + string(payload)
 	case TypeDeliverWebhook, TypeRetryWebhook:
+		if pks, after, err := deliveryPayload(payload); err == nil && len(pks) > 1 {
+			return "webhook_deliveries.pk IN (" + string(payload) + ")"
+		} else if err == nil && after > 0 {
+			return fmt.Sprintf("webhook_deliveries.pk = %d (after %d attempts)", pks[0], after)
+		}
 		return "webhook_deliveries.pk = " + string(payload)
 	}
 	if len(payload) == 0 {
 		return "(none)"
 	}
 	return string(payload)
+}
+
+// deliverFirst makes the first attempt of each of the deliveries pks at once (one
+// endpoint's; retries is the task's own retry count), then gives each delivery that
+// is not done a task of its own: after a failed attempt, at the delay its schedule
+// says; when the endpoint was busy or the attempt could not be made, shortly. With
+// no client, the task returns the first error and asynq runs it again.
+func deliverFirst(ctx context.Context, d *dispatch.Deliverer, client *asynq.Client, pks []int64, retries int) error {
+	errs := make([]error, len(pks))
+	var wg sync.WaitGroup
+	for i, pk := range pks {
+		wg.Go(func() { errs[i] = d.Attempt(ctx, pk, retries, false) })
+	}
+	wg.Wait()
+	queue, _ := asynq.GetQueueName(ctx)
+	var failed []error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if client == nil {
+			failed = append(failed, err)
+			continue
+		}
+		after, delay := retries, time.Second+time.Duration(rand.Int64N(int64(time.Second)))
+		var re *webhook.RetryError
+		switch {
+		case errors.As(err, &re):
+			after, delay = retries+1, re.Delay
+		case errors.Is(err, dispatch.ErrBusy):
+		default:
+			delay = 5 * time.Second // the attempt was not made or not recorded
+		}
+		task, opts := deliverAgainTask(pks[i], after, len(d.Schedule))
+		opts = append(opts, asynq.ProcessIn(delay))
+		if queue != "" {
+			opts = append(opts, asynq.Queue(queue))
+		}
+		if _, err := client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	// The first failure says when to try again (a RetryError's delay, or busy).
+	return failed[0]
 }

@@ -101,11 +101,24 @@ func TestProcessEventsPayload(t *testing.T) {
 	if got := jobs.FormatPayload(one.Type(), one.Payload()); got != "provider_events.pk = 42" {
 		t.Errorf("shown as %q", got)
 	}
+	first, _ := jobs.DeliverFirstTask([]int64{5, 6}, 9)
+	if got := jobs.FormatPayload(first.Type(), first.Payload()); got != "webhook_deliveries.pk IN (5,6)" {
+		t.Errorf("shown as %q", got)
+	}
+	if got := jobs.FormatPayload(jobs.TypeDeliverWebhook, []byte("7;2")); got != "webhook_deliveries.pk = 7 (after 2 attempts)" {
+		t.Errorf("shown as %q", got)
+	}
 	mux := jobs.Handlers(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	for _, payload := range []string{"", "1,,2", "1,x", "12a"} {
 		err := mux.ProcessTask(context.Background(), asynq.NewTask(jobs.TypeProcessEvent, []byte(payload)))
 		if !errors.Is(err, asynq.SkipRetry) {
 			t.Errorf("payload %q: %v, want SkipRetry", payload, err)
+		}
+	}
+	for _, payload := range []string{"", "1;x", "1,2;1", "1;-1", "x;1"} {
+		err := mux.ProcessTask(context.Background(), asynq.NewTask(jobs.TypeDeliverWebhook, []byte(payload)))
+		if !errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("delivery payload %q: %v, want SkipRetry", payload, err)
 		}
 	}
 }

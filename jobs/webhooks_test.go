@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/referd/referd/dispatch"
@@ -66,6 +67,7 @@ func (r *receiver) requests() []received {
 // webhookEnv runs workers and the relay for one program on a queue of its own.
 type webhookEnv struct {
 	*processEnv
+	queue      string
 	deliverer  *dispatch.Deliverer
 	stopRunner func() error
 	runner     *jobs.Runner
@@ -80,8 +82,10 @@ func newWebhookEnv(t *testing.T, allowPrivate bool, schedule ...time.Duration) *
 	opt := jobstest.Redis(t)
 	queue := jobstest.Queue(t, opt)
 	e.deliverer = &dispatch.Deliverer{DB: e.db, Client: webhook.NewClient(allowPrivate), Schedule: schedule, PerEndpoint: 2}
-	e.runner = &jobs.Runner{Redis: opt, Concurrency: 8, Log: testLogger(t), Mux: jobs.Handlers(e.db, testLogger(t), e.deliverer),
+	e.runner = &jobs.Runner{Redis: opt, Concurrency: 8, Log: testLogger(t),
+		Mux:    jobs.HandlersWith(e.db, testLogger(t), jobs.Options{Deliverer: e.deliverer, Redis: opt}),
 		Queues: map[string]int{queue: 1}, ShutdownTimeout: time.Second}
+	e.queue = queue
 	e.stopRunner = startRunner(t, e.runner)
 	relay := &jobs.Relay{DB: e.db, Redis: opt, Queue: queue, Interval: 10 * time.Millisecond, Log: testLogger(t),
 		Consumers: []jobs.Consumer{jobs.DispatchWebhooks(len(schedule))},
@@ -278,7 +282,7 @@ func TestWebhookRetrySurvivesWorkerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	startRunner(t, &jobs.Runner{Redis: e.runner.Redis, Concurrency: 2, Log: testLogger(t), Queues: e.runner.Queues,
-		Mux: jobs.Handlers(e.db, testLogger(t), e.deliverer)})
+		Mux: jobs.HandlersWith(e.db, testLogger(t), jobs.Options{Deliverer: e.deliverer, Redis: e.runner.Redis})})
 	eventually(t, "the retry after the restart", func() bool {
 		ds := e.deliveries(ep)
 		return len(ds) == 1 && ds[0].Status == "succeeded"
@@ -338,5 +342,77 @@ func TestWebhookFailingFiveDaysDisables(t *testing.T) {
 	})
 	if ds := e.deliveries(ep); len(ds) != 1 || ds[0].Status != "exhausted" {
 		t.Errorf("deliveries %+v", ds)
+	}
+}
+
+// The first attempts of one endpoint's new deliveries go in one task; each delivery
+// that fails there goes on with a task of its own, on its own schedule, counting the
+// attempt the batch made: here the odd ones fail once and then succeed, and one
+// always fails and is exhausted after the schedule's two retries (three attempts),
+// while the others are delivered once. Each keeps its webhook-id throughout.
+func TestFirstAttemptsBatchedPerEndpoint(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, true, 20*time.Millisecond, 20*time.Millisecond)
+	var mu sync.Mutex
+	seen := map[string]int{} // requests per body
+	ids := map[string]map[string]bool{}
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen[string(body)]++
+		if ids[string(body)] == nil {
+			ids[string(body)] = map[string]bool{}
+		}
+		ids[string(body)][r.Header.Get("webhook-id")] = true
+		var n int
+		fmt.Sscanf(string(body), `{"n":%d}`, &n)
+		fail := n == 5 || (n%2 == 1 && seen[string(body)] == 1)
+		mu.Unlock()
+		if fail {
+			w.WriteHeader(500)
+		}
+	}))
+	t.Cleanup(rcv.Close)
+	ep := e.endpoint(rcv.URL)
+	var ds []store.WebhookDelivery
+	for i := range 8 {
+		ds = append(ds, store.WebhookDelivery{ID: fmt.Sprintf("dlv_b%d", i), WebhookID: fmt.Sprintf("msg_b%d", i), ProgramPK: e.p.PK,
+			EndpointPK: ep.PK, OutboxPK: int64(-1 - i), Event: "customer.created", Body: fmt.Sprintf(`{"n":%d}`, i), CreatedAt: store.Now()})
+	}
+	pks, err := store.InsertDeliveries(e.ctx, e.db, ds)
+	if err != nil || len(pks) != 8 {
+		t.Fatalf("InsertDeliveries: %v %v", pks, err)
+	}
+	client := asynq.NewClient(e.runner.Redis)
+	defer client.Close()
+	task, opts := jobs.DeliverFirstTask(pks, 2)
+	if _, err := client.Enqueue(task, append(opts, asynq.Queue(e.queue))...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every delivery to end", func() bool {
+		var open int
+		e.db.Get(&open, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_pk = $1 AND status NOT IN ('succeeded', 'exhausted')`, ep.PK)
+		return open == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, d := range e.deliveries(ep) {
+		var attempts []store.Attempt
+		json.Unmarshal([]byte(d.Attempts), &attempts)
+		var n int
+		fmt.Sscanf(d.Body, `{"n":%d}`, &n)
+		want, status := 1, "succeeded"
+		switch {
+		case n == 5:
+			want, status = 3, "exhausted"
+		case n%2 == 1:
+			want = 2
+		}
+		if len(attempts) != want || d.Status != status || seen[d.Body] != want {
+			t.Errorf("delivery %s: %s after %d attempts (%d requests), want %s after %d", d.Body, d.Status, len(attempts), seen[d.Body], status, want)
+		}
+		if len(ids[d.Body]) != 1 || !ids[d.Body][d.WebhookID] {
+			t.Errorf("delivery %s went out under webhook-ids %v, want only %s", d.Body, ids[d.Body], d.WebhookID)
+		}
 	}
 }

@@ -218,7 +218,7 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule))},
 		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule))}}
 	// The relay passes on what each batch of billing events wrote as soon as it commits.
-	mux := jobs.HandlersWith(db, log, deliverer, relay.Poke)
+	mux := jobs.HandlersWith(db, log, jobs.Options{Deliverer: deliverer, Written: relay.Poke, Redis: redis})
 	mux.Handle(ops.TypeHousekeep, ops.HousekeepHandler(db, redis, log))
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
 		Mux: mux, Periodic: append(jobs.Schedule(), ops.HousekeepPeriodic())}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -161,9 +162,71 @@ func (d *Deliverer) endpoint(ctx context.Context, pk int64) (store.WebhookEndpoi
 	return en.e, en.found, err
 }
 
-func (d *Deliverer) record(ctx context.Context, del store.WebhookDelivery, a store.Attempt, status string, next sql.NullTime) error {
-	_, err := d.records.Do(ctx, store.AttemptRecord{DeliveryPK: del.PK, EndpointPK: del.EndpointPK, Attempt: a, Status: status, Next: next})
+// record records an attempt: at once with the attempts other tasks record meanwhile
+// (d.records), or, for AttemptAll, with the other attempts of its batch (into).
+func (d *Deliverer) record(ctx context.Context, into *recorder, del store.WebhookDelivery, a store.Attempt, status string, next sql.NullTime) error {
+	r := store.AttemptRecord{DeliveryPK: del.PK, EndpointPK: del.EndpointPK, Attempt: a, Status: status, Next: next}
+	if into != nil {
+		into.mu.Lock()
+		into.recs = append(into.recs, r)
+		into.mu.Unlock()
+		return nil
+	}
+	_, err := d.records.Do(ctx, r)
 	return err
+}
+
+// recorder collects the attempts of an AttemptAll, recorded in one statement.
+type recorder struct {
+	mu   sync.Mutex
+	recs []store.AttemptRecord
+}
+
+// AttemptAll makes the first attempts of the deliveries pks (retries: as Attempt's),
+// at most atOnce at a time, trying again up to rounds times in all those that found
+// their endpoint busy; it reads the deliveries in one statement and records the
+// attempts in one. It returns each delivery's result, as Attempt would have.
+func (d *Deliverer) AttemptAll(ctx context.Context, pks []int64, retries, atOnce, rounds int) []error {
+	d.init()
+	errs := make([]error, len(pks))
+	ds, err := store.DeliveriesByPK(ctx, d.DB, pks)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	byPK := make(map[int64]*store.WebhookDelivery, len(ds))
+	for i := range ds {
+		byPK[ds[i].PK] = &ds[i]
+	}
+	rec := &recorder{}
+	todo := make([]int, len(pks))
+	for i := range todo {
+		todo[i] = i
+	}
+	for round := 0; round < rounds && len(todo) > 0; round++ {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, max(atOnce, 1))
+		for _, i := range todo {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				errs[i] = d.attempt(ctx, rec, pks[i], byPK[pks[i]], retries, false)
+			})
+		}
+		wg.Wait()
+		todo = slices.DeleteFunc(todo, func(i int) bool { return !errors.Is(errs[i], ErrBusy) })
+	}
+	if len(rec.recs) > 0 {
+		if err := store.RecordAttempts(ctx, d.DB, rec.recs); err != nil {
+			// Not recorded: the task tries them again.
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
 }
 
 // ErrBusy is returned when the endpoint has PerEndpoint attempts in flight and none
@@ -225,6 +288,12 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 	if err != nil {
 		return err
 	}
+	return d.attempt(ctx, nil, pk, delp, retries, manual)
+}
+
+// attempt is Attempt for the delivery delp (nil: there is none), recording into
+// into (nil: at once).
+func (d *Deliverer) attempt(ctx context.Context, into *recorder, pk int64, delp *store.WebhookDelivery, retries int, manual bool) error {
 	if delp == nil {
 		return nil // nothing to deliver
 	}
@@ -239,7 +308,7 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 	}
 	if !found || !ep.IsActive {
 		if !manual && del.Status != "succeeded" {
-			return d.record(ctx, del, store.Attempt{At: store.Now(), Error: "endpoint deleted or disabled"}, "exhausted", sql.NullTime{})
+			return d.record(ctx, into, del, store.Attempt{At: store.Now(), Error: "endpoint deleted or disabled"}, "exhausted", sql.NullTime{})
 		}
 		return nil
 	}
@@ -265,10 +334,10 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 	switch {
 	case out.Kind == webhook.Succeeded:
 		metrics.Delivery("succeeded")
-		return d.record(ctx, del, rec, "succeeded", sql.NullTime{})
+		return d.record(ctx, into, del, rec, "succeeded", sql.NullTime{})
 	case out.Kind == webhook.Gone:
 		metrics.Delivery("gone")
-		if err := d.record(ctx, del, rec, "exhausted", sql.NullTime{}); err != nil {
+		if err := d.record(ctx, into, del, rec, "exhausted", sql.NullTime{}); err != nil {
 			return err
 		}
 		return store.DisableEndpoint(ctx, d.DB, ep.PK, "the endpoint answered 410 Gone", store.Now())
@@ -280,7 +349,7 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		disableAfter = 5 * 24 * time.Hour
 	}
 	if ep.FailingSince.Valid && time.Since(ep.FailingSince.Time) >= disableAfter {
-		if err := d.record(ctx, del, rec, "exhausted", sql.NullTime{}); err != nil {
+		if err := d.record(ctx, into, del, rec, "exhausted", sql.NullTime{}); err != nil {
 			return err
 		}
 		metrics.Delivery("exhausted")
@@ -295,16 +364,16 @@ func (d *Deliverer) Attempt(ctx context.Context, pk int64, retries int, manual b
 		if del.Status == "exhausted" {
 			status = "exhausted"
 		}
-		return d.record(ctx, del, rec, status, del.NextAttemptAt)
+		return d.record(ctx, into, del, rec, status, del.NextAttemptAt)
 	}
 	if retries >= len(d.Schedule) {
 		metrics.Delivery("exhausted")
-		return d.record(ctx, del, rec, "exhausted", sql.NullTime{})
+		return d.record(ctx, into, del, rec, "exhausted", sql.NullTime{})
 	}
 	metrics.Delivery("retry")
 	delay := webhook.RetryDelay(d.Schedule, retries, &webhook.RetryError{Delay: out.RetryAfter}, nil)
 	next := sql.NullTime{Time: time.Now().Add(delay), Valid: true}
-	if err := d.record(ctx, del, rec, "failed", next); err != nil {
+	if err := d.record(ctx, into, del, rec, "failed", next); err != nil {
 		return err
 	}
 	return &webhook.RetryError{Delay: delay, Err: errors.New(rec.Error)}

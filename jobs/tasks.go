@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -343,34 +342,18 @@ const (
 	firstAttemptRounds  = 5
 )
 
-// deliverFirst makes the first attempt of each of the deliveries pks at once (one
-// endpoint's; retries is the task's own retry count), then gives each delivery that
-// is not done a task of its own: after a failed attempt, at the delay its schedule
-// says; when the endpoint was busy or the attempt could not be made, shortly. With
-// no client, the task returns the first error and asynq runs it again.
+// deliverFirst makes the first attempt of each of the deliveries pks together (one
+// endpoint's; retries is the task's own retry count; dispatch.Deliverer.AttemptAll
+// reads them in one statement and records their attempts in one), then gives each
+// delivery that is not done a task of its own: after a failed attempt, at the delay
+// its schedule says; when the endpoint was busy or the attempt could not be made,
+// shortly. With no client, the task returns the first error and asynq runs it again.
 func deliverFirst(ctx context.Context, d *dispatch.Deliverer, client *asynq.Client, pks []int64, retries int) error {
-	errs := make([]error, len(pks))
-	todo := make([]int, len(pks))
-	for i := range todo {
-		todo[i] = i
-	}
 	// An endpoint takes dispatch's PerEndpoint attempts at once; the attempts that
 	// found it busy (other tasks' attempts were in flight) try again here a few times
 	// before they get a task of their own, which asynq could start only a second or
 	// more later.
-	for round := 0; round < firstAttemptRounds && len(todo) > 0; round++ {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, firstAttemptsAtOnce)
-		for _, i := range todo {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				errs[i] = d.Attempt(ctx, pks[i], retries, false)
-			})
-		}
-		wg.Wait()
-		todo = slices.DeleteFunc(todo, func(i int) bool { return !errors.Is(errs[i], dispatch.ErrBusy) })
-	}
+	errs := d.AttemptAll(ctx, pks, retries, firstAttemptsAtOnce, firstAttemptRounds)
 	queue, _ := asynq.GetQueueName(ctx)
 	var failed []error
 	for i, err := range errs {

@@ -15,7 +15,7 @@ func TestGetProgram(t *testing.T) {
 	}
 	tr := p["tracking"].(map[string]any)
 	want := map[string]any{"link_format": "query", "param": "ref", "cookie_name": "partnero_referral",
-		"cookie_days": float64(30), "attribution": "last_click", "cookie_domain": nil}
+		"cookie_days": float64(30), "attribution": "last_click", "cookie_domain": nil, "browser_signups": true}
 	if fmt.Sprint(tr) != fmt.Sprint(want) {
 		t.Errorf("tracking = %v, want %v", tr, want)
 	}
@@ -70,6 +70,14 @@ func TestPatchProgram(t *testing.T) {
 	if tr := p["tracking"].(map[string]any); tr["cookie_domain"] != nil || tr["attribution"] != "first_click" || tr["param"] != "via" {
 		t.Errorf("tracking = %v", tr)
 	}
+	// Browser sign-ups (po('createCustomer')) are on by default; a PATCH turns them off.
+	p = e.must(200, "PATCH", "/v1/program", `{"tracking": {"browser_signups": false}}`).data()
+	if tr := p["tracking"].(map[string]any); tr["browser_signups"] != false || tr["attribution"] != "first_click" {
+		t.Errorf("tracking = %v, want browser_signups false and the rest kept", tr)
+	}
+	if tr := e.must(200, "GET", "/v1/program", nil).data()["tracking"].(map[string]any); tr["browser_signups"] != false {
+		t.Errorf("GET after PATCH: tracking = %v", tr)
+	}
 	// PUT is PATCH: absent fields stay.
 	if p := e.must(200, "PUT", "/v1/program", `{"name": "Acme"}`).data(); p["name"] != "Acme" || p["currency"] != "eur" {
 		t.Errorf("after PUT = %v", p)
@@ -97,6 +105,7 @@ func TestPatchProgramValidation(t *testing.T) {
 		{"bad attribution", `{"tracking": {"attribution": "middle_click"}}`, "tracking.attribution", 422, true},
 		{"bad cookie domain", `{"tracking": {"cookie_domain": "not a domain"}}`, "tracking.cookie_domain", 422, false},
 		{"tracking not an object", `{"tracking": [1]}`, "tracking", 422, true},
+		{"browser signups not a boolean", `{"tracking": {"browser_signups": "no"}}`, "tracking", 422, true},
 		{"rewards not a list", `{"rewards": {"a": 1}}`, "rewards", 422, true},
 		{"bad recipient", `{"rewards": [{"recipient": "nobody", "trigger": "purchase", "type": "credit", "amount": 1, "amount_type": "fixed"}]}`, "rewards.0.recipient", 422, true},
 		{"bad trigger", `{"rewards": [{"recipient": "referrer", "trigger": "birthday", "type": "credit", "amount": 1, "amount_type": "fixed"}]}`, "rewards.0.trigger", 422, true},

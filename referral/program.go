@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultTracking is a new program's tracking: ?ref=KEY links, the partnero_referral
-// cookie for 30 days, last click wins, host-only cookie.
+// cookie for 30 days, last click wins, host-only cookie, browser sign-ups on.
 func DefaultTracking() store.Tracking {
 	return store.Tracking{
 		LinkFormat:  "query",
@@ -25,6 +25,8 @@ func DefaultTracking() store.Tracking {
 		CookieName:  "partnero_referral",
 		CookieDays:  30,
 		Attribution: "last_click",
+		// On, as in Partnero, where po('createCustomer') needs no setting.
+		BrowserSignups: true,
 	}
 }
 
@@ -142,12 +144,13 @@ var (
 // mergeTracking overlays the fields present in raw on t and validates the result.
 func mergeTracking(verr *ValidationError, t store.Tracking, raw json.RawMessage) store.Tracking {
 	var patch struct {
-		LinkFormat   *string         `json:"link_format"`
-		Param        *string         `json:"param"`
-		CookieName   *string         `json:"cookie_name"`
-		CookieDays   *int            `json:"cookie_days"`
-		Attribution  *string         `json:"attribution"`
-		CookieDomain json.RawMessage `json:"cookie_domain"`
+		LinkFormat     *string         `json:"link_format"`
+		Param          *string         `json:"param"`
+		CookieName     *string         `json:"cookie_name"`
+		CookieDays     *int            `json:"cookie_days"`
+		Attribution    *string         `json:"attribution"`
+		CookieDomain   json.RawMessage `json:"cookie_domain"`
+		BrowserSignups *bool           `json:"browser_signups"`
 	}
 	if err := json.Unmarshal(raw, &patch); err != nil {
 		verr.Add("tracking", "The tracking must be an object of tracking settings: "+jsonProblem(err))
@@ -167,6 +170,9 @@ func mergeTracking(verr *ValidationError, t store.Tracking, raw json.RawMessage)
 	}
 	if patch.Attribution != nil {
 		t.Attribution = *patch.Attribution
+	}
+	if patch.BrowserSignups != nil {
+		t.BrowserSignups = *patch.BrowserSignups
 	}
 	if patch.CookieDomain != nil {
 		var d *string

@@ -30,10 +30,14 @@ type Tracking struct {
 	CookieDays   int     `json:"cookie_days"` // 0 = lifetime
 	Attribution  string  `json:"attribution"` // last_click | first_click
 	CookieDomain *string `json:"cookie_domain"`
+	// BrowserSignups lets universal.js create customers (POST /track/customer).
+	BrowserSignups bool `json:"browser_signups"`
 }
 
-// Scan reads the jsonb column.
+// Scan reads the jsonb column. A setting added after a program was stored takes
+// its default: browser sign-ups are on.
 func (t *Tracking) Scan(src any) error {
+	*t = Tracking{BrowserSignups: true}
 	switch v := src.(type) {
 	case []byte:
 		return json.Unmarshal(v, t)

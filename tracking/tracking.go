@@ -1,6 +1,7 @@
-// Package tracking is referd's public, keyless side (docs/design.md §4): the universal.js
-// script that sites load with Partnero's loader snippet, the click beacon it sends,
-// the program settings it reads, and the hosted share links /r/{program_id}/{key}.
+// Package tracking is referd's public, keyless side (docs/design.md §4, §7): the
+// universal.js script that sites load with Partnero's loader snippet, the click beacon
+// it sends, the customers it creates, the program settings it reads, and the hosted
+// share links /r/{program_id}/{key}.
 // Clicks become customer_stats.clicks and unique_clicks through batched writes.
 package tracking
 
@@ -60,6 +61,8 @@ type Handler struct {
 	clicks *batch.Group[store.Click, struct{}]
 	salts  salts
 	echoes echoes
+	// signups limits po('createCustomer') per client address.
+	signups limiter
 }
 
 // found is a cached lookup, kept whether or not it found something, so that a flood
@@ -108,12 +111,16 @@ func New(db *store.DB, log *slog.Logger) *Handler {
 //	GET     /track/program/{program_id}    the program's tracking settings (CORS)
 //	POST    /track/click                   a click beacon (CORS)
 //	OPTIONS /track/click                   its CORS preflight
+//	POST    /track/customer                po('createCustomer') (CORS)
+//	OPTIONS /track/customer                its CORS preflight
 //	GET     /r/{program_id}/{key}          a hosted share link
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /js/universal.js", h.serveScript)
 	mux.HandleFunc("GET /track/program/{program_id}", h.settings)
 	mux.HandleFunc("POST /track/click", h.click)
 	mux.HandleFunc("OPTIONS /track/click", h.preflight)
+	mux.HandleFunc("POST /track/customer", h.createCustomer)
+	mux.HandleFunc("OPTIONS /track/customer", h.preflight)
 	mux.HandleFunc("GET /r/{program_id}/{key}", h.shareLink)
 }
 

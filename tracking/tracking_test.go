@@ -181,7 +181,7 @@ func TestSettings(t *testing.T) {
 	wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
 	wantHeader(t, resp, "Cache-Control", "public, max-age=60")
 	wantHeader(t, resp, "Content-Type", "application/json")
-	want := `{"data":{"id":"` + p.ID + `","link_format":"path","param":"via","cookie_name":"partnero_referral","cookie_days":0,"attribution":"first_click","cookie_domain":"shop.test"},"status":1}` + "\n"
+	want := `{"data":{"id":"` + p.ID + `","link_format":"path","param":"via","cookie_name":"partnero_referral","cookie_days":0,"attribution":"first_click","cookie_domain":"shop.test","browser_signups":true},"status":1}` + "\n"
 	if body != want {
 		t.Errorf("body\n%s\nwant\n%s", body, want)
 	}

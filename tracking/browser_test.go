@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
 
@@ -396,6 +397,46 @@ func TestBrowser(t *testing.T) {
 		tb.noErrors("127.0.0.1:9/track/program/unreachable")
 	})
 
+	t.Run("createCustomer", func(t *testing.T) {
+		t.Parallel()
+		p := e.program("https://"+shopDomain, "")
+		e.customer(p, "ann")
+		// Queued before universal.js loads, as the site's sign-up page does.
+		b.extra.Store(p.ID, "\npo('createCustomer', {email: 'friend@shop.test', name: 'Fred'});")
+		tb := b.tab(t)
+		if s := tb.visit(tb.url(shopDomain, p.ID, "/welcome?ref=ann"), p.ID); s != "tracked" {
+			t.Fatalf("state %s, want tracked", s)
+		}
+		friend := e.waitCustomer(t, p, store.CustomerFilter{Email: "friend@shop.test"})
+		// And once it has loaded, on a later page: the referrer comes from the cookie.
+		chained, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](`typeof po('createCustomer', {key: 'pal', name: '<b>Pal</b>'}) === 'function'`))
+		if err != nil || !chained {
+			t.Fatalf("po('createCustomer') after load: %v, %v; want a function returned, as the loader's stub does", chained, err)
+		}
+		e.waitCustomer(t, p, store.CustomerFilter{Key: "pal"})
+		for key, name := range map[string]string{friend.Key: "Fred", "pal": "<b>Pal</b>"} {
+			if c := e.apiCustomer(p, key); c["source"] != "js" || refKey(c) != "ann" || c["name"] != name {
+				t.Errorf("customer %s = %v; want source js, referred by ann, named %s", key, c, name)
+			}
+		}
+		tb.noErrors()
+	})
+
+	t.Run("browser sign-ups off", func(t *testing.T) {
+		t.Parallel()
+		p := e.program("https://"+shopDomain, `{"browser_signups": false}`)
+		e.customer(p, "ann")
+		b.extra.Store(p.ID, "\npo('createCustomer', {email: 'friend@shop.test'});")
+		tb := b.tab(t)
+		tb.visit(tb.url(shopDomain, p.ID, "/?ref=ann"), p.ID)
+		e.waitClicks(t, e.customerByKey(p, "ann"), 1, 1) // the beacon sent before it would be
+		time.Sleep(200 * time.Millisecond)
+		if n := countCustomers(t, e, p); n != 1 {
+			t.Errorf("%d customers; want only ann: the script sends nothing when browser_signups is false", n)
+		}
+		tb.noErrors() // nor does a refused request reach the console
+	})
+
 	t.Run("same visitor twice", func(t *testing.T) {
 		t.Parallel()
 		// The second page gets universal.js?v... from the browser's cache.
@@ -407,4 +448,34 @@ func TestBrowser(t *testing.T) {
 		e.waitClicks(t, ann, 2, 1) // the same visitor twice
 		tb.noErrors()
 	})
+}
+
+// waitCustomer waits until the program has a customer matching f: the script
+// creates it as the page loads, a moment later.
+func (e *env) waitCustomer(t *testing.T, p store.Program, f store.CustomerFilter) store.Customer {
+	t.Helper()
+	f.ProgramPK, f.Limit = p.PK, 1
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cs, _, err := referral.ListCustomers(context.Background(), e.db, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) == 1 {
+			return cs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no customer %+v was created", f)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) customerByKey(p store.Program, key string) store.Customer {
+	e.t.Helper()
+	c, err := referral.GetCustomer(context.Background(), e.db, p, key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
 }

@@ -1,5 +1,5 @@
 /* referd universal.js: reads the referral key from the URL, keeps it in a
- * first-party cookie, reports the click. Never throws into the host page. */
+ * first-party cookie, reports the click, creates customers. Never throws. */
 (function (w, d) {
   'use strict';
   function chain() { return chain; }
@@ -7,7 +7,7 @@
   try {
     var name = w.__partnerObject || 'po', stub = w[name];
     if (stub && stub.referd) return; // loaded twice
-    var queue = (stub && stub.q) || [], settings = {}, programs = {}, base = '', i, m;
+    var queue = (stub && stub.q) || [], settings = {}, programs = {}, conf = {}, wait = [], base = '', i, m, last;
     // The API is where this script came from (currentScript can be null).
     var tags = [d.currentScript].concat([].slice.call(d.getElementsByTagName('script')));
     for (i = 0; i < tags.length && !base; i++) {
@@ -64,8 +64,18 @@
       } catch (e) {}
     };
 
+    // po('createCustomer', {...}) waits for its program's settings (the cookie's name).
+    var signup = function (c, id) {
+      var t = conf[id], b = { program: id }, f = ['key', 'email', 'name', 'surname'], j;
+      if (!t) return wait.push(c);
+      if (!c || t.browser_signups === false) return;
+      for (j = 0; j < 4; j++) if (c[f[j]] != null) b[f[j]] = String(c[f[j]]);
+      try { b.referral_key = cookie(t.cookie_name) || t.k || void 0; } catch (e) { b.referral_key = t.k || void 0; }
+      send(api() + '/track/customer', JSON.stringify(b));
+    };
+
     var track = function (id, t) {
-      var key = keyFrom(t);
+      var key = t.k = keyFrom(t);
       if (key) {
         try {
           if (!(t.attribution === 'first_click' && cookie(t.cookie_name))) setCookie(t, key);
@@ -73,6 +83,8 @@
         send(api() + '/track/click', JSON.stringify({ program: id, key: key }));
       }
       programs[id] = key ? 'tracked' : 'ready';
+      conf[id] = t;
+      while (wait.length) signup(wait.shift(), id);
     };
 
     var load = function (id) {
@@ -93,7 +105,8 @@
 
     var run = function (a) {
       if (a[0] === 'settings') settings[a[1]] = a[2];
-      else if (a[0] === 'program' && a[2] === 'load' && a[1]) load(String(a[1]));
+      else if (a[0] === 'program' && a[2] === 'load' && a[1]) load(last = String(a[1]));
+      else if (a[0] === 'createCustomer') signup(a[1], last);
     };
     // Returns a function, as the loader's stub does: chained calls do nothing.
     var po = function () {

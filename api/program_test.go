@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -216,5 +217,27 @@ func TestDoubleSidedSignupDiscount(t *testing.T) {
 	}
 	if discountEvents != 1 {
 		t.Errorf("%d reward.created events for the discount, want 1", discountEvents)
+	}
+}
+
+// The program shows its widget_secret; {"rotate_widget_secret": true} makes a new one
+// and changes nothing else; false or absent keeps it.
+func TestRotateWidgetSecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	before := e.must(200, "GET", "/v1/program", nil).data()
+	secret, _ := before["widget_secret"].(string)
+	if !strings.HasPrefix(secret, "wgs_") || len(secret) != 36 {
+		t.Fatalf("widget_secret %q", secret)
+	}
+	if p := e.must(200, "PATCH", "/v1/program", `{"rotate_widget_secret": false, "name": "Acme 2"}`).data(); p["widget_secret"] != secret {
+		t.Errorf("rotate false changed the secret to %v", p["widget_secret"])
+	}
+	p := e.must(200, "PATCH", "/v1/program", `{"rotate_widget_secret": true}`).data()
+	if p["widget_secret"] == secret || !strings.HasPrefix(p["widget_secret"].(string), "wgs_") || p["name"] != "Acme 2" {
+		t.Errorf("after rotating: %v (was %s)", p, secret)
+	}
+	if got := e.must(200, "GET", "/v1/program", nil).data()["widget_secret"]; got != p["widget_secret"] {
+		t.Errorf("GET shows %v, PATCH answered %v", got, p["widget_secret"])
 	}
 }

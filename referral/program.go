@@ -68,6 +68,9 @@ type ProgramPatch struct {
 	Currency   *string         `json:"currency"`
 	Tracking   json.RawMessage `json:"tracking"`
 	Rewards    json.RawMessage `json:"rewards"`
+	// RotateWidgetSecret makes a new widget_secret: tokens made with the old one stop
+	// working at once.
+	RotateWidgetSecret bool `json:"rotate_widget_secret"`
 }
 
 // UpdateProgram applies patch to the program with primary key pk and stores it; the
@@ -90,6 +93,9 @@ func UpdateProgram(ctx context.Context, db *store.DB, pk int64, patch ProgramPat
 
 func applyPatch(p store.Program, patch ProgramPatch) (store.Program, error) {
 	verr := &ValidationError{}
+	if patch.RotateWidgetSecret {
+		p.WidgetSecret = NewWidgetSecret()
+	}
 	if patch.Name != nil {
 		p.Name = checkName(verr, "name", *patch.Name)
 	}
@@ -340,3 +346,6 @@ func jsonProblem(err error) string {
 	}
 	return err.Error()
 }
+
+// NewWidgetSecret is a new widget_secret: "wgs_" and 32 random characters.
+func NewWidgetSecret() string { return "wgs_" + RandomString(32) }

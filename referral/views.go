@@ -43,8 +43,11 @@ type ProgramView struct {
 	Currency   string          `json:"currency"`
 	Tracking   store.Tracking  `json:"tracking"`
 	Rewards    json.RawMessage `json:"rewards"`
-	CreatedAt  Time            `json:"created_at"`
-	UpdatedAt  Time            `json:"updated_at"`
+	// WidgetSecret keys the referral widget's token (lower-case hex HMAC-SHA256 of a
+	// customer's key).
+	WidgetSecret string `json:"widget_secret"`
+	CreatedAt    Time   `json:"created_at"`
+	UpdatedAt    Time   `json:"updated_at"`
 }
 
 // ProgramJSON is the API's view of p.
@@ -59,7 +62,7 @@ func ProgramJSON(p store.Program) ProgramView {
 	}
 	return ProgramView{
 		ID: p.ID, Name: p.Name, WebsiteURL: p.WebsiteURL, Currency: p.Currency,
-		Tracking: p.Tracking, Rewards: rewards, CreatedAt: Time(p.CreatedAt), UpdatedAt: Time(p.UpdatedAt),
+		Tracking: p.Tracking, Rewards: rewards, WidgetSecret: p.WidgetSecret, CreatedAt: Time(p.CreatedAt), UpdatedAt: Time(p.UpdatedAt),
 	}
 }
 

@@ -122,6 +122,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /track/customer", h.createCustomer)
 	mux.HandleFunc("OPTIONS /track/customer", h.preflight)
 	mux.HandleFunc("GET /r/{program_id}/{key}", h.shareLink)
+	mux.HandleFunc("GET /widget/customer", h.widgetCustomer)
 }
 
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request) {

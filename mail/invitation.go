@@ -46,7 +46,7 @@ func (inv Invitation) Render() (Message, error) {
 	if strings.TrimSpace(inv.Subject) == "" {
 		inv.Subject = "Your referral link for " + inv.Program
 	}
-	inv.Subject = OneLine(inv.Subject)
+	inv.Subject, inv.Name = OneLine(inv.Subject), OneLine(inv.Name)
 	if strings.TrimSpace(inv.Message) == "" {
 		inv.Message = "You are invited to the " + inv.Program + " referral program."
 	}

@@ -129,14 +129,22 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	return msg, nil
 }
 
-// OneLine is s fit for a header: CR, LF and the other line breaks become spaces,
-// and surrounding spaces go.
+// OneLine is s fit for a header: each run of CR, LF and the other line breaks
+// becomes one space, and surrounding spaces go.
 func OneLine(s string) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
+	var b strings.Builder
+	inBreak := false
+	for _, r := range s {
 		switch r {
 		case '\r', '\n', '\v', '\f', '\u0085', '\u2028', '\u2029':
-			return ' '
+			if !inBreak {
+				b.WriteByte(' ')
+			}
+			inBreak = true
+			continue
 		}
-		return r
-	}, s))
+		inBreak = false
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
 }

@@ -114,3 +114,18 @@ func TestNewSender(t *testing.T) {
 		}
 	}
 }
+
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"plain":                    "plain",
+		"a\r\nBcc: x@y.test":       "a Bcc: x@y.test",
+		"a\n\n\nb\rc":              "a b c",
+		" \r\nlead and trail\n ":   "lead and trail",
+		"unicode\u2028line\u0085x": "unicode line x",
+	} {
+		if got := mail.OneLine(in); got != want {
+			t.Errorf("OneLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,14 +2,17 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/mail"
+	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
 
@@ -90,4 +93,66 @@ func QueueEmails() Poller {
 		}
 		return jobs, nil
 	}
+}
+
+// NotifyRewards is the consumer that emails a customer who earned a reward, when
+// their program sets notifications.reward_earned: each customer.rewarded event
+// becomes an email (cause reward:<its key>) stored in the relay's transaction, the
+// one that marks the event dispatched, so it is stored exactly once; QueueEmails
+// queues its task.
+func NotifyRewards(ctx context.Context, tx *store.Tx, rows []store.OutboxRow) ([]Job, error) {
+	programs := map[int64]store.Program{}
+	for _, row := range rows {
+		if row.Event != "customer.rewarded" {
+			continue
+		}
+		p, ok := programs[row.ProgramPK]
+		if !ok {
+			var err error
+			if p, err = store.ProgramByPK(ctx, tx, row.ProgramPK); err != nil {
+				return nil, err
+			}
+			programs[row.ProgramPK] = p
+		}
+		if !p.Notifications.RewardEarned {
+			continue
+		}
+		var r struct {
+			Key         string      `json:"key"`
+			Amount      json.Number `json:"amount"`
+			Units       string      `json:"amount_units"`
+			Status      string      `json:"status"`
+			AvailableAt time.Time   `json:"available_at"`
+			Customer    *struct {
+				Key   string  `json:"key"`
+				Email *string `json:"email"`
+				Name  *string `json:"name"`
+			} `json:"customer"`
+		}
+		if err := json.Unmarshal([]byte(row.Payload), &r); err != nil || r.Customer == nil || r.Customer.Email == nil || *r.Customer.Email == "" {
+			continue // nobody to write to
+		}
+		units := r.Units
+		if len(units) == 3 {
+			units = strings.ToUpper(units) // a currency code
+		}
+		note := mail.RewardEarned{Program: p.Name, Amount: r.Amount.String() + " " + units,
+			Link: referral.LinkURL(p, r.Customer.Key, "")}
+		if r.Customer.Name != nil {
+			note.Name = *r.Customer.Name
+		}
+		if r.Status == "pending" && r.AvailableAt.After(row.CreatedAt) {
+			note.AvailableAt = r.AvailableAt.UTC().Format("January 2, 2006")
+		}
+		m, err := note.Render()
+		if err != nil {
+			return nil, err
+		}
+		if err := store.InsertEmail(ctx, tx, &store.Email{ProgramPK: p.PK, Cause: "reward:" + r.Key,
+			ToAddress: *r.Customer.Email, ToName: mail.OneLine(note.Name), Subject: m.Subject, TextBody: m.Text, HTMLBody: m.HTML,
+			CreatedAt: store.Now()}); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }

@@ -2,6 +2,8 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +105,85 @@ func TestSendEmailFailureIsRetried(t *testing.T) {
 	if len(es) != 1 || es[0].SentAt.Valid || es[0].Attempts != 1 || !es[0].LastError.Valid {
 		t.Errorf("email row = %+v, want one failed attempt recorded", es)
 	}
+}
+
+// A customer who earns a reward gets a note when their program sets
+// notifications.reward_earned; with it off, nobody does.
+func TestRewardEarnedNotification(t *testing.T) {
+	t.Parallel()
+	e := newProcessEnv(t)
+	mp := mailtest.Start(t)
+	sender, err := mail.NewSender(mp.URL(), "rewards@acme.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patch referral.ProgramPatch
+	json.Unmarshal([]byte(`{"rewards": [{"recipient": "referrer", "trigger": "signup", "type": "credit", "amount": 5, "amount_type": "fixed", "hold_days": 30}],
+		"notifications": {"reward_earned": true}}`), &patch)
+	if e.p, err = referral.UpdateProgram(e.ctx, e.db, e.p.PK, patch); err != nil {
+		t.Fatal(err)
+	}
+	if !e.p.Notifications.RewardEarned {
+		t.Fatal("notifications.reward_earned not stored")
+	}
+	signUp := func(key, email, referrer string) {
+		t.Helper()
+		if _, err := referral.CreateCustomer(e.ctx, e.db, e.p, referral.CustomerInput{Key: text(key), Email: strptr(email), Name: strptr("Name of " + key),
+			ReferringCustomer: &referral.CustomerRefInput{Key: text(referrer)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relay := func() {
+		t.Helper()
+		if err := e.db.InTx(e.ctx, func(tx *store.Tx) error {
+			rows, err := store.ClaimOutbox(e.ctx, tx, 100)
+			if err != nil {
+				return err
+			}
+			if _, err := jobs.NotifyRewards(e.ctx, tx, rows); err != nil {
+				return err
+			}
+			pks := make([]int64, len(rows))
+			for i, r := range rows {
+				pks[i] = r.PK
+			}
+			return store.MarkDispatched(e.ctx, tx, pks, store.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var pks []int64
+		if err := e.db.Select(&pks, `SELECT pk FROM emails WHERE program_pk = $1 AND sent_at IS NULL`, e.p.PK); err != nil {
+			t.Fatal(err)
+		}
+		for _, pk := range pks {
+			if err := jobs.SendEmail(e.ctx, e.db, sender, pk); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The referrer ("ref", from newProcessEnv) has no email: nobody to write to.
+	signUp("pam", "pam@example.com", "ref")
+	signUp("friend1", "friend1@example.com", "pam")
+	relay()
+	relay() // the rows are dispatched: nothing more
+	got := mp.Wait(1)[0]
+	if got.To[0].Address != "pam@example.com" || got.Subject != "You earned a reward from Acme" {
+		t.Errorf("note = %+v", got)
+	}
+	if !strings.Contains(got.Text, "5 USD") && !strings.Contains(got.Text, "5.00 USD") {
+		t.Errorf("text part lacks the amount: %s", got.Text)
+	}
+	if !strings.Contains(got.Text, "becomes available on") || !strings.Contains(got.HTML, `href="https://acme.test?ref=pam"`) {
+		t.Errorf("note lacks the hold or the link: %s\n%s", got.Text, got.HTML)
+	}
+
+	json.Unmarshal([]byte(`{"notifications": {"reward_earned": false}}`), &patch)
+	patch.Rewards = nil
+	if e.p, err = referral.UpdateProgram(e.ctx, e.db, e.p.PK, patch); err != nil {
+		t.Fatal(err)
+	}
+	signUp("friend2", "friend2@example.com", "pam")
+	relay()
+	time.Sleep(100 * time.Millisecond)
+	mp.Wait(1)
 }

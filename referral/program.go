@@ -66,6 +66,10 @@ type ProgramPatch struct {
 	Currency   *string         `json:"currency"`
 	Tracking   json.RawMessage `json:"tracking"`
 	Rewards    json.RawMessage `json:"rewards"`
+	// Notifications is merged field by field.
+	Notifications *struct {
+		RewardEarned *bool `json:"reward_earned"`
+	} `json:"notifications"`
 }
 
 // UpdateProgram applies patch to the program with primary key pk and stores it; the
@@ -105,6 +109,9 @@ func applyPatch(p store.Program, patch ProgramPatch) (store.Program, error) {
 	}
 	if isPresent(patch.Rewards) {
 		p.Rewards = string(checkRewards(verr, p.Currency, patch.Rewards))
+	}
+	if n := patch.Notifications; n != nil && n.RewardEarned != nil {
+		p.Notifications.RewardEarned = *n.RewardEarned
 	}
 	return p, verr.Err()
 }

@@ -43,8 +43,10 @@ type ProgramView struct {
 	Currency   string          `json:"currency"`
 	Tracking   store.Tracking  `json:"tracking"`
 	Rewards    json.RawMessage `json:"rewards"`
-	CreatedAt  Time            `json:"created_at"`
-	UpdatedAt  Time            `json:"updated_at"`
+	// Notifications are the emails the program sends (DESIGN §9).
+	Notifications store.Notifications `json:"notifications"`
+	CreatedAt     Time                `json:"created_at"`
+	UpdatedAt     Time                `json:"updated_at"`
 }
 
 // ProgramJSON is the API's view of p.
@@ -59,7 +61,7 @@ func ProgramJSON(p store.Program) ProgramView {
 	}
 	return ProgramView{
 		ID: p.ID, Name: p.Name, WebsiteURL: p.WebsiteURL, Currency: p.Currency,
-		Tracking: p.Tracking, Rewards: rewards, CreatedAt: Time(p.CreatedAt), UpdatedAt: Time(p.UpdatedAt),
+		Tracking: p.Tracking, Rewards: rewards, Notifications: p.Notifications, CreatedAt: Time(p.CreatedAt), UpdatedAt: Time(p.UpdatedAt),
 	}
 }
 

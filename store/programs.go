@@ -11,15 +11,17 @@ import (
 
 // Program is a refer-a-friend program: the tenant every other row belongs to.
 type Program struct {
-	PK         int64     `db:"pk"`
-	ID         string    `db:"id"`
-	Name       string    `db:"name"`
-	WebsiteURL string    `db:"website_url"`
-	Currency   string    `db:"currency"`
-	Tracking   Tracking  `db:"tracking"`
-	Rewards    string    `db:"rewards"` // a JSON list of reward rules
-	CreatedAt  time.Time `db:"created_at"`
-	UpdatedAt  time.Time `db:"updated_at"`
+	PK         int64    `db:"pk"`
+	ID         string   `db:"id"`
+	Name       string   `db:"name"`
+	WebsiteURL string   `db:"website_url"`
+	Currency   string   `db:"currency"`
+	Tracking   Tracking `db:"tracking"`
+	Rewards    string   `db:"rewards"` // a JSON list of reward rules
+	// Notifications are the emails the program sends on events (DESIGN §9).
+	Notifications Notifications `db:"notifications"`
+	CreatedAt     time.Time     `db:"created_at"`
+	UpdatedAt     time.Time     `db:"updated_at"`
 }
 
 // Tracking is how a program's referral links look and how its cookie behaves.
@@ -49,7 +51,29 @@ func (t Tracking) Value() (driver.Value, error) {
 	return string(b), err
 }
 
-const programCols = `p.pk, p.id, p.name, p.website_url, p.currency, p.tracking, p.rewards::text AS rewards, p.created_at, p.updated_at`
+// Notifications are a program's email notifications.
+type Notifications struct {
+	RewardEarned bool `json:"reward_earned"` // email a customer who earns a reward
+}
+
+// Scan reads the jsonb column.
+func (n *Notifications) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		return json.Unmarshal(v, n)
+	case string:
+		return json.Unmarshal([]byte(v), n)
+	}
+	return fmt.Errorf("store: cannot scan %T into Notifications", src)
+}
+
+// Value writes the jsonb column (as text: see binary_parameters in Open).
+func (n Notifications) Value() (driver.Value, error) {
+	b, err := json.Marshal(n)
+	return string(b), err
+}
+
+const programCols = `p.pk, p.id, p.name, p.website_url, p.currency, p.tracking, p.rewards::text AS rewards, p.notifications, p.created_at, p.updated_at`
 
 // CreateProgram stores p (its ID, name, website, currency, tracking and rewards) with
 // its first API key, in one transaction.
@@ -130,9 +154,9 @@ func LockProgram(ctx context.Context, q Querier, pk int64) (Program, error) {
 func UpdateProgram(ctx context.Context, q Querier, p Program) (Program, error) {
 	var out Program
 	err := q.GetContext(ctx, &out, `
-		UPDATE programs AS p SET name = $2, website_url = $3, currency = $4, tracking = $5, rewards = $6, updated_at = now()
+		UPDATE programs AS p SET name = $2, website_url = $3, currency = $4, tracking = $5, rewards = $6, notifications = $7, updated_at = now()
 		WHERE p.pk = $1 RETURNING `+programCols,
-		p.PK, p.Name, p.WebsiteURL, p.Currency, p.Tracking, rewardsOrEmpty(p.Rewards))
+		p.PK, p.Name, p.WebsiteURL, p.Currency, p.Tracking, rewardsOrEmpty(p.Rewards), p.Notifications)
 	if err != nil {
 		return Program{}, fmt.Errorf("store.UpdateProgram(%s): %w", p.ID, translate(err))
 	}

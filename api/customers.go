@@ -22,6 +22,39 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p store.
 	return nil
 }
 
+// inviteView is the answer of POST /v1/customers:invite: the customer object with
+// what became of the invitation.
+type inviteView struct {
+	referral.CustomerView
+	Invite struct {
+		Status string `json:"status"`
+	} `json:"invite"`
+}
+
+// inviteCustomer is POST /v1/customers:invite: 201 when it created the customer, 200
+// when the program had one with that email.
+func (s *Server) inviteCustomer(w http.ResponseWriter, r *http.Request, p store.Program) error {
+	var in referral.InviteInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if !s.Email {
+		return referral.Invalid("email", "Email is not configured on this server, so invitations cannot be sent: set REFERD_SMTP_URL (and REFERD_MAIL_FROM) and restart referd.")
+	}
+	inv, err := referral.InviteCustomer(r.Context(), s.DB, p, in)
+	if err != nil {
+		return err
+	}
+	v := inviteView{CustomerView: referral.CustomerJSON(p, inv.Customer)}
+	v.Invite.Status = "queued"
+	status := http.StatusOK
+	if inv.Created {
+		status = http.StatusCreated
+	}
+	respond(w, status, v)
+	return nil
+}
+
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p store.Program) error {
 	if _, err := params(w, r); err != nil {
 		return err

@@ -241,3 +241,18 @@ func TestRotateWidgetSecret(t *testing.T) {
 		t.Errorf("GET shows %v, PATCH answered %v", got, p["widget_secret"])
 	}
 }
+
+func TestProgramNotifications(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if n := e.must(200, "GET", "/v1/program", nil).data()["notifications"]; fmt.Sprint(n) != "map[reward_earned:false]" {
+		t.Errorf("notifications = %v, want reward_earned false by default", n)
+	}
+	if n := e.must(200, "PATCH", "/v1/program", `{"notifications": {"reward_earned": true}}`).data()["notifications"]; fmt.Sprint(n) != "map[reward_earned:true]" {
+		t.Errorf("notifications after PATCH = %v", n)
+	}
+	e.must(200, "PATCH", "/v1/program", `{"name": "Acme 2", "notifications": {}}`)
+	if n := e.must(200, "GET", "/v1/program", nil).data()["notifications"]; fmt.Sprint(n) != "map[reward_earned:true]" {
+		t.Errorf("notifications after a PATCH without them = %v, want them kept", n)
+	}
+}

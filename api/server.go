@@ -29,6 +29,9 @@ type Server struct {
 	// ProgramChanged, when set, is told of every program this Server changed, so that
 	// other caches of it in the process (tracking's) follow at once.
 	ProgramChanged func(store.Program)
+	// Email says that outgoing email is configured (REFERD_SMTP_URL): off,
+	// customers:invite answers 422 saying how to turn it on.
+	Email bool
 
 	keys *cache.Cache[[32]byte, store.Program]
 	// sales groups concurrent POST /v1/transactions into shared database transactions.
@@ -85,6 +88,7 @@ func (s *Server) routes() (*http.ServeMux, []string) {
 	route("GET /v1/customers", s.listCustomers)
 	route("PUT /v1/customers", s.updateCustomerSDK)
 	route("GET /v1/customers:search", s.searchCustomers)
+	route("POST /v1/customers:invite", s.inviteCustomer)
 	route("GET /v1/customers/{id}", s.getCustomer)
 	route("PUT /v1/customers/{id}", s.updateCustomer)
 	route("PATCH /v1/customers/{id}", s.updateCustomer)

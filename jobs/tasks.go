@@ -17,6 +17,7 @@ import (
 
 	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ledger"
+	"github.com/referd/referd/mail"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
@@ -175,6 +176,8 @@ type Options struct {
 	// Redis is where a delivery that failed in a DeliverFirstTask gets its own task.
 	// Without it the task itself is retried, its delivered deliveries skipped.
 	Redis asynq.RedisConnOpt
+	// Mail sends queued email (nil: email is off; send tasks wait, retried).
+	Mail *mail.Sender
 }
 
 // HandlersWith is Handlers with every option.
@@ -203,6 +206,13 @@ func HandlersWith(db *store.DB, log *slog.Logger, o Options) *asynq.ServeMux {
 			return d.Attempt(ctx, pks[0], retries+after, manual)
 		}
 	}
+	mux.HandleFunc(TypeSendEmail, func(ctx context.Context, t *asynq.Task) error {
+		pk, err := strconv.ParseInt(string(t.Payload()), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: payload %q", asynq.SkipRetry, t.Payload())
+		}
+		return SendEmail(ctx, db, o.Mail, pk)
+	})
 	mux.HandleFunc(TypeDeliverWebhook, deliver(false))
 	mux.HandleFunc(TypeRetryWebhook, deliver(true))
 	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
@@ -328,6 +338,8 @@ func FormatPayload(taskType string, payload []byte) string {
 			return fmt.Sprintf("webhook_deliveries.pk = %d (after %d attempts)", pks[0], after)
 		}
 		return "webhook_deliveries.pk = " + string(payload)
+	case TypeSendEmail:
+		return "emails.pk = " + string(payload)
 	}
 	if len(payload) == 0 {
 		return "(none)"

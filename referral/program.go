@@ -71,6 +71,10 @@ type ProgramPatch struct {
 	// RotateWidgetSecret makes a new widget_secret: tokens made with the old one stop
 	// working at once.
 	RotateWidgetSecret bool `json:"rotate_widget_secret"`
+	// Notifications is merged field by field.
+	Notifications *struct {
+		RewardEarned *bool `json:"reward_earned"`
+	} `json:"notifications"`
 }
 
 // UpdateProgram applies patch to the program with primary key pk and stores it; the
@@ -113,6 +117,9 @@ func applyPatch(p store.Program, patch ProgramPatch) (store.Program, error) {
 	}
 	if isPresent(patch.Rewards) {
 		p.Rewards = string(checkRewards(verr, p.Currency, patch.Rewards))
+	}
+	if n := patch.Notifications; n != nil && n.RewardEarned != nil {
+		p.Notifications.RewardEarned = *n.RewardEarned
 	}
 	return p, verr.Err()
 }

@@ -46,8 +46,10 @@ type ProgramView struct {
 	// WidgetSecret keys the referral widget's token (lower-case hex HMAC-SHA256 of a
 	// customer's key).
 	WidgetSecret string `json:"widget_secret"`
-	CreatedAt    Time   `json:"created_at"`
-	UpdatedAt    Time   `json:"updated_at"`
+	// Notifications are the emails the program sends (DESIGN §9).
+	Notifications store.Notifications `json:"notifications"`
+	CreatedAt     Time                `json:"created_at"`
+	UpdatedAt     Time                `json:"updated_at"`
 }
 
 // ProgramJSON is the API's view of p.
@@ -62,7 +64,8 @@ func ProgramJSON(p store.Program) ProgramView {
 	}
 	return ProgramView{
 		ID: p.ID, Name: p.Name, WebsiteURL: p.WebsiteURL, Currency: p.Currency,
-		Tracking: p.Tracking, Rewards: rewards, WidgetSecret: p.WidgetSecret, CreatedAt: Time(p.CreatedAt), UpdatedAt: Time(p.UpdatedAt),
+		Tracking: p.Tracking, Rewards: rewards, WidgetSecret: p.WidgetSecret, Notifications: p.Notifications,
+		CreatedAt: Time(p.CreatedAt), UpdatedAt: Time(p.UpdatedAt),
 	}
 }
 

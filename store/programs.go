@@ -19,9 +19,11 @@ type Program struct {
 	Tracking   Tracking `db:"tracking"`
 	Rewards    string   `db:"rewards"` // a JSON list of reward rules
 	// WidgetSecret keys the HMAC token of the referral widget (DESIGN §7).
-	WidgetSecret string    `db:"widget_secret"`
-	CreatedAt    time.Time `db:"created_at"`
-	UpdatedAt    time.Time `db:"updated_at"`
+	WidgetSecret string `db:"widget_secret"`
+	// Notifications are the emails the program sends on events (DESIGN §9).
+	Notifications Notifications `db:"notifications"`
+	CreatedAt     time.Time     `db:"created_at"`
+	UpdatedAt     time.Time     `db:"updated_at"`
 }
 
 // Tracking is how a program's referral links look and how its cookie behaves.
@@ -55,7 +57,29 @@ func (t Tracking) Value() (driver.Value, error) {
 	return string(b), err
 }
 
-const programCols = `p.pk, p.id, p.name, p.website_url, p.currency, p.tracking, p.rewards::text AS rewards, p.widget_secret, p.created_at, p.updated_at`
+// Notifications are a program's email notifications.
+type Notifications struct {
+	RewardEarned bool `json:"reward_earned"` // email a customer who earns a reward
+}
+
+// Scan reads the jsonb column.
+func (n *Notifications) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		return json.Unmarshal(v, n)
+	case string:
+		return json.Unmarshal([]byte(v), n)
+	}
+	return fmt.Errorf("store: cannot scan %T into Notifications", src)
+}
+
+// Value writes the jsonb column (as text: see binary_parameters in Open).
+func (n Notifications) Value() (driver.Value, error) {
+	b, err := json.Marshal(n)
+	return string(b), err
+}
+
+const programCols = `p.pk, p.id, p.name, p.website_url, p.currency, p.tracking, p.rewards::text AS rewards, p.widget_secret, p.notifications, p.created_at, p.updated_at`
 
 // CreateProgram stores p (its ID, name, website, currency, tracking and rewards) with
 // its first API key, in one transaction.
@@ -136,10 +160,10 @@ func LockProgram(ctx context.Context, q Querier, pk int64) (Program, error) {
 func UpdateProgram(ctx context.Context, q Querier, p Program) (Program, error) {
 	var out Program
 	err := q.GetContext(ctx, &out, `
-		UPDATE programs AS p SET name = $2, website_url = $3, currency = $4, tracking = $5, rewards = $6,
-			widget_secret = coalesce(nullif($7, ''), p.widget_secret), updated_at = now()
+		UPDATE programs AS p SET name = $2, website_url = $3, currency = $4, tracking = $5, rewards = $6, notifications = $7,
+			widget_secret = coalesce(nullif($8, ''), p.widget_secret), updated_at = now()
 		WHERE p.pk = $1 RETURNING `+programCols,
-		p.PK, p.Name, p.WebsiteURL, p.Currency, p.Tracking, rewardsOrEmpty(p.Rewards), p.WidgetSecret)
+		p.PK, p.Name, p.WebsiteURL, p.Currency, p.Tracking, rewardsOrEmpty(p.Rewards), p.Notifications, p.WidgetSecret)
 	if err != nil {
 		return Program{}, fmt.Errorf("store.UpdateProgram(%s): %w", p.ID, translate(err))
 	}

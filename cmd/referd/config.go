@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/logging"
+	"github.com/referd/referd/mail"
 )
 
 // config is docs/design.md §2: the environment, with flags overriding it.
@@ -29,6 +30,11 @@ type config struct {
 	Concurrency   int
 	LogFormat     string
 	DBConns       int
+	// SMTPURL and MailFrom configure outgoing email (REFERD_SMTP_URL,
+	// REFERD_MAIL_FROM); finish makes Mail from them, nil when email is off.
+	SMTPURL  string
+	MailFrom string
+	Mail     *mail.Sender
 
 	envErr error
 }
@@ -43,6 +49,8 @@ func configFromEnv(getenv func(string) string) config {
 		MetricsAddr:   getenv("REFERD_METRICS_ADDR"),
 		RetrySchedule: or(getenv("REFERD_WEBHOOK_RETRY_SCHEDULE"), "5s,5m,30m,2h,5h,10h,14h,20h,24h"),
 		LogFormat:     getenv("REFERD_LOG_FORMAT"),
+		SMTPURL:       getenv("REFERD_SMTP_URL"),
+		MailFrom:      getenv("REFERD_MAIL_FROM"),
 		Port:          8080,
 		Concurrency:   64,
 		DBConns:       16,
@@ -87,6 +95,8 @@ func (c *config) serverFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL shown to users (REFERD_PUBLIC_URL; default http://localhost:PORT)")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "asynq worker concurrency (REFERD_CONCURRENCY)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "worker only: address for /metrics, /healthz and /readyz (REFERD_METRICS_ADDR; default none)")
+	fs.StringVar(&c.SMTPURL, "smtp-url", c.SMTPURL, "outgoing email: smtp://user:pass@host:587 or smtps://... (REFERD_SMTP_URL; default none: email off)")
+	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "the sender of outgoing email (REFERD_MAIL_FROM)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (REFERD_LOG_FORMAT; default text on a terminal)")
 }
 
@@ -108,6 +118,12 @@ func (c *config) finish() error {
 	case "", "text", "json":
 	default:
 		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	if c.SMTPURL != "" {
+		var err error
+		if c.Mail, err = mail.NewSender(c.SMTPURL, c.MailFrom); err != nil {
+			return err
+		}
 	}
 	return nil
 }

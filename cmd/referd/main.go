@@ -62,7 +62,8 @@ Usage:
 
 Run "referd COMMAND -h" for a command's flags. Environment: DATABASE_URL, REDIS_URL,
 PORT, REFERD_PUBLIC_URL, REFERD_ADMIN_TOKEN, REFERD_ALLOW_PRIVATE_TARGETS,
-REFERD_WEBHOOK_RETRY_SCHEDULE, REFERD_CONCURRENCY, REFERD_LOG_FORMAT.
+REFERD_WEBHOOK_RETRY_SCHEDULE, REFERD_CONCURRENCY, REFERD_LOG_FORMAT, REFERD_SMTP_URL,
+REFERD_MAIL_FROM.
 `
 
 func main() {
@@ -188,6 +189,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return printJSON(stdout, map[string]any{"api_key": key})
 	}
 	switch cmd {
+	case "serve", "api", "worker":
+		if cfg.Mail == nil {
+			log.Info("email is off: set REFERD_SMTP_URL and REFERD_MAIL_FROM to send invitations (POST /v1/customers:invite answers 422 until then)")
+		} else {
+			log.Info("email on", "smtp", cfg.Mail.Host())
+		}
+	}
+	switch cmd {
 	case "worker":
 		return work(ctx, cfg, db, log)
 	case "events replay":
@@ -229,10 +238,10 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 	}
 	deliverer := &dispatch.Deliverer{DB: db, Client: webhook.NewClient(cfg.AllowPrivate), Schedule: schedule, Log: log}
 	relay := &jobs.Relay{DB: db, Redis: redis, Log: log,
-		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule))},
-		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule))}}
+		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule)), jobs.NotifyRewards},
+		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule)), jobs.QueueEmails()}}
 	// The relay passes on what each batch of billing events wrote as soon as it commits.
-	mux := jobs.HandlersWith(db, log, jobs.Options{Deliverer: deliverer, Written: relay.Poke, Redis: redis})
+	mux := jobs.HandlersWith(db, log, jobs.Options{Deliverer: deliverer, Written: relay.Poke, Redis: redis, Mail: cfg.Mail})
 	mux.Handle(ops.TypeHousekeep, ops.HousekeepHandler(db, redis, log))
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
 		Mux: mux, Periodic: append(jobs.Schedule(), ops.HousekeepPeriodic())}
@@ -249,6 +258,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 	if role != "ingest" {
 		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
 		a.AllowPrivateTargets = cfg.AllowPrivate
+		a.Email = cfg.Mail != nil
 		tr := tracking.New(db, log)
 		// A PATCH /v1/program applies to the next tracking request of this process.
 		a.ProgramChanged = tr.ProgramChanged

@@ -415,6 +415,22 @@ func TestConfigFromEnv(t *testing.T) {
 		{name: "REFERD_CONCURRENCY zero", env: map[string]string{"REFERD_CONCURRENCY": "0"}, wantErr: "concurrency"},
 		{name: "REFERD_ALLOW_PRIVATE_TARGETS not a boolean", env: map[string]string{"REFERD_ALLOW_PRIVATE_TARGETS": "maybe"}, wantErr: "REFERD_ALLOW_PRIVATE_TARGETS"},
 		{name: "REFERD_LOG_FORMAT unknown", env: map[string]string{"REFERD_LOG_FORMAT": "xml"}, wantErr: "xml"},
+		{name: "REFERD_SMTP_URL of another scheme", env: map[string]string{"REFERD_SMTP_URL": "http://mail.test", "REFERD_MAIL_FROM": "a@b.test"}, wantErr: "smtp://"},
+		{name: "REFERD_SMTP_URL without REFERD_MAIL_FROM", env: map[string]string{"REFERD_SMTP_URL": "smtp://mail.test"}, wantErr: "REFERD_MAIL_FROM"},
+		{
+			name: "REFERD_SMTP_URL turns email on",
+			env:  map[string]string{"REFERD_SMTP_URL": "smtps://u:p@mail.test", "REFERD_MAIL_FROM": "Acme <rewards@acme.test>"},
+			check: func(t *testing.T, c config) {
+				if c.Mail == nil || c.Mail.Host() != "mail.test:465" {
+					t.Errorf("mail = %+v, want a sender to mail.test:465", c.Mail)
+				}
+			},
+		},
+		{name: "email off without REFERD_SMTP_URL", env: map[string]string{}, check: func(t *testing.T, c config) {
+			if c.Mail != nil {
+				t.Errorf("mail = %+v, want nil", c.Mail)
+			}
+		}},
 		{name: "several bad variables are all reported", env: map[string]string{"PORT": "x", "REFERD_CONCURRENCY": "y"}, wantErr: "REFERD_CONCURRENCY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

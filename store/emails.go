@@ -102,3 +102,14 @@ func EmailsOf(ctx context.Context, q Querier, pks []int64) ([]Email, error) {
 	}
 	return es, nil
 }
+
+// CountEmailsSince counts the program's emails queued since since whose cause starts
+// with prefix (a customer's widget invitations, say).
+func CountEmailsSince(ctx context.Context, q Querier, programPK int64, prefix string, since time.Time) (int, error) {
+	var n int
+	if err := get(ctx, q, &n, `SELECT count(*) FROM emails WHERE program_pk = $1 AND starts_with(cause, $2) AND created_at >= $3`,
+		programPK, prefix, since); err != nil {
+		return 0, fmt.Errorf("store.CountEmailsSince: %w", err)
+	}
+	return n, nil
+}

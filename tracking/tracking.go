@@ -49,6 +49,10 @@ const maxClickBody = 4 << 10
 
 // Handler serves the tracking routes. Make one with New.
 type Handler struct {
+	// Email says that outgoing email is configured (REFERD_SMTP_URL): off, the
+	// widget's invitations are refused (422) and its invite form is not shown.
+	Email bool
+
 	db  *store.DB
 	log *slog.Logger
 	// now is the clock of the click's day (tests move it).
@@ -123,6 +127,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("OPTIONS /track/customer", h.preflight)
 	mux.HandleFunc("GET /r/{program_id}/{key}", h.shareLink)
 	mux.HandleFunc("GET /widget/customer", h.widgetCustomer)
+	mux.HandleFunc("POST /widget/invite", h.widgetInvite)
+	mux.HandleFunc("OPTIONS /widget/invite", h.preflight)
 }
 
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request) {

@@ -3,8 +3,10 @@ package tracking
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/referd/referd/referral"
@@ -87,5 +89,88 @@ func TestWidgetCustomer(t *testing.T) {
 func TestWidgetTokenKnownAnswer(t *testing.T) {
 	if got := WidgetToken("wgs_test", "ann"); got != "515d30047aad4bbe765c261ce3a1641c17e7be02bb97b077e096ba345321b90d" {
 		t.Errorf("WidgetToken = %s", got)
+	}
+}
+
+// The widget's invitations: queued for each address once, from the customer's own
+// token, with the customer's link; an invalid address, more than ten, a wrong token
+// or email switched off queue nothing; past fifty a day for one customer, 429.
+func TestWidgetInvite(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.program("https://shop.test", "")
+	name, surname := "Ann\r\nBcc: x@evil.test", "<b>Lee</b>"
+	if _, err := referral.CreateCustomer(context.Background(), e.db, p, referral.CustomerInput{Key: ptr(referral.Text("ann")), Name: &name, Surname: &surname}); err != nil {
+		t.Fatal(err)
+	}
+	e.customer(p, "bob")
+	token := WidgetToken(p.WidgetSecret, "ann")
+	invite := func(key, token string, emails ...string) (int, string) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"program": p.ID, "customer_key": key, "token": token, "emails": emails, "message": "Try <i>it</i>"})
+		resp, body := e.do("POST", "/widget/invite", "text/plain;charset=UTF-8", string(b), alice)
+		wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
+		return resp.StatusCode, body
+	}
+	queued := func() int {
+		var n int
+		if err := e.db.Get(&n, `SELECT count(*) FROM emails`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if code, _ := invite("ann", token, "f1@example.com"); code != http.StatusUnprocessableEntity || queued() != 0 {
+		t.Errorf("email off: %d, %d queued; want 422 and nothing", code, queued())
+	}
+	e.h.Email = true
+	if code, body := invite("ann", token, "f1@example.com", "F1@example.com", "f2@example.com"); code != http.StatusAccepted || body != "" {
+		t.Fatalf("invite: %d %q, want 202", code, body)
+	}
+	var subjects []string
+	if err := e.db.Select(&subjects, `SELECT subject FROM emails WHERE text_body LIKE '%https://shop.test?ref=ann%' ORDER BY to_address`); err != nil || len(subjects) != 2 {
+		t.Fatalf("queued %v (%v), want two invitations with ann's link", subjects, err)
+	}
+	for _, s := range subjects {
+		if strings.ContainsAny(s, "\r\n") || !strings.Contains(s, "invites you to Shop") {
+			t.Errorf("subject %q", s)
+		}
+	}
+	for name, c := range map[string]struct {
+		key, token string
+		emails     []string
+		want       int
+	}{
+		"an invalid address":       {"ann", token, []string{"f3@example.com", "not an address"}, http.StatusUnprocessableEntity},
+		"eleven addresses":         {"ann", token, strings.Split("a@x.test b@x.test c@x.test d@x.test e@x.test f@x.test g@x.test h@x.test i@x.test j@x.test k@x.test", " "), http.StatusUnprocessableEntity},
+		"no address":               {"ann", token, nil, http.StatusUnprocessableEntity},
+		"another customer's token": {"bob", token, []string{"f3@example.com"}, http.StatusUnauthorized},
+		"no token":                 {"ann", "", []string{"f3@example.com"}, http.StatusUnauthorized},
+	} {
+		if code, body := invite(c.key, c.token, c.emails...); code != c.want || queued() != 2 {
+			t.Errorf("%s: %d %s (%d queued), want %d and nothing queued", name, code, body, queued(), c.want)
+		} else if name == "an invalid address" && !strings.Contains(body, "not an address") {
+			t.Errorf("%s: %s does not name it", name, body)
+		}
+	}
+	// Fifty a day: 2 so far, 48 more fit, the next is refused.
+	for i := range 5 {
+		var batch []string
+		for j := range 10 {
+			if n := i*10 + j; n < 48 {
+				batch = append(batch, fmt.Sprintf("g%d@example.com", n))
+			}
+		}
+		if len(batch) == 0 {
+			break
+		}
+		if code, body := invite("ann", token, batch...); code != http.StatusAccepted {
+			t.Fatalf("batch %d: %d %s", i, code, body)
+		}
+	}
+	if code, _ := invite("ann", token, "late@example.com"); code != http.StatusTooManyRequests || queued() != 50 {
+		t.Errorf("the 51st invitation: %d with %d queued, want 429 and 50", code, queued())
+	}
+	if code, _ := invite("bob", WidgetToken(p.WidgetSecret, "bob"), "h@example.com"); code != http.StatusAccepted {
+		t.Errorf("another customer's own budget: %d", code)
 	}
 }

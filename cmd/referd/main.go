@@ -260,6 +260,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		a.AllowPrivateTargets = cfg.AllowPrivate
 		a.Email = cfg.Mail != nil
 		tr := tracking.New(db, log)
+		tr.Email = cfg.Mail != nil
 		// A PATCH /v1/program applies to the next tracking request of this process.
 		a.ProgramChanged = tr.ProgramChanged
 		mux.Handle("/v1/", a.Handler())

@@ -1,5 +1,6 @@
 /* referd universal.js: reads the referral key from the URL, keeps it in a
- * first-party cookie, reports the click, creates customers. Never throws. */
+ * first-party cookie, reports the click, creates customers, renders the
+ * referral widget. Never throws. */
 (function (w, d) {
   'use strict';
   function chain() { return chain; }
@@ -74,6 +75,95 @@
       send(api() + '/track/customer', JSON.stringify(b));
     };
 
+
+    // po('renderReferralWidget', {container, customer_key, token, theme, show_stats})
+    // draws the customer's link, share buttons, counts and invite form in a Shadow
+    // DOM: the page's CSS does not reach in, the widget's does not leak out.
+    var enc = encodeURIComponent, pend = []; // widgets asked for before their program
+    var el = function (tag, attrs, text) {
+      var e = d.createElement(tag), k;
+      for (k in attrs) e.setAttribute(k, attrs[k]);
+      if (text != null) e.textContent = text;
+      return e;
+    };
+    var css = ':host{all:initial;display:block!important}*{box-sizing:border-box;font:14px/1.4 system-ui,sans-serif}' +
+      '.w{padding:16px;border-radius:8px;border:1px solid var(--b);background:var(--bg);color:var(--fg);max-width:480px}' +
+      '.r{display:flex;gap:8px;margin:8px 0;flex-wrap:wrap}input,textarea{flex:1;min-width:0;padding:6px;border:1px solid var(--b);border-radius:4px;background:var(--bg);color:var(--fg)}' +
+      'button,a{padding:6px 10px;border-radius:4px;border:0;background:var(--a);color:#fff;text-decoration:none;cursor:pointer}' +
+      'button:focus,a:focus,input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:2px}dl{display:flex;gap:16px;margin:8px 0}dt{font-size:12px;opacity:.8}dd{margin:0;font-weight:600}' +
+      '.light{--bg:#fff;--fg:#1a1a1a;--b:#ccc;--a:#2457c5}.dark{--bg:#1e1f24;--fg:#f2f2f2;--b:#555;--a:#5b8cff}';
+    var draw = function (host, v, o, id) {
+      var root = host.shadowRoot || host.attachShadow({ mode: 'open' }), box, row, link, copy, dl, form, note;
+      host.style.setProperty('display', 'block', 'important');
+      root.textContent = '';
+      root.appendChild(el('style', {}, css));
+      box = el('div', { 'class': 'w ' + (o.theme === 'dark' ? 'dark' : 'light'), role: 'region', 'aria-label': 'Your referral link' });
+      box.appendChild(el('label', { 'for': 'l' }, 'Your referral link'));
+      row = el('div', { 'class': 'r' });
+      link = el('input', { id: 'l', readonly: '', value: v.referral_link });
+      copy = el('button', { type: 'button' }, 'Copy');
+      copy.onclick = function () {
+        try {
+          link.select();
+          if (navigator.clipboard) navigator.clipboard.writeText(v.referral_link)['catch'](function () { d.execCommand('copy'); });
+          else d.execCommand('copy');
+          copy.textContent = 'Copied';
+        } catch (e) {}
+      };
+      row.appendChild(link); row.appendChild(copy); box.appendChild(row);
+      row = el('div', { 'class': 'r', role: 'group', 'aria-label': 'Share' });
+      for (var k in v.sharing_links) row.appendChild(el('a', { href: v.sharing_links[k], target: '_blank', rel: 'noopener', 'data-share': k }, k.charAt(0).toUpperCase() + k.slice(1)));
+      box.appendChild(row);
+      if (o.show_stats !== false) {
+        dl = el('dl');
+        var add = function (t, n) { var g = el('div'); g.appendChild(el('dt', {}, t)); g.appendChild(el('dd', {}, String(n))); dl.appendChild(g); };
+        add('Clicks', v.stats.clicks); add('Referrals', v.stats.successful_referrals); add('Pending', v.stats.pending_referrals);
+        for (var j = 0; j < v.stats.total_rewards.length; j++) add('Rewards', v.stats.total_rewards[j].amount + ' ' + v.stats.total_rewards[j].amount_units.toUpperCase());
+        box.appendChild(dl);
+      }
+      if (v.invite) {
+        form = el('form', { 'aria-label': 'Invite friends by email' });
+        form.appendChild(el('label', { 'for': 'e' }, 'Invite friends by email (up to 10, separated by commas)'));
+        row = el('div', { 'class': 'r' });
+        row.appendChild(el('input', { id: 'e', type: 'text', name: 'emails', autocomplete: 'off' }));
+        row.appendChild(el('button', { type: 'submit' }, 'Invite'));
+        form.appendChild(row);
+        note = el('p', { role: 'status' });
+        form.appendChild(note);
+        form.onsubmit = function (ev) {
+          ev.preventDefault();
+          var x = new XMLHttpRequest(), to = form.emails.value.split(/[\s,;]+/).filter(function (s) { return s; });
+          x.open('POST', api() + '/widget/invite');
+          x.setRequestHeader('Content-Type', 'text/plain');
+          x.onload = function () {
+            try { note.textContent = x.status === 202 ? 'Invitations sent.' : JSON.parse(x.responseText).message; } catch (e) {}
+            if (x.status === 202) form.emails.value = '';
+          };
+          x.send(JSON.stringify({ program: id, customer_key: o.customer_key, token: o.token, emails: to }));
+        };
+        box.appendChild(form);
+      }
+      root.appendChild(box);
+    };
+    var widget = function (o, id) {
+      if (!o || !id) return;
+      var host = typeof o.container === 'string' ? d.querySelector(o.container) : o.container;
+      if (!host) {
+        if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', function () { try { widget(o, id); } catch (e) {} });
+        return;
+      }
+      if (!host.attachShadow) return;
+      var x = new XMLHttpRequest();
+      x.open('GET', api() + '/widget/customer?program=' + enc(id) + '&customer_key=' + enc(o.customer_key || '') + '&token=' + enc(o.token || ''));
+      x.onload = function () {
+        try {
+          if (x.status === 200) draw(host, JSON.parse(x.responseText).data, o, id);
+          else if (w.console) w.console.warn('referd: the referral widget is not shown (' + x.status + ': check its token)');
+        } catch (e) {}
+      };
+      x.send();
+    };
+
     var track = function (id, t) {
       var key = t.k = keyFrom(t);
       if (key) {
@@ -105,8 +195,12 @@
 
     var run = function (a) {
       if (a[0] === 'settings') settings[a[1]] = a[2];
-      else if (a[0] === 'program' && a[2] === 'load' && a[1]) load(last = String(a[1]));
+      else if (a[0] === 'program' && a[2] === 'load' && a[1]) {
+        load(last = String(a[1]));
+        while (pend.length) widget(pend.shift(), last);
+      }
       else if (a[0] === 'createCustomer') signup(a[1], last);
+      else if (a[0] === 'renderReferralWidget') { if (last) widget(a[1], last); else pend.push(a[1]); }
     };
     // Returns a function, as the loader's stub does: chained calls do nothing.
     var po = function () {

@@ -61,20 +61,13 @@ func ForSignup(rules []Rule) ([]Earned, error) {
 		if r.Trigger != "signup" {
 			continue
 		}
-		var e Earned
-		var err error
-		switch {
-		case r.AmountType == "fixed":
-			e, err = fixed(i, r)
-		case r.Type == "discount":
-			e, err = rate(i, r)
-		default:
-			continue
-		}
+		e, ok, err := flat(i, r)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		if ok {
+			out = append(out, e)
+		}
 	}
 	return out, nil
 }
@@ -112,14 +105,8 @@ func ForPurchase(rules []Rule, p Purchase) ([]Earned, error) {
 				continue
 			}
 		}
-		var e Earned
-		var err error
-		switch {
-		case r.AmountType == "fixed":
-			e, err = fixed(i, r)
-		case r.Type == "discount":
-			e, err = rate(i, r)
-		default:
+		e, ok, err := flat(i, r)
+		if err == nil && !ok {
 			var amt int64
 			amt, err = money.PercentOf(p.Amount, r.Amount.String())
 			e = Earned{Rule: i, Recipient: r.Recipient, Trigger: r.Trigger, Type: r.Type, Amount: amt,
@@ -133,6 +120,21 @@ func ForPurchase(rules []Rule, p Purchase) ([]Earned, error) {
 		}
 	}
 	return out, nil
+}
+
+// flat is what rule i earns whatever a purchase's amount: a fixed amount, or a
+// percent discount's rate. ok is false for a percent credit or cash reward, which is
+// a share of a purchase.
+func flat(i int, r Rule) (e Earned, ok bool, err error) {
+	switch {
+	case r.AmountType == "fixed":
+		e, err = fixed(i, r)
+	case r.Type == "discount":
+		e, err = rate(i, r)
+	default:
+		return Earned{}, false, nil
+	}
+	return e, true, err
 }
 
 // meetsMinimum compares the purchase with the rule's min_purchase, which is in the

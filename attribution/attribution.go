@@ -17,7 +17,7 @@ type Match struct {
 	Customer store.CustomerMatch
 	Found    bool
 	// Link is the provider-customer link this match teaches, for the caller to store
-	// with the event's outcome (store.FinishProviderEvents); nil when the event named
+	// with the event's outcome (store.FinishProviderEventsTx); nil when the event named
 	// no provider customer or the match came from that very link.
 	Link *store.ProviderLink
 }

@@ -37,12 +37,13 @@ func TestMatchCustomerAndOutcomes(t *testing.T) {
 	if _, err := store.InsertProviderEvents(ctx, db, evs); err != nil {
 		t.Fatal(err)
 	}
-	err = store.FinishProviderEvents(ctx, db, []store.EventOutcome{
+	outs := []store.EventOutcome{
 		{PK: evs[0].PK, Status: "processed", TransactionKeys: []string{"stripe:in_1"},
 			Links: []store.ProviderLink{{ProgramPK: p.PK, Provider: "stripe", ProviderCustomerID: "cus_b", CustomerPK: cs[1].PK}}},
 		{PK: evs[1].PK, Status: "unattributed", CustomerKey: "later", ProviderCustomerID: "cus_z", Email: "Z@x.test",
 			Links: []store.ProviderLink{{ProgramPK: p.PK, Provider: "stripe", ProviderCustomerID: "cus_b", CustomerPK: cs[1].PK}}},
-	})
+	}
+	err = db.InTx(ctx, func(tx *store.Tx) error { return store.FinishProviderEventsTx(ctx, tx, outs) })
 	if err != nil {
 		t.Fatal(err)
 	}

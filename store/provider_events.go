@@ -255,14 +255,9 @@ type ProviderLink struct {
 	CustomerPK         int64
 }
 
-// FinishProviderEvents records how processing stored events ended, and the links it
-// learned, in one transaction (a link learned earlier stays).
-func FinishProviderEvents(ctx context.Context, db *DB, outs []EventOutcome) error {
-	return db.InTx(ctx, func(tx *Tx) error { return FinishProviderEventsTx(ctx, tx, outs) })
-}
-
-// FinishProviderEventsTx is FinishProviderEvents in the caller's transaction: the
-// workers record their sales and the events' outcomes together.
+// FinishProviderEventsTx records how processing stored events ended, and the links it
+// learned (a link learned earlier stays), in the caller's transaction: the workers
+// record every event's effects and its outcome together.
 func FinishProviderEventsTx(ctx context.Context, tx *Tx, outs []EventOutcome) error {
 	if len(outs) == 0 {
 		return nil
@@ -286,7 +281,7 @@ func FinishProviderEventsTx(ctx context.Context, tx *Tx, outs []EventOutcome) er
 	})
 	rows, err := json.Marshal(outs)
 	if err != nil {
-		return fmt.Errorf("store.FinishProviderEvents: %w", err)
+		return fmt.Errorf("store.FinishProviderEventsTx: %w", err)
 	}
 	if len(links) > 0 {
 		var sb strings.Builder
@@ -302,7 +297,7 @@ func FinishProviderEventsTx(ctx context.Context, tx *Tx, outs []EventOutcome) er
 		}
 		sb.WriteString(` ON CONFLICT DO NOTHING`)
 		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-			return fmt.Errorf("store.FinishProviderEvents(%d): %w", len(outs), err)
+			return fmt.Errorf("store.FinishProviderEventsTx(%d): %w", len(outs), err)
 		}
 	}
 	_, err = exec(ctx, tx, `
@@ -313,7 +308,7 @@ func FinishProviderEventsTx(ctx context.Context, tx *Tx, outs []EventOutcome) er
 			customer_key text, provider_customer_id text, email text)
 		WHERE e.pk = r.pk`, string(rows))
 	if err != nil {
-		return fmt.Errorf("store.FinishProviderEvents(%d): %w", len(outs), err)
+		return fmt.Errorf("store.FinishProviderEventsTx(%d): %w", len(outs), err)
 	}
 	return nil
 }

@@ -455,13 +455,13 @@ func newCPUPerEvent(before, after cpuSample, events int, wall time.Duration) *cp
 	if c.ReferdOK {
 		c.ReferdMs = per(after.referd - before.referd)
 	}
-	c.PostgresAllMs = per(after.postgres - before.postgres)
+	c.PostgresAllMs = per(grown(before.postgresPIDs, after.postgresPIDs))
 	c.PostgresMs = c.PostgresAllMs
 	if c.PostgresDBOK {
 		c.PostgresDBMs = per(after.postgresDB - before.postgresDB)
 		c.PostgresMs = c.PostgresDBMs
 	}
-	c.RedisMs = per(after.redis - before.redis)
+	c.RedisMs = per(grown(before.redisPIDs, after.redisPIDs))
 	c.TotalMs = round3(c.ReferdMs + c.PostgresMs + c.RedisMs)
 	c.LoadMs = per(after.self - before.self)
 	if before.machineOK && after.machineOK && wall > 0 {

@@ -65,10 +65,12 @@ type cpuSample struct {
 	referd        time.Duration // the process -pid names
 	referdOK      bool          // it was found
 	postgres      time.Duration // every process named postgres, waited-for children included
+	postgresPIDs  map[int]time.Duration
 	postgresProcs int
 	postgresDB    time.Duration // the backends of one database and the server's own processes
 	postgresDBOK  bool          // a database was named
 	redis         time.Duration // every process named redis-server
+	redisPIDs     map[int]time.Duration
 	redisProcs    int
 	self          time.Duration // this process (the load generator and the sink)
 	machineBusy   time.Duration // every CPU's non-idle time, from /proc/stat
@@ -81,7 +83,7 @@ type cpuSample struct {
 // database db (see pgCountsFor). Processes that vanish while it reads are
 // skipped.
 func sampleCPU(root string, pid int, db string) cpuSample {
-	s := cpuSample{postgresDBOK: db != ""}
+	s := cpuSample{postgresDBOK: db != "", postgresPIDs: map[int]time.Duration{}, redisPIDs: map[int]time.Duration{}}
 	if pid > 0 {
 		if _, cpu, err := procCPU(root, pid); err == nil {
 			s.referd, s.referdOK = cpu, true
@@ -100,6 +102,7 @@ func sampleCPU(root string, pid int, db string) cpuSample {
 		switch comm {
 		case postgresComm:
 			s.postgres += cpu
+			s.postgresPIDs[p] = cpu
 			s.postgresProcs++
 			if db != "" {
 				own, err := procOwnCPU(root, p)
@@ -110,6 +113,7 @@ func sampleCPU(root string, pid int, db string) cpuSample {
 			}
 		case redisComm:
 			s.redis += cpu
+			s.redisPIDs[p] = cpu
 			s.redisProcs++
 		}
 	}
@@ -237,4 +241,19 @@ func peakRSS(root string, pid int) (int64, error) {
 		return kB << 10, nil
 	}
 	return 0, errors.New(filepath.Join(root, strconv.Itoa(pid), "status") + ": no VmHWM line")
+}
+
+// grown is the CPU time the processes of after used since before, process by
+// process: one that exited meanwhile (a whole server stopping, which no parent
+// waits for here) takes nothing away, and one that started counts in full.
+func grown(before, after map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for p, cpu := range after {
+		if b, ok := before[p]; ok && b <= cpu {
+			d += cpu - b
+		} else if !ok {
+			d += cpu
+		}
+	}
+	return d
 }

@@ -6,17 +6,16 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
-	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/referd/referd/browsertest"
 
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
@@ -46,17 +45,6 @@ po('program','%s','load');
 // an IP address can have none.
 const shopDomain = "shop.test"
 
-func chromiumPath(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("Chromium was not found, and the browser tests need it. Install it with: " +
-		"apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver (.ci/run does)")
-	return ""
-}
-
 // browser is one headless Chromium for a test; each tab has a browser context
 // (a profile) of its own, so tabs share no cookies.
 type browser struct {
@@ -68,23 +56,7 @@ type browser struct {
 }
 
 func newBrowser(t *testing.T, e *env) *browser {
-	exe := chromiumPath(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", "new"),
-		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
-		chromedp.DisableGPU,
-		chromedp.Flag("host-resolver-rules", "MAP *."+shopDomain+" 127.0.0.1, MAP "+shopDomain+" 127.0.0.1"),
-		// Stay on http: the test servers speak nothing else.
-		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,HttpsUpgrades,HttpsFirstBalancedModeAutoEnable"),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("starting Chromium (%s): %v", exe, err)
-	}
-	b := &browser{ctx: ctx, e: e}
+	b := &browser{ctx: browsertest.Start(t, shopDomain), e: e}
 	// The shop's pages: /{program id}/anything, with the loader for that program.
 	shop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		program, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -103,47 +75,15 @@ func newBrowser(t *testing.T, e *env) *browser {
 
 // tab is a page in a fresh profile, with what its page said in the console.
 type tab struct {
+	*browsertest.Tab
 	t   *testing.T
 	b   *browser
 	ctx context.Context
-
-	mu         sync.Mutex
-	exceptions []string
-	console    []string // console.error and console.warn calls
-	logged     []*cdplog.Entry
 }
 
 func (b *browser) tab(t *testing.T) *tab {
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	tb := &tab{t: t, b: b, ctx: ctx}
-	err := chromedp.Listen(ctx, func(ev any) {
-		tb.mu.Lock()
-		defer tb.mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil {
-				msg += " " + d.Exception.Description
-			}
-			tb.exceptions = append(tb.exceptions, fmt.Sprintf("%s (%s:%d)", msg, d.URL, d.LineNumber))
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, a.Description+string(a.Value))
-				}
-				tb.console = append(tb.console, fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(args, " ")))
-			}
-		case *cdplog.EventEntryAdded:
-			tb.logged = append(tb.logged, ev.Entry)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tb
+	bt := browsertest.NewTab(t, b.ctx)
+	return &tab{Tab: bt, t: t, b: b, ctx: bt.Ctx}
 }
 
 // url is a page of the shop for program p on host (under shopDomain) at path.
@@ -167,24 +107,9 @@ func (tb *tab) visit(url, programID string) string {
 	return state
 }
 
-// cookie returns the cookie of this name that the page at url would send.
-func (tb *tab) cookie(url, name string) *network.Cookie {
-	tb.t.Helper()
-	res, err := chromedp.Call(tb.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
-	if err != nil {
-		tb.t.Fatal(err)
-	}
-	for _, c := range res.Cookies {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
 func (tb *tab) wantCookie(url, name, value string, days float64) *network.Cookie {
 	tb.t.Helper()
-	c := tb.cookie(url, name)
+	c := tb.Cookie(url, name)
 	if c == nil {
 		tb.t.Fatalf("no cookie %s for %s", name, url)
 	}
@@ -199,33 +124,6 @@ func (tb *tab) wantCookie(url, name, value string, days float64) *network.Cookie
 		}
 	}
 	return c
-}
-
-// noErrors says the page threw nothing and its console shows no error or warning
-// (console calls, and what Chromium logs itself, such as failed requests), apart
-// from failed requests to URLs containing one of allowedFailures.
-func (tb *tab) noErrors(allowedFailures ...string) {
-	tb.t.Helper()
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	for _, ex := range tb.exceptions {
-		tb.t.Errorf("uncaught exception: %s", ex)
-	}
-	for _, c := range tb.console {
-		tb.t.Errorf("%s", c)
-	}
-next:
-	for _, en := range tb.logged {
-		if en.Level != cdplog.EntryLevelError && en.Level != cdplog.EntryLevelWarning {
-			continue
-		}
-		for _, a := range allowedFailures {
-			if en.Source == cdplog.EntrySourceNetwork && strings.Contains(en.URL, a) {
-				continue next
-			}
-		}
-		tb.t.Errorf("console %s (%s): %s %s", en.Level, en.Source, en.Text, en.URL)
-	}
 }
 
 func unix(sec float64) string { return time.Unix(int64(sec), 0).UTC().Format(time.RFC3339) }
@@ -272,7 +170,7 @@ func TestBrowser(t *testing.T) {
 		tb.visit(tb.url(shopDomain, p.ID, "/about"), p.ID) // no referral: the cookie stays
 		tb.wantCookie(u, "partnero_referral", "bob", 30)
 		e.waitClicks(t, bob, 1, 1)
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("first click, lifetime", func(t *testing.T) {
@@ -288,12 +186,12 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("lifetime cookie expires %s; want as late as Chromium allows (400 days) and at most 10 years", unix(c.Expires))
 		}
 		tb.visit(tb.url(shopDomain, p.ID, "/?ref=bob"), p.ID)
-		if c := tb.cookie(u, "ref_key"); c == nil || c.Value != "ann" {
+		if c := tb.Cookie(u, "ref_key"); c == nil || c.Value != "ann" {
 			t.Errorf("first click: cookie %+v, want ann kept", c)
 		}
 		e.waitClicks(t, bob, 1, 1) // the second link's click counts all the same
 		e.waitClicks(t, ann, 1, 1)
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("path format", func(t *testing.T) {
@@ -307,7 +205,7 @@ func TestBrowser(t *testing.T) {
 		}
 		tb.wantCookie(u, "partnero_referral", "pat", 7)
 		e.waitClicks(t, pat, 1, 1)
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("cookie domain", func(t *testing.T) {
@@ -322,7 +220,7 @@ func TestBrowser(t *testing.T) {
 		if c := tb.wantCookie(u, "partnero_referral", "dom", 30); c.Domain != "."+shopDomain {
 			t.Errorf("cookie domain %q, want .%s", c.Domain, shopDomain)
 		}
-		if c := tb.cookie(tb.url("app."+shopDomain, p.ID, "/"), "partnero_referral"); c == nil {
+		if c := tb.Cookie(tb.url("app."+shopDomain, p.ID, "/"), "partnero_referral"); c == nil {
 			t.Error("the cookie does not reach the other hosts of cookie_domain")
 		}
 		// A domain the page is not on is refused by the browser: host-only instead.
@@ -332,8 +230,8 @@ func TestBrowser(t *testing.T) {
 		if c := tb2.wantCookie(u2, "partnero_referral", "dom", 30); c.Domain != "www."+shopDomain {
 			t.Errorf("cookie domain %q, want host-only www.%s", c.Domain, shopDomain)
 		}
-		tb.noErrors()
-		tb2.noErrors()
+		tb.NoErrors()
+		tb2.NoErrors()
 	})
 
 	t.Run("cookies blocked", func(t *testing.T) {
@@ -349,7 +247,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("state %s, want tracked", s)
 		}
 		e.waitClicks(t, ann, 1, 1)
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("unknown program", func(t *testing.T) {
@@ -363,10 +261,10 @@ func TestBrowser(t *testing.T) {
 		if err != nil || title != "Shop" {
 			t.Errorf("the page did not load: title %q, %v", title, err)
 		}
-		if c := tb.cookie(u, "partnero_referral"); c != nil {
+		if c := tb.Cookie(u, "partnero_referral"); c != nil {
 			t.Errorf("cookie %q set for a program that does not exist", c.Value)
 		}
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("unknown key", func(t *testing.T) {
@@ -383,7 +281,7 @@ func TestBrowser(t *testing.T) {
 		tb.visit(tb.url(shopDomain, p.ID, "/?ref=ann"), p.ID)
 		e.waitClicks(t, ann, 1, 1)
 		// The beacon of the unknown key is answered 404, which Chromium prints.
-		tb.noErrors("/track/click")
+		tb.NoErrors("/track/click")
 	})
 
 	t.Run("referd unreachable", func(t *testing.T) {
@@ -394,7 +292,7 @@ func TestBrowser(t *testing.T) {
 		if s := tb.visit(tb.url(shopDomain, "unreachable", "/?ref=ann"), "unreachable"); s != "error" {
 			t.Errorf("state %s, want error", s)
 		}
-		tb.noErrors("127.0.0.1:9/track/program/unreachable")
+		tb.NoErrors("127.0.0.1:9/track/program/unreachable")
 	})
 
 	t.Run("createCustomer", func(t *testing.T) {
@@ -419,7 +317,7 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("customer %s = %v; want source js, referred by ann, named %s", key, c, name)
 			}
 		}
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("browser sign-ups off", func(t *testing.T) {
@@ -434,7 +332,7 @@ func TestBrowser(t *testing.T) {
 		if n := countCustomers(t, e, p); n != 1 {
 			t.Errorf("%d customers; want only ann: the script sends nothing when browser_signups is false", n)
 		}
-		tb.noErrors() // nor does a refused request reach the console
+		tb.NoErrors() // nor does a refused request reach the console
 	})
 
 	t.Run("same visitor twice", func(t *testing.T) {
@@ -446,7 +344,7 @@ func TestBrowser(t *testing.T) {
 		tb.visit(tb.url(shopDomain, p.ID, "/?ref=ann"), p.ID)
 		tb.visit(tb.url(shopDomain, p.ID, "/?ref=ann"), p.ID)
 		e.waitClicks(t, ann, 2, 1) // the same visitor twice
-		tb.noErrors()
+		tb.NoErrors()
 	})
 }
 

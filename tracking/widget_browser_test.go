@@ -88,7 +88,7 @@ func TestBrowserReferralWidget(t *testing.T) {
 			if err != nil || status != "Invitations sent." || n != 2 {
 				t.Errorf("invite form: %q (%v), %d queued; want sent and 2", status, err, n)
 			}
-			tb.noErrors()
+			tb.NoErrors()
 		})
 	}
 	t.Run("forged token", func(t *testing.T) {
@@ -98,13 +98,12 @@ func TestBrowserReferralWidget(t *testing.T) {
 			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(2*time.Second))); err == nil {
 			t.Error("a forged token rendered the widget")
 		}
-		tb.mu.Lock()
-		defer tb.mu.Unlock()
-		if len(tb.console) != 1 || !strings.Contains(tb.console[0], "referral widget") {
-			t.Errorf("console %q, want one warning", tb.console)
+		console, exceptions := tb.Console()
+		if len(console) != 1 || !strings.Contains(console[0], "referral widget") {
+			t.Errorf("console %q, want one warning", console)
 		}
-		if len(tb.exceptions) > 0 {
-			t.Errorf("exceptions %v", tb.exceptions)
+		if len(exceptions) > 0 {
+			t.Errorf("exceptions %v", exceptions)
 		}
 	})
 }

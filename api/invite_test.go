@@ -80,7 +80,7 @@ func TestInviteCustomer(t *testing.T) {
 	if !strings.Contains(got.Text, "https://acme.test?ref=alice1") || !strings.Contains(got.Text, "Hi Alice,") {
 		t.Errorf("text part = %s", got.Text)
 	}
-	if !strings.Contains(got.HTML, `<a href="https://acme.test?ref=alice1">`) {
+	if !strings.Contains(got.HTML, `<a href="https://acme.test?ref=alice1" `) {
 		t.Errorf("html part = %s", got.HTML)
 	}
 

@@ -1,13 +1,7 @@
 package mail
 
-import (
-	"bytes"
-	htmltemplate "html/template"
-	"strings"
-	texttemplate "text/template"
-)
-
-// Invitation is what an invitation to a referral program says.
+// Invitation invites a customer to share their referral link (POST
+// /v1/customers:invite).
 type Invitation struct {
 	Program string // the program's name
 	Name    string // the customer's name (may be empty)
@@ -18,44 +12,38 @@ type Invitation struct {
 	Message string
 }
 
-var invitationText = texttemplate.Must(texttemplate.New("text").Parse(
-	`{{if .Name}}Hi {{.Name}},{{else}}Hi,{{end}}
-
-{{.Message}}
-
-Your referral link: {{.Link}}
-
-Share it with friends: when they join {{.Program}} through it, you are rewarded.
-
-{{.Program}}
-`))
-
-var invitationHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{.Subject}}</title></head>
-<body style="font-family: sans-serif; line-height: 1.5">
-<p>{{if .Name}}Hi {{.Name}},{{else}}Hi,{{end}}</p>
-<p style="white-space: pre-line">{{.Message}}</p>
-<p>Your referral link: <a href="{{.Link}}">{{.Link}}</a></p>
-<p>Share it with friends: when they join {{.Program}} through it, you are rewarded.</p>
-<p>{{.Program}}</p>
-</body></html>
-`))
-
 // Render makes the invitation's subject, text and HTML; the caller sets To and ToName.
 func (inv Invitation) Render() (Message, error) {
-	if strings.TrimSpace(inv.Subject) == "" {
-		inv.Subject = "Your referral link for " + inv.Program
-	}
-	inv.Subject, inv.Name = OneLine(inv.Subject), OneLine(inv.Name)
-	if strings.TrimSpace(inv.Message) == "" {
-		inv.Message = "You are invited to the " + inv.Program + " referral program."
-	}
-	var text, html bytes.Buffer
-	if err := invitationText.Execute(&text, inv); err != nil {
-		return Message{}, err
-	}
-	if err := invitationHTML.Execute(&html, inv); err != nil {
-		return Message{}, err
-	}
-	return Message{Subject: inv.Subject, Text: text.String(), HTML: html.String()}, nil
+	return letter{
+		Subject:  or(inv.Subject, "Your referral link for "+inv.Program),
+		Program:  inv.Program,
+		Greeting: greeting(inv.Name),
+		Before:   []string{or(inv.Message, "You are invited to the "+inv.Program+" referral program.")},
+		Label:    "Your referral link",
+		Link:     inv.Link,
+		After:    []string{"Share it with friends: when they join " + inv.Program + " through it, you are rewarded."},
+	}.render()
+}
+
+// FriendInvitation is what a customer sends a friend from the referral widget: their
+// referral link, with their own words.
+type FriendInvitation struct {
+	Program string // the program's name
+	From    string // who invites (their name, or "A friend")
+	Link    string // the inviting customer's referral link
+	Message string // the customer's own words (may be empty), escaped in the HTML part
+}
+
+// Render makes the friend's invitation; the caller sets To.
+func (inv FriendInvitation) Render() (Message, error) {
+	from := or(OneLine(inv.From), "A friend")
+	return letter{
+		Subject:  from + " invites you to " + inv.Program,
+		Program:  inv.Program,
+		Greeting: "Hi,",
+		Before:   []string{from + " invites you to join " + inv.Program + "."},
+		Quote:    inv.Message,
+		Label:    "Join " + inv.Program,
+		Link:     inv.Link,
+	}.render()
 }

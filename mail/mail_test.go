@@ -39,7 +39,7 @@ func TestSendInvitation(t *testing.T) {
 			t.Errorf("%s part lacks the greeting or the link: %s", part, body)
 		}
 	}
-	if !strings.Contains(got.HTML, `<a href="https://acme.test?ref=alice1">`) {
+	if !strings.Contains(got.HTML, `<a href="https://acme.test?ref=alice1" `) {
 		t.Errorf("html part has no link to the referral link: %s", got.HTML)
 	}
 }
@@ -127,5 +127,32 @@ func TestOneLine(t *testing.T) {
 		if got := mail.OneLine(in); got != want {
 			t.Errorf("OneLine(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A friend invited from the widget reads who invites them to what, the inviter's
+// own words set apart (escaped in HTML), and a link to join; nothing of the
+// inviter's rewards, which are not theirs.
+func TestFriendInvitation(t *testing.T) {
+	m, err := mail.FriendInvitation{Program: "Acme", From: "Ann\r\nBcc: x@example.com", Link: "https://acme.test?ref=ann",
+		Message: "Try it! <script>alert(1)</script>"}.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "Ann Bcc: x@example.com invites you to Acme" {
+		t.Errorf("subject = %q", m.Subject)
+	}
+	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
+		if !strings.Contains(body, "invites you to join Acme.") || !strings.Contains(body, "https://acme.test?ref=ann") ||
+			!strings.Contains(body, "Join Acme") || strings.Contains(body, "rewarded") {
+			t.Errorf("%s part: %s", part, body)
+		}
+	}
+	if !strings.Contains(m.Text, `"Try it! <script>alert(1)</script>"`) || strings.Contains(m.HTML, "<script>") ||
+		!strings.Contains(m.HTML, "Try it! &lt;script&gt;") {
+		t.Errorf("the message: text %q, html %q", m.Text, m.HTML)
+	}
+	if m, _ := (mail.FriendInvitation{Program: "Acme", Link: "https://acme.test?ref=ann"}).Render(); m.Subject != "A friend invites you to Acme" || strings.Contains(m.HTML, "blockquote") {
+		t.Errorf("without a name or message: %q\n%s", m.Subject, m.HTML)
 	}
 }

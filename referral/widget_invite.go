@@ -88,12 +88,8 @@ func InviteFriends(ctx context.Context, db *store.DB, p store.Program, in Widget
 		if sent+len(to) > WidgetInvitesPerDay {
 			return ErrTooManyInvitations
 		}
-		from := strings.TrimSpace(c.Name.String + " " + c.Surname.String)
-		if from == "" {
-			from = "A friend"
-		}
-		m, err := mail.Invitation{Program: p.Name, Link: LinkURL(p, c.Key, ""),
-			Subject: from + " invites you to " + p.Name, Message: message}.Render()
+		m, err := mail.FriendInvitation{Program: p.Name, From: strings.TrimSpace(c.Name.String + " " + c.Surname.String),
+			Link: LinkURL(p, c.Key, ""), Message: message}.Render()
 		if err != nil {
 			return err
 		}

@@ -177,3 +177,33 @@ next:
 		tb.T.Errorf("console %s (%s): %s %s", en.Level, en.Source, en.Text, en.URL)
 	}
 }
+
+// Loader is Partnero's loader snippet (the seed's 001) as a site puts it in its
+// pages, with the script loaded from referdURL, the program programID, and more po()
+// calls (calls, JavaScript) before the program loads.
+func Loader(referdURL, programID, calls string) string {
+	return fmt.Sprintf(`<!-- PartneroJS -->
+<script>
+(function(p,t,n,e,r,o){p['__partnerObject']=r;function f(){
+var c={a:arguments,q:[]};var r=this.push(c);return "number"!=typeof r?r:f.bind(c.q);}
+f.q=f.q||[];p[r]=p[r]||f.bind(f.q);p[r].q=p[r].q||f.q;o=t.createElement(n);
+var _=t.getElementsByTagName(n)[0];o.async=1;o.src=e+'?v'+(~~(new Date().getTime()/1e6));
+_.parentNode.insertBefore(o,_);})(window,document,'script','%s/js/universal.js','po');
+po('settings','assets_host','https://assets.partnero.com');%s
+po('program','%s','load');
+</script>
+<!-- End PartneroJS -->`, referdURL, calls, programID)
+}
+
+// WaitProgram waits until universal.js has finished loading program programID on
+// the tab's page, and returns its state (ready, tracked, unknown or error).
+func (tb *Tab) WaitProgram(programID string) string {
+	tb.T.Helper()
+	state, err := Poll[string](tb, fmt.Sprintf(
+		`(function(){ var s = window.po && window.po.programs && window.po.programs[%q]; return s && s !== 'loading' ? s : null })()`, programID),
+		30*time.Second)
+	if err != nil {
+		tb.T.Fatalf("universal.js did not finish with program %s: %v", programID, err)
+	}
+	return state
+}

@@ -26,20 +26,6 @@ import (
 // (seed 001) with its URL pointed at referd; the shop and referd are different
 // sites, as in production.
 
-// loaderSnippet is the snippet of seed 001_75d93214b80920f1.txt, with the script
-// URL and the program id to fill in.
-const loaderSnippet = `<!-- PartneroJS -->
-<script>
-(function(p,t,n,e,r,o){p['__partnerObject']=r;function f(){
-var c={a:arguments,q:[]};var r=this.push(c);return "number"!=typeof r?r:f.bind(c.q);}
-f.q=f.q||[];p[r]=p[r]||f.bind(f.q);p[r].q=p[r].q||f.q;o=t.createElement(n);
-var _=t.getElementsByTagName(n)[0];o.async=1;o.src=e+'?v'+(~~(new Date().getTime()/1e6));
-_.parentNode.insertBefore(o,_);})(window,document,'script','%s/js/universal.js','po');
-po('settings','assets_host','https://assets.partnero.com');%s
-po('program','%s','load');
-</script>
-<!-- End PartneroJS -->`
-
 // shopDomain is the shop's domain: Chromium resolves every name under it to
 // 127.0.0.1 (--host-resolver-rules), so cookie domains can be tested; cookies on
 // an IP address can have none.
@@ -66,7 +52,7 @@ func newBrowser(t *testing.T, e *env) *browser {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!doctype html>\n<html><head><title>Shop</title>\n%s\n</head><body><h1>Shop</h1></body></html>\n",
-			fmt.Sprintf(loaderSnippet, e.srv.URL, extra, program))
+			browsertest.Loader(e.srv.URL, program, extra))
 	}))
 	t.Cleanup(shop.Close)
 	b.shop = shop.URL[strings.LastIndex(shop.URL, ":"):]
@@ -95,16 +81,8 @@ func (tb *tab) url(host, programID, path string) string {
 // program, and returns its state (ready, tracked, unknown or error).
 func (tb *tab) visit(url, programID string) string {
 	tb.t.Helper()
-	if err := chromedp.Do(tb.ctx, chromedp.Navigate(url)); err != nil {
-		tb.t.Fatalf("visiting %s: %v", url, err)
-	}
-	state, err := chromedp.Run(tb.ctx, chromedp.Poll[string](fmt.Sprintf(
-		`(function(){ var s = window.po && window.po.programs && window.po.programs[%q]; return s && s !== 'loading' ? s : null })()`, programID),
-		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second)))
-	if err != nil {
-		tb.t.Fatalf("universal.js did not finish with program %s on %s: %v", programID, url, err)
-	}
-	return state
+	tb.Navigate(url)
+	return tb.WaitProgram(programID)
 }
 
 func (tb *tab) wantCookie(url, name, value string, days float64) *network.Cookie {

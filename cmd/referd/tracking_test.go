@@ -15,19 +15,18 @@ import (
 )
 
 // startServe runs `referd serve` in this process on dbURL (with an embedded Redis)
-// until the test ends, and returns its base URL once it is healthy.
-func startServe(t *testing.T, dbURL string) string {
+// and the flags in extra until the test ends, and returns its base URL once it is
+// healthy, and what it writes to stderr.
+func startServe(t *testing.T, dbURL string, extra ...string) (string, *syncBuffer) {
 	t.Helper()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	stderr := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--database-url", dbURL, "--redis-url", "",
-			"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--public-url", base, "--concurrency", "2",
-		}, io.Discard, &stderr)
-	}()
+	args := append([]string{"serve", "--database-url", dbURL, "--redis-url", "",
+		"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--public-url", base, "--concurrency", "2"}, extra...)
+	go func() { done <- run(ctx, args, io.Discard, stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -41,7 +40,7 @@ func startServe(t *testing.T, dbURL string) string {
 		resp, err := http.Get(base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			return base
+			return base, stderr
 		}
 		select {
 		case err := <-done:
@@ -60,8 +59,8 @@ func startServe(t *testing.T, dbURL string) string {
 func TestTrackingFollowsProgramPatch(t *testing.T) {
 	t.Parallel()
 	_, dbURL := storetest.NewWithURL(t)
-	base := startServe(t, dbURL)
-	other := startServe(t, dbURL) // another process: an `api` behind the same load balancer
+	base, _ := startServe(t, dbURL)
+	other, _ := startServe(t, dbURL) // another process: an `api` behind the same load balancer
 	prog := createProgram(t, dbURL, "Acme", "https://acme.test")
 	id, _ := prog.Program["id"].(string)
 

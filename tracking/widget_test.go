@@ -174,3 +174,46 @@ func TestWidgetInvite(t *testing.T) {
 		t.Errorf("another customer's own budget: %d", code)
 	}
 }
+
+// Bad input to the invite form: an unknown program, a body that is not JSON or is
+// too big, a thousand addresses; each a clear 4xx in the error envelope, nothing queued.
+func TestWidgetInviteBadInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.h.Email = true
+	p := e.program("https://shop.test", "")
+	e.customer(p, "ann")
+	token := WidgetToken(p.WidgetSecret, "ann")
+	body := func(program string, emails []string) string {
+		b, _ := json.Marshal(map[string]any{"program": program, "customer_key": "ann", "token": token, "emails": emails})
+		return string(b)
+	}
+	thousand := make([]string, 1000)
+	for i := range thousand {
+		thousand[i] = fmt.Sprintf("f%d@x.co", i)
+	}
+	for name, c := range map[string]struct {
+		body string
+		want int
+	}{
+		"an unknown program":  {body("prg_nope", []string{"f@example.com"}), http.StatusNotFound},
+		"not JSON":            {"emails=f@example.com", http.StatusBadRequest},
+		"a JSON array":        {`["f@example.com"]`, http.StatusBadRequest},
+		"over 16 KiB":         {body(p.ID, []string{strings.Repeat("a", 17<<10) + "@example.com"}), http.StatusBadRequest},
+		"1,000 addresses":     {body(p.ID, thousand), http.StatusUnprocessableEntity},
+		"a CR/LF in an email": {body(p.ID, []string{"f@example.com\r\nBcc: x@evil.test"}), http.StatusUnprocessableEntity},
+	} {
+		resp, got := e.do("POST", "/widget/invite", "text/plain", c.body, alice)
+		var env struct {
+			Status  int    `json:"status"`
+			Message string `json:"message"`
+		}
+		if resp.StatusCode != c.want || json.Unmarshal([]byte(got), &env) != nil || env.Message == "" {
+			t.Errorf("%s: %d %s, want %d with a message", name, resp.StatusCode, got, c.want)
+		}
+	}
+	var n int
+	if err := e.db.Get(&n, `SELECT count(*) FROM emails`); err != nil || n != 0 {
+		t.Errorf("%d emails queued (%v), want none", n, err)
+	}
+}

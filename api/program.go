@@ -28,7 +28,7 @@ func (s *Server) patchProgram(w http.ResponseWriter, r *http.Request, p store.Pr
 	if err != nil {
 		return err
 	}
-	s.refreshProgram(p)
+	s.RefreshProgram(p)
 	respond(w, http.StatusOK, referral.ProgramJSON(p))
 	return nil
 }

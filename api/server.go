@@ -257,8 +257,9 @@ func (s *Server) program(ctx context.Context, key string) (store.Program, error)
 	})
 }
 
-// refreshProgram replaces the cached copies of p after it changed.
-func (s *Server) refreshProgram(p store.Program) {
+// RefreshProgram replaces the cached copies of p after it changed (through this
+// Server or the console of the same process).
+func (s *Server) RefreshProgram(p store.Program) {
 	s.keys.Update(func(old store.Program) (store.Program, bool) { return p, old.PK == p.PK })
 	if s.ProgramChanged != nil {
 		s.ProgramChanged(p)

@@ -114,6 +114,14 @@ func RecordClicks(ctx context.Context, db *DB, clicks []Click) error {
 				RETURNING customer_pk
 			), u AS (
 				SELECT customer_pk, count(*) AS n FROM v GROUP BY customer_pk
+			), d AS (
+				INSERT INTO click_days AS d (program_pk, day, shard, clicks)
+				SELECT program_pk, day, shard, count(*) FROM (
+					SELECT c.program_pk, k.day, (k.customer_pk % 8)::smallint AS shard
+					FROM unnest($1::date[], $2::bigint[]) AS k(day, customer_pk)
+					JOIN unnest($4::bigint[], $5::bigint[]) AS c(customer_pk, program_pk) USING (customer_pk)
+				) x GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+				ON CONFLICT (program_pk, day, shard) DO UPDATE SET clicks = d.clicks + EXCLUDED.clicks
 			)
 			INSERT INTO customer_stats AS s (customer_pk, program_pk, clicks, unique_clicks)
 			SELECT c.customer_pk, c.program_pk, c.clicks, coalesce(u.n, 0)

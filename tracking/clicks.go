@@ -24,7 +24,7 @@ func (h *Handler) record(ctx context.Context, r *http.Request, p store.Program, 
 	if err != nil {
 		return err
 	}
-	visitor := visitorID(salt, ref.CustomerPK, clientIP(r), r.UserAgent())
+	visitor := visitorID(salt, ref.CustomerPK, ClientIP(r), r.UserAgent())
 	if !hosted && h.echoes.take(visitor, now) {
 		return nil
 	}
@@ -52,11 +52,11 @@ func visitorID(salt []byte, customerPK int64, ip netip.Addr, userAgent string) [
 	return m.Sum(nil)[:16]
 }
 
-// clientIP is the visitor's address. A peer on a private or loopback network is
+// ClientIP is the visitor's address. A peer on a private or loopback network is
 // a proxy (a load balancer) when it sends X-Forwarded-For: the address that the
 // nearest proxy saw connect is then the last public one in the header, which a
 // client cannot forge. A public peer is the visitor, whatever it claims.
-func clientIP(r *http.Request) netip.Addr {
+func ClientIP(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

@@ -43,7 +43,7 @@ type customerBody struct {
 // Content-Type: universal.js sends text/plain, which spares the browser a preflight.
 func (h *Handler) createCustomer(w http.ResponseWriter, r *http.Request) {
 	allowAnyOrigin(w)
-	if !h.signups.allow(clientIP(r), h.now()) {
+	if !h.signups.allow(ClientIP(r), h.now()) {
 		w.Header().Set("Retry-After", strconv.Itoa(60/signupsPerMinute))
 		h.fail(w, r, status(http.StatusTooManyRequests, "Too many sign-ups from this address: at most 20 a minute."))
 		return

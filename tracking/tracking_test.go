@@ -420,8 +420,8 @@ func TestClientIP(t *testing.T) {
 		if tc.xff != "" {
 			r.Header.Set("X-Forwarded-For", tc.xff)
 		}
-		if got := clientIP(r); got != netip.MustParseAddr(tc.want) {
-			t.Errorf("clientIP(%s, XFF %q) = %s, want %s", tc.remote, tc.xff, got, tc.want)
+		if got := ClientIP(r); got != netip.MustParseAddr(tc.want) {
+			t.Errorf("ClientIP(%s, XFF %q) = %s, want %s", tc.remote, tc.xff, got, tc.want)
 		}
 	}
 }
@@ -436,7 +436,7 @@ func FuzzClientIP(f *testing.F) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = remote
 		r.Header.Set("X-Forwarded-For", xff)
-		got := clientIP(r)
+		got := ClientIP(r)
 		host, _, err := net.SplitHostPort(remote)
 		if err != nil {
 			host = remote
@@ -449,10 +449,10 @@ func FuzzClientIP(f *testing.F) {
 			}
 		}
 		if got.IsValid() && !slices.Contains(named, got) {
-			t.Errorf("clientIP(%q, %q) = %s, which neither names", remote, xff, got)
+			t.Errorf("ClientIP(%q, %q) = %s, which neither names", remote, xff, got)
 		}
 		if !internal(peer.Unmap()) && got != peer.Unmap() {
-			t.Errorf("clientIP(%q, %q) = %s, not the public peer", remote, xff, got)
+			t.Errorf("ClientIP(%q, %q) = %s, not the public peer", remote, xff, got)
 		}
 	})
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/referd/referd/admin"
 	"github.com/referd/referd/api"
 	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ingest"
@@ -265,6 +266,15 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		a.ProgramChanged = tr.ProgramChanged
 		mux.Handle("/v1/", a.Handler())
 		tr.Register(mux)
+		// The console calls what the API calls, with the API's settings.
+		con := admin.New(db, cfg.PublicURL, log)
+		con.OpsQueues = cfg.AdminToken != ""
+		con.Email = a.Email
+		con.AllowPrivateTargets = a.AllowPrivateTargets
+		con.ProgramChanged = a.RefreshProgram
+		h := con.Handler()
+		mux.Handle("/admin", h)
+		mux.Handle("/admin/", h)
 	}
 	var redis asynq.RedisConnOpt
 	if role != "api" {

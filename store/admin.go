@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// AdminSession is a browser signed in to the admin console of a program.
+type AdminSession struct {
+	ProgramPK int64     `db:"program_pk"`
+	CSRF      string    `db:"csrf"`
+	CreatedAt time.Time `db:"created_at"`
+	ExpiresAt time.Time `db:"expires_at"`
+}
+
+// CreateAdminSession stores a session under the hash of its id.
+func CreateAdminSession(ctx context.Context, q Querier, idHash []byte, s AdminSession) error {
+	_, err := exec(ctx, q, `INSERT INTO admin_sessions (id_hash, program_pk, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		idHash, s.ProgramPK, s.CSRF, s.CreatedAt, s.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("store.CreateAdminSession: %w", translate(err))
+	}
+	return nil
+}
+
+// GetAdminSession returns the unexpired session whose id hashes to idHash, or
+// ErrNotFound.
+func GetAdminSession(ctx context.Context, q Querier, idHash []byte, now time.Time) (AdminSession, error) {
+	var s AdminSession
+	err := get(ctx, q, &s, `SELECT program_pk, csrf, created_at, expires_at FROM admin_sessions WHERE id_hash = $1 AND expires_at > $2`, idHash, now)
+	if err != nil {
+		return AdminSession{}, fmt.Errorf("store.GetAdminSession: %w", translate(err))
+	}
+	return s, nil
+}
+
+// DeleteAdminSession ends a session (signing out), and every expired one.
+func DeleteAdminSession(ctx context.Context, q Querier, idHash []byte, now time.Time) error {
+	if _, err := exec(ctx, q, `DELETE FROM admin_sessions WHERE id_hash = $1 OR expires_at <= $2`, idHash, now); err != nil {
+		return fmt.Errorf("store.DeleteAdminSession: %w", err)
+	}
+	return nil
+}
+
+// DayCount is one day's count of something, and its sum in units when it has an
+// amount (sales, rewards).
+type DayCount struct {
+	Day   time.Time `db:"day"`
+	Units string    `db:"units"`
+	N     int64     `db:"n"`
+	Sum   int64     `db:"sum"`
+}
+
+// Activity is a program's activity per UTC day since a day: each list holds only
+// the days that had any.
+type Activity struct {
+	Clicks    []DayCount // N = clicks
+	Signups   []DayCount // N = customers created
+	Referred  []DayCount // N = customers created with a referrer
+	Sales     []DayCount // N = referred sales, Sum = their amount, per units
+	Rewards   []DayCount // N = rewards, Sum = their amount, per units
+	Customers int64      // customers of the program, all time
+}
+
+// ProgramActivity reads a program's activity per UTC day from since (a UTC day) on,
+// from the narrow indexes of migration 00019.
+func ProgramActivity(ctx context.Context, q Querier, programPK int64, since time.Time) (Activity, error) {
+	var a Activity
+	queries := []struct {
+		dest  *[]DayCount
+		query string
+	}{
+		{&a.Clicks, `SELECT day, '' AS units, sum(clicks)::bigint AS n, 0::bigint AS sum FROM click_days
+			WHERE program_pk = $1 AND day >= $2::date GROUP BY day ORDER BY day`},
+		{&a.Signups, `SELECT (created_at AT TIME ZONE 'UTC')::date AS day, '' AS units, count(*) AS n, 0::bigint AS sum FROM customers
+			WHERE program_pk = $1 AND created_at >= $2 GROUP BY 1 ORDER BY 1`},
+		{&a.Referred, `SELECT (created_at AT TIME ZONE 'UTC')::date AS day, '' AS units, count(*) AS n, 0::bigint AS sum FROM customers
+			WHERE program_pk = $1 AND created_at >= $2 AND referrer_pk IS NOT NULL GROUP BY 1 ORDER BY 1`},
+		{&a.Sales, `SELECT (created_at AT TIME ZONE 'UTC')::date AS day, units, count(*) AS n, sum(amount)::bigint AS sum FROM transactions
+			WHERE program_pk = $1 AND created_at >= $2 AND referrer_pk IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`},
+		{&a.Rewards, `SELECT (created_at AT TIME ZONE 'UTC')::date AS day, units, count(*) AS n, sum(amount)::bigint AS sum FROM rewards
+			WHERE program_pk = $1 AND created_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2`},
+	}
+	for _, qq := range queries {
+		if err := selectRows(ctx, q, qq.dest, qq.query, programPK, since); err != nil {
+			return Activity{}, fmt.Errorf("store.ProgramActivity: %w", err)
+		}
+	}
+	if err := get(ctx, q, &a.Customers, `SELECT count(*) FROM customers WHERE program_pk = $1`, programPK); err != nil {
+		return Activity{}, fmt.Errorf("store.ProgramActivity: %w", err)
+	}
+	return a, nil
+}
+
+// LedgerEntry is one row of a customer's ledger: a reward credited or held, its
+// approval or reversal, a manual credit or debit.
+type LedgerEntry struct {
+	Kind       string         `db:"kind"`
+	Units      string         `db:"units"`
+	IsCurrency bool           `db:"is_currency"`
+	Amount     int64          `db:"amount"`
+	Pending    int64          `db:"pending"`
+	Note       sql.NullString `db:"note"`
+	CreatedAt  time.Time      `db:"created_at"`
+}
+
+// LedgerEntries returns a customer's newest ledger rows, at most limit, and how many
+// there are.
+func LedgerEntries(ctx context.Context, q Querier, customerPK int64, limit int) ([]LedgerEntry, int, error) {
+	var es []LedgerEntry
+	if err := selectRows(ctx, q, &es, `SELECT kind, units, is_currency, amount, pending, note, created_at FROM ledger
+		WHERE customer_pk = $1 ORDER BY pk DESC LIMIT $2`, customerPK, limit); err != nil {
+		return nil, 0, fmt.Errorf("store.LedgerEntries: %w", err)
+	}
+	var n int
+	if err := get(ctx, q, &n, `SELECT count(*) FROM ledger WHERE customer_pk = $1`, customerPK); err != nil {
+		return nil, 0, fmt.Errorf("store.LedgerEntries: %w", err)
+	}
+	return es, n, nil
+}

@@ -1,0 +1,43 @@
+-- The admin console (DESIGN §10).
+--
+-- admin_sessions: a signed-in browser. The cookie holds a random id; only its
+-- SHA-256 is stored, so a copy of the table opens no session. Signing out deletes
+-- the row, so the old cookie stops working at once. csrf is the token every form of
+-- the session carries.
+--
+-- click_days: clicks per program and UTC day, for the overview's chart (the
+-- counters in customer_stats are totals). Each batch of clicks adds to the row of
+-- its program, day and shard (the referrer's pk modulo 8), so concurrent batches
+-- of one busy program seldom wait on one row.
+
+-- The overview's per-day counts read these indexes alone (index-only scans), not the
+-- tables' rows.
+
+-- +goose Up
+CREATE TABLE admin_sessions (
+    id_hash    bytea PRIMARY KEY CHECK (length(id_hash) = 32),
+    program_pk bigint NOT NULL REFERENCES programs (pk) ON DELETE CASCADE,
+    csrf       text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
+
+CREATE TABLE click_days (
+    program_pk bigint NOT NULL,
+    day        date NOT NULL,
+    shard      smallint NOT NULL,
+    clicks     bigint NOT NULL,
+    PRIMARY KEY (program_pk, day, shard)
+);
+
+CREATE INDEX customers_program_created ON customers (program_pk, created_at) INCLUDE (referrer_pk);
+CREATE INDEX transactions_program_created ON transactions (program_pk, created_at) INCLUDE (referrer_pk, amount, units);
+CREATE INDEX rewards_program_created ON rewards (program_pk, created_at) INCLUDE (amount, units, is_currency);
+
+-- +goose Down
+DROP INDEX rewards_program_created;
+DROP INDEX transactions_program_created;
+DROP INDEX customers_program_created;
+DROP TABLE click_days;
+DROP TABLE admin_sessions;

@@ -20,7 +20,7 @@ import (
 
 // env is a console on a fresh database, with a program and its API key.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	db  *store.DB
 	srv *httptest.Server
 	p   store.Program
@@ -34,10 +34,17 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := newConsole(t, db)
+	e.p, e.key = p, key
+	return e
+}
+
+// newConsole serves a console on db.
+func newConsole(tb testing.TB, db *store.DB) *env {
 	c := admin.New(db, "http://referd.test", nil)
 	srv := httptest.NewServer(c.Handler())
-	t.Cleanup(srv.Close)
-	return &env{t: t, db: db, srv: srv, p: p, key: key}
+	tb.Cleanup(srv.Close)
+	return &env{t: tb, db: db, srv: srv}
 }
 
 // client is a browser without JavaScript: it keeps cookies and does not follow

@@ -19,17 +19,23 @@ func (c *Console) customers(w http.ResponseWriter, r *http.Request, s *session) 
 		q = q[:200]
 	}
 	page, offset := pageOf(r)
-	list, total, err := referral.ListCustomers(r.Context(), c.DB, store.CustomerFilter{
-		ProgramPK: s.Program.PK, Query: q, Limit: pageSize, Offset: offset})
+	f := store.CustomerFilter{ProgramPK: s.Program.PK, Query: q, Limit: pageSize, Offset: offset}
+	if q != "" {
+		// A search reads one row more than a page instead of counting every match.
+		f.NoTotal, f.Limit = true, pageSize+1
+	}
+	list, total, err := referral.ListCustomers(r.Context(), c.DB, f)
 	if err != nil {
 		return err
 	}
-	base := "/admin/customers"
+	pg := newPager(page, total, "/admin/customers")
 	if q != "" {
-		base += "?q=" + url.QueryEscape(q)
+		more := len(list) > pageSize
+		list = list[:min(len(list), pageSize)]
+		pg = probePager(page, more, "/admin/customers?q="+url.QueryEscape(q))
 	}
 	c.render(w, r, s, http.StatusOK, "customers", "Customers", map[string]any{
-		"Query": q, "Customers": list, "Pager": newPager(page, total, base)})
+		"Query": q, "Customers": list, "Pager": pg})
 	return nil
 }
 

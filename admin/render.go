@@ -142,16 +142,18 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // pageSize is the rows of a list page.
 const pageSize = 50
 
-// pager is a list's position: page numbers from 1.
+// pager is a list's position: page numbers from 1. Total is -1 for a list that was
+// not counted (a search): More then says whether there is a next page.
 type pager struct {
 	Page, Pages, Total int
+	More               bool
 	Base               string // the list's URL with its filters, without page
 }
 
 func (p pager) Prev() string { return p.at(p.Page - 1) }
 func (p pager) Next() string { return p.at(p.Page + 1) }
 func (p pager) at(n int) string {
-	if n < 1 || n > p.Pages {
+	if n < 1 || (p.Total >= 0 && n > p.Pages) || (p.Total < 0 && n > p.Page && !p.More) {
 		return ""
 	}
 	sep := "?"
@@ -161,7 +163,10 @@ func (p pager) at(n int) string {
 	return p.Base + sep + "page=" + strconv.Itoa(n)
 }
 
-// page reads ?page= (1 when missing or bad) and returns it with the offset.
+// Paged says whether the list has more than one page.
+func (p pager) Paged() bool { return p.Prev() != "" || p.Next() != "" }
+
+// pageOf reads ?page= (1 when missing or bad) and returns it with the offset.
 func pageOf(r *http.Request) (page, offset int) {
 	page, err := strconv.Atoi(r.URL.Query().Get("page"))
 	if err != nil || page < 1 || page > 1_000_000 {
@@ -170,7 +175,13 @@ func pageOf(r *http.Request) (page, offset int) {
 	return page, (page - 1) * pageSize
 }
 
+// newPager is the pager of a counted list.
 func newPager(page, total int, base string) pager {
 	pages := (total + pageSize - 1) / pageSize
 	return pager{Page: page, Pages: max(pages, 1), Total: total, Base: base}
+}
+
+// probePager is the pager of a list read with one row more than a page (more).
+func probePager(page int, more bool, base string) pager {
+	return pager{Page: page, Total: -1, More: more, Base: base}
 }

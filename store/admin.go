@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // AdminSession is a browser signed in to the admin console of a program.
@@ -66,7 +68,7 @@ type Activity struct {
 
 // ProgramActivity reads a program's activity per UTC day from since (a UTC day) on,
 // from the narrow indexes of migration 00019.
-func ProgramActivity(ctx context.Context, q Querier, programPK int64, since time.Time) (Activity, error) {
+func ProgramActivity(ctx context.Context, q *DB, programPK int64, since time.Time) (Activity, error) {
 	var a Activity
 	queries := []struct {
 		dest  *[]DayCount
@@ -83,12 +85,15 @@ func ProgramActivity(ctx context.Context, q Querier, programPK int64, since time
 		{&a.Rewards, `SELECT (created_at AT TIME ZONE 'UTC')::date AS day, units, count(*) AS n, sum(amount)::bigint AS sum FROM rewards
 			WHERE program_pk = $1 AND created_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2`},
 	}
+	// The counts are independent: they run at once, each on a connection of its own.
+	g, gctx := errgroup.WithContext(ctx)
 	for _, qq := range queries {
-		if err := selectRows(ctx, q, qq.dest, qq.query, programPK, since); err != nil {
-			return Activity{}, fmt.Errorf("store.ProgramActivity: %w", err)
-		}
+		g.Go(func() error { return selectRows(gctx, q, qq.dest, qq.query, programPK, since) })
 	}
-	if err := get(ctx, q, &a.Customers, `SELECT count(*) FROM customers WHERE program_pk = $1`, programPK); err != nil {
+	g.Go(func() error {
+		return get(gctx, q, &a.Customers, `SELECT count(*) FROM customers WHERE program_pk = $1`, programPK)
+	})
+	if err := g.Wait(); err != nil {
 		return Activity{}, fmt.Errorf("store.ProgramActivity: %w", err)
 	}
 	return a, nil

@@ -183,6 +183,9 @@ type CustomerFilter struct {
 	Status     string // active | deleted; empty for both
 	Limit      int
 	Offset     int
+	// NoTotal skips counting the matches (ListCustomers then returns -1 for the
+	// total): a page of a search need not scan every match.
+	NoTotal bool
 }
 
 // ListCustomers returns one page of the filter's customers, newest first, and the
@@ -217,17 +220,23 @@ func ListCustomers(ctx context.Context, q Querier, f CustomerFilter) ([]Customer
 		add("c.key = ?", f.Key)
 	}
 	if f.Query != "" {
-		add(`(c.id ILIKE ? OR c.key ILIKE ? OR c.email ILIKE ? OR c.name ILIKE ? OR c.surname ILIKE ?)`,
-			"%"+likeEscaper.Replace(f.Query)+"%")
+		// One column holds the lower-cased id, key, email, name and surname (migration
+		// 00019): one LIKE per row instead of five ILIKEs.
+		add(`c.search LIKE lower(?)`, "%"+likeEscaper.Replace(f.Query)+"%")
 	}
 	cond := strings.Join(where, " AND ")
-	var total int
-	if err := get(ctx, q, &total, `SELECT count(*) FROM customers c WHERE `+cond, args...); err != nil {
-		return nil, 0, fmt.Errorf("store.ListCustomers: %w", err)
+	total := -1
+	if !f.NoTotal {
+		if err := get(ctx, q, &total, `SELECT count(*) FROM customers c WHERE `+cond, args...); err != nil {
+			return nil, 0, fmt.Errorf("store.ListCustomers: %w", err)
+		}
 	}
 	var out []Customer
-	if total > f.Offset {
-		query := customerSelect + ` WHERE ` + cond + fmt.Sprintf(` ORDER BY c.pk DESC LIMIT $%d OFFSET $%d`, len(args)+1, len(args)+2)
+	if total > f.Offset || f.NoTotal {
+		// The page's pks first, then their rows with links and referrer: an offset
+		// skips index entries, not joined rows.
+		query := customerSelect + ` WHERE c.pk IN (SELECT c.pk FROM customers c WHERE ` + cond +
+			fmt.Sprintf(` ORDER BY c.pk DESC LIMIT $%d OFFSET $%d) ORDER BY c.pk DESC`, len(args)+1, len(args)+2)
 		if err := selectRows(ctx, q, &out, query, append(args, f.Limit, f.Offset)...); err != nil {
 			return nil, 0, fmt.Errorf("store.ListCustomers: %w", err)
 		}

@@ -31,6 +31,11 @@ CREATE TABLE click_days (
     PRIMARY KEY (program_pk, day, shard)
 );
 
+-- What a search of customers looks in (GET /v1/customers:search, the console): one
+-- lower-cased text, the fields separated by a character no query contains.
+ALTER TABLE customers ADD COLUMN search text GENERATED ALWAYS AS (lower(
+    id || chr(31) || key || chr(31) || coalesce(email, '') || chr(31) || coalesce(name, '') || chr(31) || coalesce(surname, ''))) STORED;
+
 CREATE INDEX customers_program_created ON customers (program_pk, created_at) INCLUDE (referrer_pk);
 CREATE INDEX transactions_program_created ON transactions (program_pk, created_at) INCLUDE (referrer_pk, amount, units);
 CREATE INDEX rewards_program_created ON rewards (program_pk, created_at) INCLUDE (amount, units, is_currency);
@@ -39,5 +44,6 @@ CREATE INDEX rewards_program_created ON rewards (program_pk, created_at) INCLUDE
 DROP INDEX rewards_program_created;
 DROP INDEX transactions_program_created;
 DROP INDEX customers_program_created;
+ALTER TABLE customers DROP COLUMN search;
 DROP TABLE click_days;
 DROP TABLE admin_sessions;

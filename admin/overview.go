@@ -60,7 +60,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 				}
 				return d.Sum
 			})
-			charts = append(charts, series{Title: m.title + " (" + strings.ToUpper(units) + ")", Values: v, Total: funcs["money"].(func(int64, string) string)(sum(v), units)})
+			charts = append(charts, series{Title: m.title + " (" + strings.ToUpper(units) + ")", Values: v, Total: showMajor(sum(v), units) + " " + strings.ToUpper(units)})
 		}
 	}
 	for i := range charts {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/ledger"
+	"github.com/referd/referd/money"
 	"github.com/referd/referd/store"
 )
 
@@ -45,10 +46,8 @@ var notices = map[string]string{
 
 var funcs = template.FuncMap{
 	// money is an amount in minor units as major units with its units: "12.50 USD".
-	"money": func(minor int64, units string) string {
-		return string(ledger.Major(minor, units)) + " " + strings.ToUpper(units)
-	},
-	"major": func(minor int64, units string) string { return string(ledger.Major(minor, units)) },
+	"money": func(minor int64, units string) string { return showMajor(minor, units) + " " + strings.ToUpper(units) },
+	"major": showMajor,
 	"when": func(t any) string {
 		switch t := t.(type) {
 		case time.Time:
@@ -87,6 +86,18 @@ var funcs = template.FuncMap{
 		}
 		return m
 	},
+}
+
+// showMajor is minor units of units in major units with all the currency's
+// decimals, as people read amounts: 216.20, not the API's 216.2.
+func showMajor(minor int64, units string) string {
+	n := string(ledger.Major(minor, units))
+	scale, err := money.Scale(units)
+	if err != nil || scale == 0 {
+		return n
+	}
+	whole, frac, _ := strings.Cut(n, ".")
+	return whole + "." + frac + strings.Repeat("0", max(scale-len(frac), 0))
 }
 
 // parsePages parses each page template with the layout.

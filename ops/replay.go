@@ -156,6 +156,18 @@ func (r *ReplayResult) count(status store.EventStatus) {
 	}
 }
 
+// ReplayEvent processes one stored billing event of the program again, as Replay
+// processes each event it takes (the console's replay of one event): it is put back
+// to received and processed through jobs.ProcessEvent, and the status it ended in is
+// returned. A payment still in its hold is left received for its task (the status is
+// then received). Another program's event, or none, is store.ErrNotFound.
+func ReplayEvent(ctx context.Context, db *store.DB, programPK, eventPK int64) (store.EventStatus, error) {
+	if _, err := store.ProgramProviderEvent(ctx, db, programPK, eventPK); err != nil {
+		return "", fmt.Errorf("ops.ReplayEvent(%d): %w", eventPK, err)
+	}
+	return replayOne(ctx, db, eventPK)
+}
+
 // replayOne processes event pk again and returns the status it ended in.
 func replayOne(ctx context.Context, db *store.DB, pk int64) (store.EventStatus, error) {
 	if err := store.ResetProviderEvent(ctx, db, pk); err != nil {

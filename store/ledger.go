@@ -153,22 +153,24 @@ func GetTransaction(ctx context.Context, q Querier, programPK int64, key string,
 type TransactionFilter struct {
 	ProgramPK  int64
 	Key        string
-	CustomerPK int64 // the buyer
+	CustomerPK int64         // the buyer
+	Source     string        // api or a provider's name; "" is any
+	Refunded   RefundedState // "" is any
 	Limit      int
 	Offset     int
 }
 
 // ListTransactions returns a page of transactions, newest first, and their total.
 func ListTransactions(ctx context.Context, q Querier, f TransactionFilter) ([]Transaction, int, error) {
-	cond := `t.program_pk = $1 AND ($2 = '' OR t.key = $2) AND ($3 = 0 OR t.customer_pk = $3)`
-	args := []any{f.ProgramPK, f.Key, f.CustomerPK}
+	cond, args := f.where()
 	var total int
 	if err := get(ctx, q, &total, `SELECT count(*) FROM transactions t WHERE `+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("store.ListTransactions: %w", err)
 	}
 	var out []Transaction
 	if total > f.Offset {
-		if err := selectRows(ctx, q, &out, transactionSelect+` WHERE `+cond+` ORDER BY t.pk DESC LIMIT $4 OFFSET $5`,
+		n := len(args)
+		if err := selectRows(ctx, q, &out, transactionSelect+` WHERE `+cond+fmt.Sprintf(` ORDER BY t.pk DESC LIMIT $%d OFFSET $%d`, n+1, n+2),
 			append(args, f.Limit, f.Offset)...); err != nil {
 			return nil, 0, fmt.Errorf("store.ListTransactions: %w", err)
 		}

@@ -107,8 +107,8 @@ func TestTransactionsListAndFilters(t *testing.T) {
 		t.Errorf("list shows %q, want %q (newest first, none of another program's)", got, want)
 	}
 	// What a row says: the buyer, the referrer (its name escaped), amounts, rewards.
-	for _, want := range []string{"Bob Buyer", "&lt;script&gt;alert(&#34;ref&#34;)&lt;/script&gt;", "100 USD", "10 USD credit to the referrer",
-		"3 USD credit to the referrer (1 USD reversed)", `<span class="badge bad">refunded</span>`, "partly refunded", "paddle"} {
+	for _, want := range []string{"Bob Buyer", "&lt;script&gt;alert(&#34;ref&#34;)&lt;/script&gt;", "100.00 USD", "10.00 USD credit to the referrer",
+		"3.00 USD credit to the referrer (1.00 USD reversed)", `<span class="badge bad">refunded</span>`, "partly refunded", "paddle"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the list does not show %q", want)
 		}
@@ -148,7 +148,7 @@ func TestTransactionsListAndFilters(t *testing.T) {
 
 	// One transaction's page shows its rewards; another program's is a 404 page.
 	code, body, _ = c.get("/admin/transactions/t-partial")
-	if code != 200 || !strings.Contains(body, "Rewards <span class=\"muted\">(1)</span>") || !strings.Contains(body, "Refund 20 USD") ||
+	if code != 200 || !strings.Contains(body, "Rewards <span class=\"muted\">(1)</span>") || !strings.Contains(body, "Refund 20.00 USD") ||
 		!strings.Contains(body, `aria-current="page">Transactions`) {
 		t.Errorf("transaction page: %d\n%s", code, body)
 	}
@@ -244,7 +244,7 @@ func TestRefundThroughTheConsole(t *testing.T) {
 	c := e.client()
 	c.signin(e.key)
 	path := "/admin/transactions/" + url.PathEscape("order/1")
-	if code, body, _ := c.get(path); code != 200 || !strings.Contains(body, "Refund 100 USD") {
+	if code, body, _ := c.get(path); code != 200 || !strings.Contains(body, "Refund 100.00 USD") {
 		t.Fatalf("transaction page: %d\n%s", code, body)
 	}
 	apiView := func(key string) ledger.TransactionView {

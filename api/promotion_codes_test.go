@@ -82,3 +82,59 @@ func TestPromotionCodes(t *testing.T) {
 	e.must(201, "POST", "/v1/promotion_codes", map[string]any{"customer": map[string]any{"id": "bob"}, "code": "ALICE20",
 		"provider_ids": map[string]any{"stripe": "promo_123"}})
 }
+
+// POST /v1/transactions with discount_code: a known code makes a buyer nobody
+// referred the owner's referral before rewards, once; an owner's own code and a
+// buyer with a referrer change nothing.
+func TestTransactionDiscountCode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.rules(`[
+		{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 10, "amount_type": "percent"},
+		{"recipient": "referrer", "trigger": "signup", "type": "credit", "amount": 2, "amount_type": "fixed"}
+	]`)
+	e.must(201, "POST", "/v1/customers", map[string]any{"key": "alice"})
+	e.must(201, "POST", "/v1/customers", map[string]any{"key": "bob"})
+	e.referral("dave", "carol")
+	e.must(201, "POST", "/v1/promotion_codes", map[string]any{"customer": map[string]any{"key": "alice"}, "code": "ALICE10"})
+
+	sale := map[string]any{"customer": map[string]any{"key": "bob"}, "key": "bob-1", "amount": 100, "discount_code": "alice10"}
+	tx := e.must(201, "POST", "/v1/transactions", sale).data()
+	if ref, _ := tx["referring_customer"].(map[string]any); ref["key"] != "alice" || tx["discount_code"] != "alice10" || len(tx["rewards"].([]any)) != 1 {
+		t.Fatalf("sale with alice's code = %v", tx)
+	}
+	e.must(200, "POST", "/v1/transactions", sale) // the same request again
+	if c := e.must(200, "GET", "/v1/customers/bob", nil).data(); c["referring_customer"].(map[string]any)["key"] != "alice" {
+		t.Errorf("bob = %v", c)
+	}
+	// 10 for the sale and 2 for bob's becoming her referral, each once.
+	if b := e.balance("alice"); b["usd"] != [2]string{"12", "0"} {
+		t.Errorf("alice's balance = %v, want 12", b)
+	}
+	if pc := e.must(200, "GET", "/v1/promotion_codes/ALICE10", nil).data(); pc["uses"] != float64(1) {
+		t.Errorf("uses = %v, want 1", pc["uses"])
+	}
+
+	// Alice with her own code; carol, whom dave referred, with alice's code.
+	own := e.must(201, "POST", "/v1/transactions", map[string]any{"customer": map[string]any{"key": "alice"}, "key": "alice-1", "amount": 100, "discount_code": "ALICE10"}).data()
+	if own["referring_customer"] != nil || len(own["rewards"].([]any)) != 0 {
+		t.Errorf("alice's own code = %v", own)
+	}
+	kept := e.must(201, "POST", "/v1/transactions", map[string]any{"customer": map[string]any{"key": "carol"}, "key": "carol-1", "amount": 100, "discount_code": "ALICE10"}).data()
+	if ref, _ := kept["referring_customer"].(map[string]any); ref["key"] != "dave" {
+		t.Errorf("carol's referrer = %v, want dave kept", kept["referring_customer"])
+	}
+	if b := e.balance("alice"); b["usd"] != [2]string{"12", "0"} {
+		t.Errorf("alice's balance = %v, want 12 still", b)
+	}
+	if pc := e.must(200, "GET", "/v1/promotion_codes/ALICE10", nil).data(); pc["uses"] != float64(1) {
+		t.Errorf("uses = %v, want 1 still", pc["uses"])
+	}
+
+	// A deleted code attributes nothing new.
+	e.must(201, "POST", "/v1/customers", map[string]any{"key": "erin"})
+	e.must(200, "DELETE", "/v1/promotion_codes/alice10", nil)
+	if tx := e.must(201, "POST", "/v1/transactions", map[string]any{"customer": map[string]any{"key": "erin"}, "key": "erin-1", "amount": 100, "discount_code": "ALICE10"}).data(); tx["referring_customer"] != nil {
+		t.Errorf("a deleted code attributed %v", tx)
+	}
+}

@@ -302,8 +302,20 @@ func TakeEventRetries(ctx context.Context, tx *Tx, limit int) ([]int64, error) {
 
 // CodeReferral is a customer a code made its owner's referral (ReferByCodes).
 type CodeReferral struct {
-	CustomerPK int64 `db:"customer_pk"`
-	OwnerPK    int64 `db:"owner_pk"`
+	ProgramPK int64       `db:"program_pk"`
+	Customer  CustomerRef `db:"-"`
+	Owner     CustomerRef `db:"-"`
+
+	CustomerPK    int64          `db:"customer_pk"`
+	CustomerID    string         `db:"customer_id"`
+	CustomerKey   string         `db:"customer_key"`
+	CustomerEmail sql.NullString `db:"customer_email"`
+	CustomerName  sql.NullString `db:"customer_name"`
+	OwnerPK       int64          `db:"owner_pk"`
+	OwnerID       string         `db:"owner_id"`
+	OwnerKey      string         `db:"owner_key"`
+	OwnerEmail    sql.NullString `db:"owner_email"`
+	OwnerName     sql.NullString `db:"owner_name"`
 }
 
 // CodeBuyer is a sale's buyer, named as a sale names it, and the code it paid with.
@@ -349,15 +361,22 @@ func ReferByCodes(ctx context.Context, tx *Tx, bs []CodeBuyer) ([]CodeReferral, 
 		), u AS (
 			UPDATE customers c SET referrer_pk = q.owner_pk, updated_at = now()
 			FROM q WHERE c.pk = q.customer_pk AND c.referrer_pk IS NULL
-			RETURNING c.pk AS customer_pk, c.referrer_pk AS owner_pk, c.program_pk
+			RETURNING c.pk, c.id, c.key, c.email, c.name, c.referrer_pk, c.program_pk
 		), s AS (
 			INSERT INTO customer_stats AS s (customer_pk, program_pk, referrals)
-			SELECT owner_pk, program_pk, count(*) FROM u GROUP BY owner_pk, program_pk
+			SELECT referrer_pk, program_pk, count(*) FROM u GROUP BY referrer_pk, program_pk
 			ON CONFLICT (customer_pk) DO UPDATE SET referrals = s.referrals + excluded.referrals
 		)
-		SELECT customer_pk, owner_pk FROM u ORDER BY customer_pk`, string(b))
+		SELECT u.program_pk, u.pk AS customer_pk, u.id AS customer_id, u.key AS customer_key, u.email AS customer_email,
+			u.name AS customer_name, o.pk AS owner_pk, o.id AS owner_id, o.key AS owner_key, o.email AS owner_email, o.name AS owner_name
+		FROM u JOIN customers o ON o.pk = u.referrer_pk ORDER BY u.pk`, string(b))
 	if err != nil {
 		return nil, fmt.Errorf("store.ReferByCodes(%d): %w", len(bs), translate(err))
+	}
+	for i := range out {
+		r := &out[i]
+		r.Customer = CustomerRef{PK: r.CustomerPK, ID: r.CustomerID, Key: r.CustomerKey, Email: r.CustomerEmail, Name: r.CustomerName}
+		r.Owner = CustomerRef{PK: r.OwnerPK, ID: r.OwnerID, Key: r.OwnerKey, Email: r.OwnerEmail, Name: r.OwnerName}
 	}
 	return out, nil
 }

@@ -245,6 +245,23 @@ func TestPromotionCodeStripeDiscountIDs(t *testing.T) {
 			t.Errorf("sale %+v, balance %d, uses %d", s, e.balance("alice"), e.uses())
 		}
 	})
+	t.Run("code last", func(t *testing.T) {
+		t.Parallel()
+		e := newPromoEnv(t, false, jobs.Options{})
+		if ev := e.run(e.store("stripe", discount, nil)); ev.Status != store.EventProcessed {
+			t.Fatalf("customer.discount.created: %s %s", ev.Status, ev.Error.String)
+		}
+		if ev := e.run(e.store("stripe", invoice, nil)); ev.Status != store.EventUnattributed {
+			t.Fatalf("invoice.paid before its code: %s", ev.Status)
+		}
+		e.createCode() // its Stripe id names the discount learned above
+		if n := e.retry(); n != 1 {
+			t.Errorf("retried %d events, want the invoice", n)
+		}
+		if s := e.sale(sale); s.Referrer == nil || s.Referrer.Key != "alice" || e.balance("alice") != 200 || e.uses() != 1 {
+			t.Errorf("sale %+v, balance %d, uses %d", s, e.balance("alice"), e.uses())
+		}
+	})
 }
 
 // A payment that arrives before its code is attributed when the code is created:

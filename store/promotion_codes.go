@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -44,20 +45,9 @@ func (pc PromotionCode) Refs() []string {
 	return refs
 }
 
-// CodeRef is the discount ref of a code's text: case does not matter.
-func CodeRef(code string) string { return "code:" + lowerASCII(code) }
-
-// lowerASCII is strings.ToLower as PostgreSQL's lower() does it for the codes referd
-// accepts; kept apart so Go and SQL agree on what a ref is.
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
+// CodeRef is the discount ref of a code's text: case does not matter. Refs are
+// made in Go only (a payment's and a code's alike), so they agree with each other.
+func CodeRef(code string) string { return "code:" + strings.ToLower(code) }
 
 // promotionCodeSelect reads codes with their uses and owners.
 var promotionCodeSelect = codeSelectFrom("promotion_codes")

@@ -61,6 +61,9 @@ type ProviderEvent struct {
 	Email              sql.NullString `db:"email"`
 	// RequestID is the ingest request that received it.
 	RequestID sql.NullString `db:"request_id"`
+	// DiscountRefs are the promotion codes and discount ids a payment carried
+	// (EventOutcome.DiscountRefs); read by no query of the pipeline's.
+	DiscountRefs pq.StringArray `db:"discount_refs"`
 }
 
 // InsertProviderEvents stores events in one multi-row statement (one commit for all

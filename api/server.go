@@ -113,6 +113,11 @@ func (s *Server) routes() (*http.ServeMux, []string) {
 	route("GET /v1/transactions/{key}", s.getTransaction)
 	ledgerRoute("DELETE /v1/transactions/{key}", s.deleteTransaction)
 
+	route("POST /v1/promotion_codes", s.createPromotionCode)
+	route("GET /v1/promotion_codes", s.listPromotionCodes)
+	route("GET /v1/promotion_codes/{code}", s.getPromotionCode)
+	route("DELETE /v1/promotion_codes/{code}", s.deletePromotionCode)
+
 	route("GET /v1/webhooks", s.listWebhooks)
 	route("POST /v1/webhooks", s.createWebhook)
 	route("GET /v1/webhooks/{key}", s.getWebhook)

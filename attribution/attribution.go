@@ -35,14 +35,26 @@ func Query(p store.Program, provider string, ev providers.Event) store.MatchQuer
 // create is set, a payment that carries a referrer's key and matches nobody creates
 // the referred customer on the spot. Found is false when nobody matches.
 func Resolve(ctx context.Context, tx *store.Tx, c store.CustomerMatch, p store.Program, provider string, ev providers.Event, create bool) (Match, error) {
-	if c.Via == "" && (!create || ev.ReferralKey == "") {
+	return resolve(ctx, tx, c, p, provider, ev, create, "")
+}
+
+// ResolveByCode is Resolve with create set, for a payment made with a promotion code
+// whose owner has the id ownerID ("" when the payment named no known code): a
+// payment that matches nobody creates the customer as the referral of the owner of
+// the referrer's key it carries, else of the code's owner.
+func ResolveByCode(ctx context.Context, tx *store.Tx, c store.CustomerMatch, p store.Program, provider string, ev providers.Event, ownerID string) (Match, error) {
+	return resolve(ctx, tx, c, p, provider, ev, true, ownerID)
+}
+
+func resolve(ctx context.Context, tx *store.Tx, c store.CustomerMatch, p store.Program, provider string, ev providers.Event, create bool, ownerID string) (Match, error) {
+	if c.Via == "" && (!create || (ev.ReferralKey == "" && ownerID == "")) {
 		return Match{}, nil
 	}
 	if c.Via == "" {
 		var created store.Customer
 		err := tx.Savepoint(ctx, func() error {
 			var err error
-			created, err = createReferred(ctx, tx, p, provider, ev)
+			created, err = createReferred(ctx, tx, p, provider, ev, ownerID)
 			return err
 		})
 		var conflict *store.ConflictError
@@ -73,10 +85,18 @@ func LinkFor(p store.Program, provider string, ev providers.Event, c store.Custo
 	return &store.ProviderLink{ProgramPK: p.PK, Provider: provider, ProviderCustomerID: ev.ProviderCustomerID, CustomerPK: c.PK}
 }
 
-// createReferred creates the customer a payment names by its referrer's key.
-func createReferred(ctx context.Context, tx *store.Tx, p store.Program, provider string, ev providers.Event) (store.Customer, error) {
-	ref := referral.Text(ev.ReferralKey)
-	in := referral.CustomerInput{ReferringCustomer: &referral.CustomerRefInput{Key: &ref}, Source: provider}
+// createReferred creates the customer a payment names by its referrer's key, else
+// as the referral of the customer with the id ownerID (a promotion code's owner).
+func createReferred(ctx context.Context, tx *store.Tx, p store.Program, provider string, ev providers.Event, ownerID string) (store.Customer, error) {
+	ref := &referral.CustomerRefInput{}
+	if ev.ReferralKey != "" {
+		k := referral.Text(ev.ReferralKey)
+		ref.Key = &k
+	} else {
+		id := referral.Text(ownerID)
+		ref.ID = &id
+	}
+	in := referral.CustomerInput{ReferringCustomer: ref, Source: provider}
 	if ev.CustomerKey != "" {
 		k := referral.Text(ev.CustomerKey)
 		in.Key = &k

@@ -13,6 +13,7 @@ import (
 	"github.com/referd/referd/cache"
 	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/logging"
+	"github.com/referd/referd/promo"
 	"github.com/referd/referd/providers"
 	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/referral"
@@ -25,7 +26,10 @@ import (
 // tasks that arrive together, a sweep's page, one event replayed), is
 //
 //  1. read in one statement, each event parsed by its provider (providers.Lookup);
-//  2. matched to customers in one statement (store.MatchCustomers);
+//  2. matched to customers in one statement (store.MatchCustomers), and the
+//     promotion codes its payments' discounts name to codes in one more
+//     (store.MatchCodes; a provider id referd has not seen asked of the provider's
+//     API when there is a promo.Resolver);
 //  3. written in one transaction: every event's effects and its outcome
 //     (store.FinishProviderEventsTx) commit together, so an event is never done
 //     without its effects nor its effects recorded without it being done.
@@ -33,7 +37,8 @@ import (
 // Inside the transaction, the plain payments of known customers, nearly every
 // billing event, are recorded together in one statement (ledger.RecordSalesTx).
 // Every other event (refunds, links between a payment's ids, payments held for a
-// link, customers created from a referral key) is applied on its own, inside a
+// link, customers created from a referral key, payments with a known promotion
+// code, discounts seen) is applied on its own, inside a
 // savepoint: its own failure rolls back only its own effects. Every effect is keyed
 // by the provider's ids, so processing an event again changes nothing.
 //
@@ -54,11 +59,13 @@ func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
 // largest batches and costs the least per event (BENCHMARKS.md). Programs and their
 // integrations are read once a few seconds.
 type processor struct {
-	db      *store.DB
-	configs *cache.Cache[string, programConfig]
-	lane    *batch.Group[int64, result]
-	log     *slog.Logger // nil: no logs
-	written func()       // called after each batch commits; nil: nothing
+	db *store.DB
+	// resolver asks a provider which code a promotion id it names is; nil: none.
+	resolver promo.Resolver
+	configs  *cache.Cache[string, programConfig]
+	lane     *batch.Group[int64, result]
+	log      *slog.Logger // nil: no logs
+	written  func()       // called after each batch commits; nil: nothing
 }
 
 // batchSize is the most events one batch holds.
@@ -186,18 +193,34 @@ type event struct {
 	row   *store.ProviderEvent
 	p     store.Program
 	parts []providers.Event
-	match []int  // for each part, its query's place in the batch's matches, or -1
-	bad   string // why it could not be parsed
+	match []int // for each part, its query's place in the batch's matches, or -1
+	// codeAt is, for each part, the place of its first discount's query in the
+	// batch's code matches (one query per discount, in order).
+	codeAt []int
+	bad    string // why it could not be parsed
+}
+
+// code is the promotion code the discounts of part j name (the first found), or the
+// zero CodeMatch.
+func (ev *event) code(j int, cms []store.CodeMatch) store.CodeMatch {
+	for k := range ev.parts[j].Discounts {
+		if m := cms[ev.codeAt[j]+k]; m.PK != 0 {
+			return m
+		}
+	}
+	return store.CodeMatch{}
 }
 
 // plain says whether ev is a plain payment: a payment alone, neither held nor
-// linked, whose customer is known or certainly unknown. m is its match.
-func (ev *event) plain(ms []store.CustomerMatch) (e providers.Event, m store.CustomerMatch, ok bool) {
+// linked nor paid with a known promotion code, whose customer is known or certainly
+// unknown. m is its match.
+func (ev *event) plain(ms []store.CustomerMatch, cms []store.CodeMatch) (e providers.Event, m store.CustomerMatch, ok bool) {
 	if ev.bad != "" || len(ev.parts) != 1 || ev.match[0] < 0 {
 		return e, m, false
 	}
 	e, m = ev.parts[0], ms[ev.match[0]]
-	ok = e.Kind == providers.Payment && e.Hold == 0 && len(e.Aliases) == 0 && (m.Via != "" || e.ReferralKey == "")
+	ok = e.Kind == providers.Payment && e.Hold == 0 && len(e.Aliases) == 0 && (m.Via != "" || e.ReferralKey == "") &&
+		ev.code(0, cms).PK == 0
 	return e, m, ok
 }
 
@@ -211,6 +234,7 @@ func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
 	}
 	var evs []*event
 	var qs []store.MatchQuery
+	var cqs []store.CodeQuery
 	for i, row := range batch.InOrder(pks, rows, func(e *store.ProviderEvent) int64 { return e.PK }) {
 		switch {
 		case row == nil:
@@ -233,11 +257,16 @@ func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
 		}
 		ev.parts = parsed.Events
 		ev.match = make([]int, len(ev.parts))
+		ev.codeAt = make([]int, len(ev.parts))
 		for j, e := range ev.parts {
 			ev.match[j] = -1
 			if e.Kind == providers.Payment || (e.Kind == providers.CustomerSeen && e.ProviderCustomerID != "") {
 				ev.match[j] = len(qs)
 				qs = append(qs, attribution.Query(cfg.p, row.Provider, e))
+			}
+			ev.codeAt[j] = len(cqs)
+			for _, d := range e.Discounts {
+				cqs = append(cqs, codeQuery(cfg.p, row.Provider, d))
 			}
 		}
 	}
@@ -250,10 +279,14 @@ func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
 			return nil, err
 		}
 	}
+	cms, err := pr.matchCodes(ctx, evs, cqs)
+	if err != nil {
+		return nil, err
+	}
 	var outs []store.EventOutcome
 	err = pr.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		outs, err = pr.write(ctx, tx, evs, ms, res)
+		outs, err = pr.write(ctx, tx, evs, ms, cms, res)
 		return err
 	})
 	if err != nil {
@@ -270,7 +303,7 @@ func (pr *processor) run(ctx context.Context, pks []int64) ([]result, error) {
 
 // write applies the batch's events in tx and records their outcomes there. It sets
 // each event's result afresh, for InTx may run it again.
-func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms []store.CustomerMatch, res []result) ([]store.EventOutcome, error) {
+func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms []store.CustomerMatch, cms []store.CodeMatch, res []result) ([]store.EventOutcome, error) {
 	var outs []store.EventOutcome
 	var sales []ledger.SaleRequest
 	var saleOf []int // for each sale, its event's outcome in outs
@@ -283,7 +316,8 @@ func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms [
 			outs = append(outs, out)
 			continue
 		}
-		if e, m, ok := ev.plain(ms); ok {
+		if e, m, ok := ev.plain(ms, cms); ok {
+			out.DiscountRefs = discountRefs(ev.row.Provider, e)
 			switch {
 			case m.Via == "":
 				out.Status = store.EventUnattributed
@@ -306,7 +340,7 @@ func (pr *processor) write(ctx context.Context, tx *store.Tx, evs []*event, ms [
 		ctx := logging.WithRequestID(ctx, ev.row.RequestID.String)
 		err := tx.Savepoint(ctx, func() error {
 			var err error
-			out, err = pr.apply(ctx, tx, ev, ms, out)
+			out, err = pr.apply(ctx, tx, ev, ms, cms, out)
 			return err
 		})
 		var held *HeldError
@@ -363,13 +397,16 @@ func links(l *store.ProviderLink) []store.ProviderLink {
 
 // apply applies each part of the event ev in tx and returns its outcome, started as
 // out.
-func (pr *processor) apply(ctx context.Context, tx *store.Tx, ev *event, ms []store.CustomerMatch, out store.EventOutcome) (store.EventOutcome, error) {
+func (pr *processor) apply(ctx context.Context, tx *store.Tx, ev *event, ms []store.CustomerMatch, cms []store.CodeMatch, out store.EventOutcome) (store.EventOutcome, error) {
 	for j, e := range ev.parts {
 		var m store.CustomerMatch
 		if ev.match[j] >= 0 {
 			m = ms[ev.match[j]]
 		}
-		st, keys, link, err := pr.applyPart(ctx, tx, ev, e, m)
+		if e.Kind == providers.Payment {
+			out.DiscountRefs = append(out.DiscountRefs, discountRefs(ev.row.Provider, e)...)
+		}
+		st, keys, link, err := pr.applyPart(ctx, tx, ev, e, m, ev.code(j, cms))
 		if err != nil {
 			return out, err
 		}
@@ -387,9 +424,10 @@ func (pr *processor) apply(ctx context.Context, tx *store.Tx, ev *event, ms []st
 }
 
 // applyPart applies one provider-neutral event e of the stored event ev, whose
-// customer query was answered m, and says what became of it, the transaction keys
-// it is about, and which provider-customer link it taught.
-func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e providers.Event, m store.CustomerMatch) (status store.EventStatus, keys []string, link *store.ProviderLink, err error) {
+// customer query was answered m and whose discounts name the promotion code code
+// (PK 0: none), and says what became of it, the transaction keys it is about, and
+// which provider-customer link it taught.
+func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e providers.Event, m store.CustomerMatch, code store.CodeMatch) (status store.EventStatus, keys []string, link *store.ProviderLink, err error) {
 	p, provider := ev.p, ev.row.Provider
 	key := provider + ":" + e.ObjectID
 	switch e.Kind {
@@ -405,6 +443,8 @@ func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e p
 	case providers.Link:
 		folded, err := ledger.LinkPaymentTx(ctx, tx, p, key, saleKeys(provider, e.Aliases))
 		return store.EventProcessed, folded, nil, err
+	case providers.DiscountSeen:
+		return pr.discountSeen(ctx, tx, ev, e, code)
 	case providers.Payment:
 		if len(e.Aliases) > 0 {
 			// Linked first: a sale recorded under an alias is folded before this one
@@ -425,17 +465,24 @@ func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e p
 				return "", nil, nil, &HeldError{PK: ev.row.PK, Until: until}
 			}
 		}
-		r, err := attribution.Resolve(ctx, tx, m, p, provider, e, true)
+		// A buyer unknown to referd who pays with a known code is created as its
+		// owner's referral, as one who carries a referrer's key is.
+		r, err := attribution.ResolveByCode(ctx, tx, m, p, provider, e, code.OwnerID)
 		if err != nil {
 			return "", nil, nil, err
 		}
 		if !r.Found {
 			return store.EventUnattributed, nil, nil, nil
 		}
-		if !r.Customer.ReferrerPK.Valid {
-			return store.EventIgnored, nil, r.Link, nil // a customer nobody referred: nothing to reward
+		if !r.Customer.ReferrerPK.Valid && (code.PK == 0 || r.Customer.PK == code.OwnerPK) {
+			// A customer nobody referred, paying with no code or their own: nothing
+			// to reward.
+			return store.EventIgnored, nil, r.Link, nil
 		}
 		sale := paymentSale(provider, e, r.Customer.ID, ev.row.RequestID.String)
+		// The ledger makes a buyer nobody referred the code owner's referral before
+		// the sale's rewards, and counts the code's use.
+		sale.DiscountCode = code.Code
 		if e.Hold > 0 {
 			t, linked, err := ledger.RecordHeldSaleTx(ctx, tx, p, sale)
 			switch {
@@ -461,6 +508,101 @@ func (pr *processor) applyPart(ctx context.Context, tx *store.Tx, ev *event, e p
 		return store.EventProcessed, []string{key}, nil, nil
 	}
 	return store.EventIgnored, nil, nil, fmt.Errorf("unknown event kind %q", e.Kind)
+}
+
+// discountSeen learns what the discount of a DiscountSeen applies (a Stripe
+// customer.discount.created), so that payments naming only the discount id find its
+// code; payments that named it before and ended ignored or unattributed are queued
+// again when it is a known code's.
+func (pr *processor) discountSeen(ctx context.Context, tx *store.Tx, ev *event, e providers.Event, code store.CodeMatch) (store.EventStatus, []string, *store.ProviderLink, error) {
+	var ds []store.ProviderDiscount
+	for _, d := range e.Discounts {
+		if d.DiscountID != "" {
+			ds = append(ds, store.ProviderDiscount{ProgramPK: ev.p.PK, Provider: ev.row.Provider, DiscountID: d.DiscountID,
+				PromotionID: d.PromotionID, Code: d.Code})
+		}
+	}
+	if len(ds) == 0 {
+		return store.EventIgnored, nil, nil, nil
+	}
+	if err := store.LearnDiscounts(ctx, tx, ds); err != nil {
+		return "", nil, nil, err
+	}
+	if code.PK != 0 {
+		refs := make([]string, len(ds))
+		for i, d := range ds {
+			refs[i] = ev.row.Provider + ":" + d.DiscountID
+		}
+		if _, err := store.QueueDiscountRetries(ctx, tx, ev.p.PK, refs); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	return store.EventProcessed, nil, nil, nil
+}
+
+// codeQuery is the question a payment's discount d asks to find the program's code.
+func codeQuery(p store.Program, provider string, d providers.Discount) store.CodeQuery {
+	return store.CodeQuery{ProgramPK: p.PK, Provider: provider, Code: d.Code, PromotionID: d.PromotionID, DiscountID: d.DiscountID}
+}
+
+// discountRefs are the refs of the codes and provider ids e's discounts carry, kept
+// with its outcome so that a code created later finds it (store.QueueDiscountRetries).
+func discountRefs(provider string, e providers.Event) []string {
+	var refs []string
+	for _, d := range e.Discounts {
+		if d.Code != "" {
+			refs = append(refs, store.CodeRef(d.Code))
+		}
+		for _, id := range []string{d.PromotionID, d.DiscountID} {
+			if id != "" {
+				refs = append(refs, provider+":"+id)
+			}
+		}
+	}
+	return refs
+}
+
+// matchCodes finds the promotion codes the batch's discounts name, in one statement.
+// With a resolver, promotion ids that name no known code are asked of their
+// provider's API, and the codes it names looked up in one more.
+func (pr *processor) matchCodes(ctx context.Context, evs []*event, cqs []store.CodeQuery) ([]store.CodeMatch, error) {
+	if len(cqs) == 0 {
+		return nil, nil
+	}
+	cms, err := store.MatchCodes(ctx, pr.db, cqs)
+	if err != nil || pr.resolver == nil {
+		return cms, err
+	}
+	programs := map[int64]store.Program{}
+	for _, ev := range evs {
+		programs[ev.p.PK] = ev.p
+	}
+	var again []store.CodeQuery
+	var at []int
+	for i, q := range cqs {
+		if cms[i].PK != 0 || q.PromotionID == "" || q.Code != "" {
+			continue
+		}
+		code, ok, err := pr.resolver.ResolvePromotionCode(ctx, programs[q.ProgramPK], q.Provider, q.PromotionID)
+		if err != nil {
+			return nil, err // the batch is tried again
+		}
+		if ok && code != "" {
+			again = append(again, store.CodeQuery{ProgramPK: q.ProgramPK, Provider: q.Provider, Code: code})
+			at = append(at, i)
+		}
+	}
+	if len(again) == 0 {
+		return cms, nil
+	}
+	more, err := store.MatchCodes(ctx, pr.db, again)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range at {
+		cms[i] = more[k]
+	}
+	return cms, nil
 }
 
 // saleOutcome is what recording sale, with err, made of its event.

@@ -206,6 +206,24 @@ func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow
 	return jobs, nil
 }
 
+// RetryDiscounts is the poller that queues the billing events a new promotion code
+// (or a Stripe discount learned to be one's) may now attribute: payments that
+// carried it and ended ignored or unattributed (store.QueueDiscountRetries).
+func RetryDiscounts(ctx context.Context, tx *store.Tx) ([]Job, error) {
+	pks, err := store.TakeEventRetries(ctx, tx, 1000)
+	if err != nil {
+		return nil, err
+	}
+	var jobs []Job
+	for len(pks) > 0 {
+		n := min(len(pks), batchSize)
+		task, opts := ProcessEventsTask(pks[:n])
+		jobs = append(jobs, Job{task, opts})
+		pks = pks[n:]
+	}
+	return jobs, nil
+}
+
 // DispatchWebhooks is the consumer that creates outgoing webhook deliveries, one per
 // subscribed endpoint, and queues their first attempts: one task per endpoint for
 // the deliveries a batch planned (DeliverFirstTask), up to batchSize to a task.

@@ -19,6 +19,7 @@ import (
 	"github.com/referd/referd/ledger"
 	"github.com/referd/referd/mail"
 	"github.com/referd/referd/metrics"
+	"github.com/referd/referd/promo"
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/webhook"
 )
@@ -178,6 +179,10 @@ type Options struct {
 	Redis asynq.RedisConnOpt
 	// Mail sends queued email (nil: email is off; send tasks wait, retried).
 	Mail *mail.Sender
+	// Promo asks a billing provider's API which code a promotion id it names is,
+	// for payments whose promotion id referd has not seen (nil: no API; such
+	// payments are attributed by the other rules).
+	Promo promo.Resolver
 }
 
 // HandlersWith is Handlers with every option.
@@ -217,7 +222,7 @@ func HandlersWith(db *store.DB, log *slog.Logger, o Options) *asynq.ServeMux {
 	mux.HandleFunc(TypeRetryWebhook, deliver(true))
 	// Sales from billing events are group-committed like the API's (BENCHMARKS.md).
 	pr := newProcessor(db)
-	pr.log, pr.written = log, o.Written
+	pr.log, pr.written, pr.resolver = log, o.Written, o.Promo
 	mux.HandleFunc(TypeApproveRewards, func(ctx context.Context, _ *asynq.Task) error {
 		n, err := ledger.ApproveDueRewards(ctx, db, time.Now())
 		if err != nil {

@@ -323,6 +323,10 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 		asked = append(asked, i)
 		qs = append(qs, store.BuyerQuery{ProgramPK: bs.p.PK, ID: bs.s.CustomerID, Key: bs.s.CustomerKey, Email: bs.s.CustomerEmail, SaleKey: bs.s.Key})
 	}
+	// Before the buyers are read: a code may make the buyer a referral (codes.go).
+	if err := referByCodes(ctx, tx, sales); err != nil {
+		return nil, err
+	}
 	buyers, err := store.FindBuyers(ctx, tx, qs)
 	if err != nil {
 		return nil, err
@@ -405,6 +409,9 @@ func recordSales(ctx context.Context, tx *store.Tx, sales []*batchedSale) ([]bat
 			return nil, err
 		}
 		results[i] = rs[0]
+	}
+	if err := recordCodeUses(ctx, tx, sales, results); err != nil {
+		return nil, err
 	}
 	return results, nil
 }

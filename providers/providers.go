@@ -27,7 +27,30 @@ const (
 	// Stripe invoice paid through a PaymentIntent and its charge), so that events
 	// keyed by an alias (the charge's refund) reach the sale of ObjectID.
 	Link Kind = "link"
+	// DiscountSeen says what a provider's discount (Discounts[0].DiscountID) applies:
+	// a promotion code, by its provider id or its text (a Stripe
+	// customer.discount.created), so that payments that name only the discount id
+	// (Stripe invoices of current API versions) find the code.
+	DiscountSeen Kind = "discount"
 )
+
+// Discount is a promotion code or discount a payment carries, in as many of its
+// provider's names as the payload gives. Any one of them may find the program's
+// promotion code (DESIGN §8).
+type Discount struct {
+	// Code is the code's text, as the customer typed it (Stripe's expanded
+	// promotion_code.code, Paddle's discount.code).
+	Code string
+	// PromotionID is the provider's id of the promotion code, as provider_ids holds
+	// it: a Stripe promotion code (promo_...), a Paddle discount (dsc_...), a
+	// Chargebee coupon.
+	PromotionID string
+	// DiscountID is the provider's id of this application of it (a Stripe discount,
+	// di_...), which a DiscountSeen may have said the promotion code of.
+	DiscountID string
+	// CouponID is the coupon behind it (Stripe's, Chargebee's); informative.
+	CouponID string
+}
 
 // Event is one provider-neutral fact from a webhook. Amounts are integer minor units
 // of Currency, as the providers send them.
@@ -68,6 +91,10 @@ type Event struct {
 	// Cumulative says a Refund's Amount is the total refunded so far on ObjectID
 	// (Stripe charge.refunded's amount_refunded), not this refund alone.
 	Cumulative bool
+
+	// Discounts are the promotion codes and discounts a Payment was paid with, or
+	// for a DiscountSeen, the discount seen.
+	Discounts []Discount
 
 	// Subscription says the payment is a subscription's (first or renewal).
 	Subscription bool

@@ -61,6 +61,9 @@ type ProviderEvent struct {
 	Email              sql.NullString `db:"email"`
 	// RequestID is the ingest request that received it.
 	RequestID sql.NullString `db:"request_id"`
+	// DiscountRefs are the promotion codes and discount ids a payment carried
+	// (EventOutcome.DiscountRefs); read by no query of the pipeline's.
+	DiscountRefs pq.StringArray `db:"discount_refs"`
 }
 
 // InsertProviderEvents stores events in one multi-row statement (one commit for all
@@ -242,6 +245,11 @@ type EventOutcome struct {
 	CustomerKey        string `json:"customer_key"`
 	ProviderCustomerID string `json:"provider_customer_id"`
 	Email              string `json:"email"`
+	// DiscountRefs are the promotion codes and provider discount ids a payment
+	// carried ("code:<lower-case code>", "<provider>:<id>"), so that one ignored or
+	// unattributed before its code existed is processed again when it is created
+	// (QueueDiscountRetries).
+	DiscountRefs []string `json:"discount_refs"`
 	// Links are the provider-customer links processing learned; they are stored with
 	// the outcome.
 	Links []ProviderLink `json:"-"`
@@ -303,9 +311,10 @@ func FinishProviderEventsTx(ctx context.Context, tx *Tx, outs []EventOutcome) er
 	_, err = exec(ctx, tx, `
 		UPDATE provider_events e SET status = r.status, error = NULLIF(r.error, ''), transaction_keys = r.keys,
 			processed_at = r.at, customer_key = NULLIF(r.customer_key, ''),
-			provider_customer_id = NULLIF(r.provider_customer_id, ''), email = NULLIF(r.email, '')
+			provider_customer_id = NULLIF(r.provider_customer_id, ''), email = NULLIF(r.email, ''),
+			discount_refs = NULLIF(r.discount_refs, '{}')
 		FROM jsonb_to_recordset($1::jsonb) AS r(pk bigint, status text, error text, keys text[], at timestamptz,
-			customer_key text, provider_customer_id text, email text)
+			customer_key text, provider_customer_id text, email text, discount_refs text[])
 		WHERE e.pk = r.pk`, string(rows))
 	if err != nil {
 		return fmt.Errorf("store.FinishProviderEventsTx(%d): %w", len(outs), err)

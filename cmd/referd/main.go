@@ -240,7 +240,7 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 	deliverer := &dispatch.Deliverer{DB: db, Client: webhook.NewClient(cfg.AllowPrivate), Schedule: schedule, Log: log}
 	relay := &jobs.Relay{DB: db, Redis: redis, Log: log,
 		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule)), jobs.NotifyRewards},
-		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule)), jobs.QueueEmails()}}
+		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule)), jobs.QueueEmails(), jobs.RetryDiscounts}}
 	// The relay passes on what each batch of billing events wrote as soon as it commits.
 	mux := jobs.HandlersWith(db, log, jobs.Options{Deliverer: deliverer, Written: relay.Poke, Redis: redis, Mail: cfg.Mail})
 	mux.Handle(ops.TypeHousekeep, ops.HousekeepHandler(db, redis, log))

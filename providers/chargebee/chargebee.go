@@ -133,6 +133,29 @@ type transaction struct {
 type invoice struct {
 	ID             string    `json:"id"`
 	LinkedPayments []txnLink `json:"linked_payments"`
+	// Discounts are what reduced the invoice: coupons (entity_type
+	// item_level_coupon or document_level_coupon, entity_id the coupon's id, and
+	// coupon_set_code the code typed when it came from a coupon set), credits, and
+	// discounts that are no coupon.
+	Discounts []struct {
+		EntityType    string `json:"entity_type"`
+		EntityID      string `json:"entity_id"`
+		CouponSetCode string `json:"coupon_set_code"`
+	} `json:"discounts"`
+}
+
+// coupons are the coupons an invoice was paid with: a coupon's id is what
+// provider_ids.chargebee holds.
+func (in *invoice) coupons() []providers.Discount {
+	var out []providers.Discount
+	for _, d := range in.Discounts {
+		if (d.EntityType != "item_level_coupon" && d.EntityType != "document_level_coupon") || strings.TrimSpace(d.EntityID) == "" {
+			continue
+		}
+		id := strings.TrimSpace(d.EntityID)
+		out = append(out, providers.Discount{PromotionID: id, CouponID: id, Code: strings.TrimSpace(d.CouponSetCode)})
+	}
+	return out
 }
 
 type creditNote struct {
@@ -237,6 +260,12 @@ func Parse(body []byte, opt providers.Options) (providers.Parsed, error) {
 	if env.EventType == TypePaymentSucceeded {
 		ev.Kind = providers.Payment
 		ev.ObjectID = txn.ID
+		// The invoice's coupons; an invoice of another shape is no reason to fail the
+		// payment, only to find no code in it.
+		var in invoice
+		if !isNull(c.Invoice) && decode(c.Invoice, &in) == nil {
+			ev.Discounts = in.coupons()
+		}
 		out.Events = []providers.Event{ev}
 		return out, nil
 	}

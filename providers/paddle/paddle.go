@@ -220,6 +220,29 @@ type transaction struct {
 		Totals *totals `json:"totals"`
 	} `json:"details"`
 	Items json.RawMessage `json:"items"`
+	// DiscountID is the Paddle discount (dsc_...) applied to the transaction;
+	// Discount is that discount, when the payload includes it.
+	DiscountID *string `json:"discount_id"`
+	Discount   *struct {
+		ID   string  `json:"id"`
+		Code *string `json:"code"`
+	} `json:"discount"`
+}
+
+// discounts is the Paddle discount the transaction was paid with: its id is what
+// provider_ids.paddle holds, its code what the customer typed.
+func (tx *transaction) discounts() []providers.Discount {
+	d := providers.Discount{PromotionID: strings.TrimSpace(deref(tx.DiscountID))}
+	if tx.Discount != nil {
+		if d.PromotionID == "" {
+			d.PromotionID = strings.TrimSpace(tx.Discount.ID)
+		}
+		d.Code = strings.TrimSpace(deref(tx.Discount.Code))
+	}
+	if d == (providers.Discount{}) {
+		return nil
+	}
+	return []providers.Discount{d}
 }
 
 type adjustment struct {
@@ -342,6 +365,7 @@ func parseTransaction(raw json.RawMessage, opt providers.Options, ev providers.E
 	ev.ReferralKey = customString(tx.CustomData, "referral_key")
 	ev.Subscription = deref(tx.SubscriptionID) != ""
 	ev.ProductID = firstProductID(tx.Items)
+	ev.Discounts = tx.discounts()
 	return &ev, nil
 }
 

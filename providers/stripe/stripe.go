@@ -31,6 +31,8 @@
 //     by the invoice when the charge names it, else by the PaymentIntent or charge
 //     (which a Link leads to the invoice).
 //   - customer.created and customer.updated: a CustomerSeen.
+//   - customer.discount.created: a DiscountSeen, the promotion code a discount id
+//     applies (see discounts.go for where payments name their codes).
 package stripe
 
 import (
@@ -177,6 +179,8 @@ func Parse(body []byte, opt providers.Options) (providers.Parsed, error) {
 		parse = (*parser).chargeRefunded
 	case "customer.created", "customer.updated":
 		parse = (*parser).customer
+	case "customer.discount.created":
+		parse = (*parser).discountCreated
 	default:
 		return p, nil
 	}
@@ -258,6 +262,10 @@ func (ps *parser) checkoutSession(raw json.RawMessage) error {
 		if s.PaymentIntent != nil && s.PaymentIntent.ID != "" {
 			objectID, pi = s.PaymentIntent.ID, s.PaymentIntent.ID
 		}
+		discounts, err := discountsOf(raw, &sessionDiscounts{})
+		if err != nil {
+			return malformed("checkout.session %s discounts: %v", s.ID, err)
+		}
 		var aliases []string
 		if s.Invoice != nil && s.Invoice.ID != "" {
 			// A session with invoice_creation: its invoice's invoice.paid is the
@@ -274,6 +282,7 @@ func (ps *parser) checkoutSession(raw json.RawMessage) error {
 			ReferralKey:        ref,
 			Amount:             s.AmountTotal,
 			Currency:           cur,
+			Discounts:          discounts,
 		})
 		return nil
 	case stripe.CheckoutSessionModeSubscription:
@@ -409,6 +418,10 @@ func (ps *parser) invoice(raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	discounts, err := discountsOf(raw, &invoiceDiscounts{})
+	if err != nil {
+		return malformed("invoice %s discounts: %v", in.ID, err)
+	}
 	var aliases []string
 	if in.PaymentIntent != nil {
 		aliases = append(aliases, in.PaymentIntent.ID)
@@ -435,6 +448,7 @@ func (ps *parser) invoice(raw json.RawMessage) error {
 		Currency:           cur,
 		Subscription:       subscription != "",
 		ProductID:          first(invoiceProduct(&in), movedProduct(&moved)),
+		Discounts:          discounts,
 	})
 	return nil
 }

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -34,6 +36,7 @@ func init() {
 // names, and which form it was ("program", "tracking", "rule", "integration:stripe").
 type settingsPage struct {
 	Program      store.Program
+	RulesVersion string
 	Rules        []ruleRow
 	Edit         int // the rule being edited, or -1 (a new rule)
 	RuleForm     map[string]string
@@ -90,7 +93,7 @@ func (c *Console) showSettings(w http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	s.Program = p
-	v.Program, v.Choices = p, ruleChoices
+	v.Program, v.Choices, v.RulesVersion = p, ruleChoices, rulesVersion(p)
 	rules, err := referral.ProgramRules(p)
 	if err != nil {
 		return err
@@ -202,16 +205,37 @@ func formOf(r *http.Request, names ...string) map[string]string {
 }
 
 // refused shows the settings again with form which's fields and the API's
-// messages, when err is a validation error; other errors are returned.
+// messages, when err is one the form can show (formProblems); others are returned.
 func (c *Console) refused(w http.ResponseWriter, r *http.Request, s *session, err error, v settingsPage) error {
-	var verr *referral.ValidationError
-	if !errors.As(err, &verr) {
+	fields, status, ok := formProblems(err)
+	if !ok {
 		return err
 	}
 	if v.Errors == nil {
-		v.Errors = verr.Fields
+		v.Errors = fields
 	}
-	return c.showSettings(w, r, s, http.StatusUnprocessableEntity, v)
+	return c.showSettings(w, r, s, status, v)
+}
+
+// formProblems turns the errors the API answers 409 or 422 into messages by field
+// and that status, as api/respond.go words them; ok is false for any other error.
+func formProblems(err error) (fields map[string][]string, status int, ok bool) {
+	var (
+		verr *referral.ValidationError
+		cerr *store.ConflictError
+		ierr *store.InvalidError
+	)
+	switch {
+	case errors.As(err, &verr):
+		return verr.Fields, http.StatusUnprocessableEntity, true
+	case errors.As(err, &cerr):
+		msg := "The " + cerr.Field + " has already been taken."
+		return map[string][]string{cerr.Field: {msg}}, http.StatusConflict, true
+	case errors.As(err, &ierr):
+		msg := "The form holds a value that cannot be stored: " + ierr.Msg + "."
+		return map[string][]string{"form": {msg}}, http.StatusUnprocessableEntity, true
+	}
+	return nil, 0, false
 }
 
 // saveProgram changes the program's name, website and currency
@@ -293,6 +317,9 @@ func (c *Console) saveRule(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
+	if err := sameRules(r, s.Program); err != nil {
+		return err
+	}
 	n := len(rules)
 	if raw := r.PathValue("n"); raw != "" {
 		if n, err = strconv.Atoi(raw); err != nil || n < 0 || n >= len(rules) {
@@ -351,13 +378,29 @@ func (c *Console) saveRule(w http.ResponseWriter, r *http.Request, s *session) e
 		return err
 	}
 	if err := c.patch(r, s, referral.ProgramPatch{Rewards: raw}); err != nil {
-		var verr *referral.ValidationError
-		if errors.As(err, &verr) {
-			v.Errors = ruleErrors(verr.Fields, n, &v.Problems)
+		if fields, _, ok := formProblems(err); ok {
+			v.Errors = ruleErrors(fields, n, &v.Problems)
 		}
 		return c.refused(w, r, s, err, v)
 	}
 	done(w, r, "/admin/settings", "saved")
+	return nil
+}
+
+// rulesVersion names the program's list of rules as the page shows it: the rule
+// forms carry it, so a rule is not replaced or removed by its number after the list
+// changed in another tab or through the API.
+func rulesVersion(p store.Program) string {
+	h := sha256.Sum256([]byte(p.Rewards))
+	return hex.EncodeToString(h[:8])
+}
+
+// sameRules refuses a rule form made from another list of rules than the
+// program's; a form without a version (an API-like client) is taken as it is.
+func sameRules(r *http.Request, p store.Program) error {
+	if v := r.PostFormValue("rules_version"); v != "" && v != rulesVersion(p) {
+		return &statusError{http.StatusConflict, "The reward rules changed after this page was shown, so nothing was changed. Reload the settings and try again."}
+	}
 	return nil
 }
 
@@ -395,6 +438,9 @@ func (c *Console) deleteRule(w http.ResponseWriter, r *http.Request, s *session)
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 0 || n >= len(rules) {
 		return errNotFound
+	}
+	if err := sameRules(r, s.Program); err != nil {
+		return err
 	}
 	rules = append(rules[:n], rules[n+1:]...)
 	raw, err := json.Marshal(rules)

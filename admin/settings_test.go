@@ -2,10 +2,12 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -148,6 +150,10 @@ func TestSettingsProgramAndTracking(t *testing.T) {
 	if _, body, _ := c.get("/admin/settings"); strings.Contains(body, "<script>x()") || !strings.Contains(body, "Acme &lt;script&gt;x()") {
 		t.Errorf("the program's name is not escaped")
 	}
+	code, body, _ = c.post("/admin/settings/program", url.Values{"name": {"Nul\x00"}, "website_url": {"https://shop.acme.test"}, "currency": {"eur"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "The form holds a value that cannot be stored") {
+		t.Fatalf("a name PostgreSQL cannot store: %d\n%s", code, body)
+	}
 	code, body, _ = c.post("/admin/settings/program", url.Values{"name": {strings.Repeat("n", 300)}, "website_url": {"https://shop.acme.test"}, "currency": {"eur"}})
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "The name must not be greater than 255 characters.") {
 		t.Fatalf("an over-long name: %d\n%s", code, body)
@@ -221,6 +227,33 @@ func TestSettingsRewardRules(t *testing.T) {
 	if after := e.program().Rewards; after != before {
 		t.Fatalf("refused rules changed the program: %s → %s", before, after)
 	}
+
+	// A form from a page shown before the rules changed (in another tab, through
+	// the API) changes nothing: rule 0 is no longer the rule it showed.
+	_, body, _ = c.get("/admin/settings")
+	stale := rulesVersionRE.FindStringSubmatch(body)
+	if stale == nil {
+		t.Fatalf("no rules_version in the page")
+	}
+	rules = e.rules()
+	changed, _ := json.Marshal(append([]referral.RewardRule{{Recipient: "referrer", Trigger: "signup", Type: "credit", Amount: "1", AmountType: "fixed"}}, rules...))
+	if _, err := referral.UpdateProgram(context.Background(), e.db, e.p.PK, referral.ProgramPatch{Rewards: changed}); err != nil {
+		t.Fatal(err)
+	}
+	before = e.program().Rewards
+	for _, path := range []string{"/admin/settings/rewards/0/delete", "/admin/settings/rewards/0", "/admin/settings/rewards"} {
+		code, body, _ = c.post(path, url.Values{"rules_version": {stale[1]}, "recipient": {"referrer"}, "trigger": {"purchase"}, "type": {"credit"}, "amount": {"3"}, "amount_type": {"fixed"}})
+		if code != http.StatusConflict || !strings.Contains(body, "The reward rules changed after this page was shown") {
+			t.Errorf("%s with a stale rules_version: %d", path, code)
+		}
+	}
+	if after := e.program().Rewards; after != before {
+		t.Fatalf("a stale form changed the rules: %s → %s", before, after)
+	}
+	_, body, _ = c.get("/admin/settings")
+	fresh := rulesVersionRE.FindStringSubmatch(body)
+	code, body, h = c.post("/admin/settings/rewards/0/delete", url.Values{"rules_version": {fresh[1]}})
+	wantRedirect(t, "remove with the page's version", code, body, h, "/admin/settings?done=deleted")
 
 	// Remove the first: the second is now the only one.
 	code, body, h = c.post("/admin/settings/rewards/0/delete", url.Values{})
@@ -346,6 +379,8 @@ func TestSettingsCSRFAndTenancy(t *testing.T) {
 		t.Errorf("another program's console changed this program's rules")
 	}
 }
+
+var rulesVersionRE = regexp.MustCompile(`name="rules_version" value="([0-9a-f]+)"`)
 
 func isNotFound(err error) bool {
 	var nf *referral.NotFoundError

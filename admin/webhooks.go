@@ -2,7 +2,6 @@ package admin
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -141,9 +140,8 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 		in.Key = &k
 	}
 	e, err := dispatch.CreateWebhook(r.Context(), c.DB, s.Program, in, c.AllowPrivateTargets)
-	var verr *referral.ValidationError
-	if errors.As(err, &verr) {
-		return c.showWebhooks(w, r, s, http.StatusUnprocessableEntity, f, verr.Fields)
+	if fields, status, ok := formProblems(err); ok {
+		return c.showWebhooks(w, r, s, status, f, fields)
 	}
 	if err != nil {
 		return err
@@ -196,12 +194,11 @@ func (c *Console) updateWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 	f := webhookFormOf(r)
 	e, _, err := dispatch.UpdateWebhook(ctx, c.DB, s.Program, key,
 		dispatch.WebhookInput{Name: &f.Name, URL: &f.URL, IsActive: &f.Active, Events: &f.Events}, c.AllowPrivateTargets)
-	var verr *referral.ValidationError
-	if errors.As(err, &verr) {
+	if fields, status, ok := formProblems(err); ok {
 		if e, err = dispatch.GetWebhook(ctx, c.DB, s.Program, key); err != nil {
 			return err
 		}
-		return c.showWebhook(w, r, s, http.StatusUnprocessableEntity, e, "", &f, verr.Fields)
+		return c.showWebhook(w, r, s, status, e, "", &f, fields)
 	}
 	if err != nil {
 		return err

@@ -103,6 +103,10 @@ func TestWebhooksCreateEditRotateDelete(t *testing.T) {
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "loopback") {
 		t.Fatalf("a loopback url: %d", code)
 	}
+	code, body, _ = c.post("/admin/webhooks", url.Values{"key": {"zap"}, "url": {"https://hooks.example.com/again"}})
+	if code != http.StatusConflict || !strings.Contains(body, `id="e-key">The key has already been taken.`) {
+		t.Fatalf("a key taken: %d\n%s", code, body)
+	}
 	if _, n, _ := dispatch.Webhooks(ctx, e.db, e.p, 10, 0); n != 1 {
 		t.Fatalf("%d endpoints after refused forms, want 1", n)
 	}

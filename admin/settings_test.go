@@ -11,8 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/referd/referd/admin"
+	"github.com/referd/referd/browsertest"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -385,4 +389,62 @@ var rulesVersionRE = regexp.MustCompile(`name="rules_version" value="([0-9a-f]+)
 func isNotFound(err error) bool {
 	var nf *referral.NotFoundError
 	return err != nil && (store.IsNotFound(err) || errors.As(err, &nf))
+}
+
+// In Chromium: the widget secret shows only once "Reveal" is clicked, the copy
+// button hands the ingest URL to the clipboard, and a refused rule shows its message
+// by the field; the pages throw nothing and break no CSP rule.
+func TestSettingsInBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := browsertest.Start(t)
+	tab := browsertest.NewTab(t, b)
+	tab.Navigate(e.srv.URL + "/admin/signin?next=%2Fadmin%2Fsettings")
+	if _, err := chromedp.Run(tab.Ctx, chromedp.Evaluate[any](`(function(){ var f = document.querySelector('form');
+		f.querySelector('input[name=api_key]').value = '`+e.key+`'; f.requestSubmit() })()`)); err != nil {
+		t.Fatal(err)
+	}
+	// The form navigates; polling during the navigation fails, so poll again.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		_, err := browsertest.Poll[bool](tab, `document.querySelector('#widget-secret') ? true : null`, time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the settings page after signing in: %v", err)
+		}
+	}
+	visible := `(function(){ var el = document.getElementById('widget-secret'); return el.checkVisibility() && el.getBoundingClientRect().height > 0 })()`
+	if shown, err := chromedp.Run(tab.Ctx, chromedp.Evaluate[bool](visible)); err != nil || shown {
+		t.Fatalf("the widget secret is visible before Reveal (%v)", err)
+	}
+	if shown, err := chromedp.Run(tab.Ctx, chromedp.Evaluate[bool](`(function(){ document.querySelector('#widget summary').click(); return `+visible+` })()`)); err != nil || !shown {
+		t.Fatalf("the widget secret is hidden after Reveal (%v)", err)
+	}
+	copied, err := chromedp.Run(tab.Ctx, chromedp.Evaluate[string](`(function(){ var got = '';
+		var fake = { writeText: function (s) { got = s; return Promise.resolve() } };
+		if (navigator.clipboard) navigator.clipboard.writeText = fake.writeText;
+		else Object.defineProperty(navigator, 'clipboard', { value: fake, configurable: true }); // http: no Clipboard API
+		document.querySelector('button[data-copy="ingest-paddle"]').click(); return got })()`))
+	if want := "http://referd.test/ingest/paddle/" + e.p.ID; err != nil || copied != want {
+		t.Errorf("the copy button copied %q (%v), want %q", copied, err, want)
+	}
+	if _, err := chromedp.Run(tab.Ctx, chromedp.Evaluate[any](`(function(){ var i = document.getElementById('f-rule.amount');
+		i.value = '0'; i.form.requestSubmit() })()`)); err != nil {
+		t.Fatal(err)
+	}
+	var msg string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		msg, err = browsertest.Poll[string](tab, `(function(){ var p = document.getElementById('e-rule.amount'); return p ? p.textContent : null })()`, time.Second)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || msg != "The amount must be greater than 0." {
+		t.Fatalf("the refused rule's message: %q (%v)", msg, err)
+	}
+	tab.NoErrors("/admin/settings/rewards", "favicon.ico") // the 422 of the refused rule
+	if rules := e.rules(); len(rules) != 0 {
+		t.Fatalf("the refused rule was stored: %+v", rules)
+	}
 }

@@ -267,4 +267,15 @@ func TestWebhooksCSRFAndTenancy(t *testing.T) {
 	if _, n, _ := dispatch.Webhooks(ctx, e.db, other, 10, 0); n != 0 {
 		t.Fatalf("the other program has %d endpoints", n)
 	}
+	// The other program's endpoint of the same key has none of this one's deliveries.
+	same := ep.Key
+	if _, err := dispatch.CreateWebhook(ctx, e.db, other, dispatch.WebhookInput{Key: (*referral.Text)(&same), URL: ptr("https://hooks.example.com/theirs")}, false); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := o.get("/admin/webhooks/" + ep.Key); code != 200 || strings.Contains(body, "msg_mine") || !strings.Contains(body, "hooks.example.com/theirs") {
+		t.Errorf("the other program's endpoint of the same key: %d\n%s", code, body)
+	}
+	if code, _, _ := o.post("/admin/webhooks/"+ep.Key+"/deliveries/msg_mine/retry", url.Values{}); code != http.StatusNotFound || e.retryRequested(pk) {
+		t.Errorf("retrying this program's delivery through the other's endpoint of the same key: %d", code)
+	}
 }

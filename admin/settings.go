@@ -159,6 +159,17 @@ func (v settingsPage) ErrorsFor(which string) map[string][]string {
 	return map[string][]string{}
 }
 
+// Anchor is the id of the refused form's part of the page.
+func (v settingsPage) Anchor() string {
+	if p, ok := strings.CutPrefix(v.Which, "integration:"); ok {
+		return "integration-" + p
+	}
+	if v.Which == "rule" {
+		return "rule-form"
+	}
+	return v.Which
+}
+
 // FormFor is what form which shows: what was posted, if it is the refused one.
 func (v settingsPage) FormFor(which string) map[string]string {
 	if v.Which == which {

@@ -216,7 +216,8 @@ func TestSettingsRewardRules(t *testing.T) {
 	bad := url.Values{"recipient": {"referrer"}, "trigger": {"purchase"}, "type": {"credit"}, "amount": {"-5"}, "amount_type": {"fixed"}}
 	code, body, _ = c.post("/admin/settings/rewards/1", bad)
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `<p class="field-error" id="e-rule.amount">The amount must be greater than 0.</p>`) ||
-		!strings.Contains(body, `action="/admin/settings/rewards/1"`) || !strings.Contains(body, `name="amount" value="-5"`) {
+		!strings.Contains(body, `action="/admin/settings/rewards/1"`) || !strings.Contains(body, `name="amount" value="-5"`) ||
+		!strings.Contains(body, `Nothing was saved. <a href="#rule-form">`) {
 		t.Fatalf("a bad edit: %d\n%s", code, body)
 	}
 	bad = url.Values{"recipient": {"referrer"}, "trigger": {"signup"}, "type": {"credit"}, "amount": {"10"}, "amount_type": {"percent"}}

@@ -206,8 +206,8 @@ func (c *Console) patch(r *http.Request, s *session, patch referral.ProgramPatch
 	return nil
 }
 
-// formOf reads the named fields of the posted form, trimmed.
-func formOf(r *http.Request, names ...string) map[string]string {
+// postedFields reads the named fields of the posted form, trimmed.
+func postedFields(r *http.Request, names ...string) map[string]string {
 	f := map[string]string{}
 	for _, n := range names {
 		f[n] = strings.TrimSpace(r.PostFormValue(n))
@@ -252,7 +252,7 @@ func formProblems(err error) (fields map[string][]string, status int, ok bool) {
 // saveProgram changes the program's name, website and currency
 // (POST /admin/settings/program).
 func (c *Console) saveProgram(w http.ResponseWriter, r *http.Request, s *session) error {
-	f := formOf(r, "name", "website_url", "currency")
+	f := postedFields(r, "name", "website_url", "currency")
 	err := c.patch(r, s, referral.ProgramPatch{Name: strRef(f["name"]), WebsiteURL: strRef(f["website_url"]), Currency: strRef(f["currency"])})
 	if err != nil {
 		return c.refused(w, r, s, err, settingsPage{Edit: -1, Which: "program", Form: f})
@@ -264,7 +264,7 @@ func (c *Console) saveProgram(w http.ResponseWriter, r *http.Request, s *session
 // saveTracking changes the program's tracking (POST /admin/settings/tracking). An
 // empty cookie domain is none (host-only); an unchecked box is off.
 func (c *Console) saveTracking(w http.ResponseWriter, r *http.Request, s *session) error {
-	f := formOf(r, "link_format", "param", "cookie_name", "cookie_days", "attribution", "cookie_domain", "browser_signups")
+	f := postedFields(r, "link_format", "param", "cookie_name", "cookie_days", "attribution", "cookie_domain", "browser_signups")
 	t := map[string]any{
 		"link_format": f["link_format"], "param": f["param"], "cookie_name": f["cookie_name"],
 		"attribution": f["attribution"], "browser_signups": f["browser_signups"] != "",
@@ -337,7 +337,7 @@ func (c *Console) saveRule(w http.ResponseWriter, r *http.Request, s *session) e
 			return errNotFound
 		}
 	}
-	f := formOf(r, ruleFields...)
+	f := postedFields(r, ruleFields...)
 	edit := n
 	if n == len(rules) {
 		edit = -1
@@ -470,7 +470,7 @@ func (c *Console) deleteRule(w http.ResponseWriter, r *http.Request, s *session)
 // signing secrets one per line, or a username and password.
 func (c *Console) putIntegration(w http.ResponseWriter, r *http.Request, s *session) error {
 	provider := r.PathValue("provider")
-	f := formOf(r, "webhook_secrets", "username", "password", "customer_key_field")
+	f := postedFields(r, "webhook_secrets", "username", "password", "customer_key_field")
 	in := referral.IntegrationInput{}
 	for _, line := range strings.Split(f["webhook_secrets"], "\n") {
 		if line = strings.TrimSpace(line); line != "" {

@@ -279,3 +279,31 @@ func TestWebhooksCSRFAndTenancy(t *testing.T) {
 		t.Errorf("retrying this program's delivery through the other's endpoint of the same key: %d", code)
 	}
 }
+
+// The list of endpoints comes a page at a time; one the system disabled says why.
+func TestWebhooksListPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := range 51 {
+		k := referral.Text(fmt.Sprintf("hook_%02d", i))
+		if _, err := dispatch.CreateWebhook(ctx, e.db, e.p, dispatch.WebhookInput{Key: &k, URL: ptr("https://hooks.example.com/" + string(k))}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep, _ := store.GetWebhookEndpoint(ctx, e.db, e.p.PK, "hook_50")
+	if err := store.DisableEndpoint(ctx, e.db, ep.PK, "failing for 5 days", store.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.signin(e.key)
+	_, body, _ := c.get("/admin/webhooks")
+	if n := strings.Count(body, `href="/admin/webhooks/hook_`); n != 50 || !strings.Contains(body, "51 endpoints") || !strings.Contains(body, `href="/admin/webhooks?page=2" rel="next"`) {
+		t.Fatalf("the first page lists %d endpoints\n%s", n, body)
+	}
+	_, body, _ = c.get("/admin/webhooks?page=2")
+	if n := strings.Count(body, `href="/admin/webhooks/hook_`); n != 1 || !strings.Contains(body, "hook_50") ||
+		!strings.Contains(body, `<span class="badge bad">disabled</span> <small class="muted">failing for 5 days</small>`) {
+		t.Fatalf("the second page lists %d endpoints\n%s", n, body)
+	}
+}

@@ -195,6 +195,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		} else {
 			log.Info("email on", "smtp", cfg.Mail.Host())
 		}
+		if cfg.SecretKey == nil {
+			log.Info("REFERD_SECRET_KEY is not set: integrations cannot store API keys (PUT /v1/integrations/stripe with api_key answers 422 until then)")
+		}
 	}
 	switch cmd {
 	case "worker":
@@ -259,6 +262,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
 		a.AllowPrivateTargets = cfg.AllowPrivate
 		a.Email = cfg.Mail != nil
+		a.SecretKey, a.Stripe = cfg.SecretKey, cfg.Stripe
 		tr := tracking.New(db, log)
 		tr.Email = cfg.Mail != nil
 		// A PATCH /v1/program applies to the next tracking request of this process.

@@ -3,6 +3,7 @@ package stripeapi_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -15,7 +16,8 @@ import (
 // answers is its fixtures with the request's values copied in.
 func TestAgainstStripeMock(t *testing.T) {
 	t.Parallel()
-	c := stripeapi.New(stripeapi.Options{URL: stripemock.Start(t)})
+	url := stripemock.Start(t)
+	c := stripeapi.New(stripeapi.Options{URL: url})
 	ctx := context.Background()
 
 	for _, d := range []stripeapi.Discount{
@@ -43,6 +45,25 @@ func TestAgainstStripeMock(t *testing.T) {
 	// Its invoice fixture has no discounts; the expansions are accepted.
 	if ds, err := c.InvoiceDiscountCodes(ctx, stripemock.APIKey, "in_1Referd"); err != nil || len(ds) != 0 {
 		t.Errorf("InvoiceDiscountCodes = %+v, %v", ds, err)
+	}
+
+	for _, err := range []error{
+		func() error { _, err := c.ResolvePromotionCode(ctx, stripemock.APIKey, ""); return err }(),
+		func() error { _, err := c.InvoiceDiscountCodes(ctx, stripemock.APIKey, ""); return err }(),
+	} {
+		if err == nil {
+			t.Error("an empty id: no error")
+		}
+	}
+
+	// Stripe's API cannot read a discount by its id (which is why
+	// InvoiceDiscountCodes reads the invoice): its spec has no such path.
+	req, _ := http.NewRequest("GET", url+"/v1/discounts/di_1Referd", nil)
+	req.Header.Set("Authorization", "Bearer "+stripemock.APIKey)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /v1/discounts/{id}: %v, %v; want 404", res.Status, err)
+	} else {
+		res.Body.Close()
 	}
 
 	// stripe-mock refuses live keys, as Stripe refuses a wrong key: 401.

@@ -126,6 +126,10 @@ var errNotCached = errors.New("not cached")
 // code with Stripe id id (promo_...). Codes are cached for CodeTTL, and "no such
 // promotion code" (an *Error with NotFound) for MissTTL.
 func (c *Client) ResolvePromotionCode(ctx context.Context, apiKey, id string) (string, error) {
+	if id == "" {
+		// stripe-go would read the list of promotion codes instead.
+		return "", errors.New("stripeapi.ResolvePromotionCode: empty id")
+	}
 	k := keyOf(apiKey, id)
 	if miss, err := c.misses.Get(ctx, k, func(context.Context) (*Error, error) { return nil, errNotCached }); err == nil {
 		return "", miss
@@ -170,6 +174,9 @@ type AppliedDiscount struct {
 // Events of current API versions name an invoice's discounts by id only, so the
 // invoice is read with its discounts and their promotion codes expanded.
 func (c *Client) InvoiceDiscountCodes(ctx context.Context, apiKey, invoiceID string) ([]AppliedDiscount, error) {
+	if invoiceID == "" {
+		return nil, errors.New("stripeapi.InvoiceDiscountCodes: empty invoice id")
+	}
 	p := &stripe.InvoiceParams{}
 	params(ctx, &p.Params, "")
 	p.AddExpand("discounts")

@@ -352,3 +352,23 @@ func TestCheckAndMaskAPIKey(t *testing.T) {
 		t.Errorf("MaskKey(nonsense) = %q", got)
 	}
 }
+
+// MaskKey shows what the API shows of a stored key: never more than its prefix and
+// last four characters.
+func FuzzMaskKey(f *testing.F) {
+	f.Add(key)
+	f.Add("rk_live_51Habc0123456789")
+	f.Add("sk_test_")
+	f.Fuzz(func(t *testing.T, k string) {
+		m := stripeapi.MaskKey(k)
+		if stripeapi.CheckAPIKey(k) != "" {
+			if m != "****" {
+				t.Errorf("MaskKey(%q) = %q for an invalid key", k, m)
+			}
+			return
+		}
+		if m != k[:len("sk_test_")]+"…"+k[len(k)-4:] {
+			t.Errorf("MaskKey(%q) = %q shows too much", k, m)
+		}
+	})
+}

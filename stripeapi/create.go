@@ -88,7 +88,9 @@ func ValidateDiscount(d Discount, prefix string) error {
 // key (a retried request or job), Stripe answers with what it created the first time
 // instead of creating a second coupon. An empty idempotencyKey makes new ones.
 // When Stripe refuses the promotion code for good (a code already in use, say), the
-// coupon just made is deleted, so that failures leave nothing behind.
+// coupon this call made is deleted, so that failures leave nothing behind; a coupon
+// Stripe answered from an earlier call with the same key (Idempotent-Replayed) is
+// left alone: it may be the coupon of a promotion code that exists.
 //
 // d must pass ValidateDiscount; errors of Stripe are *Error.
 func (c *Client) CreatePromotionCode(ctx context.Context, apiKey string, d Discount, code, idempotencyKey string) (promotionCodeID, couponID string, err error) {
@@ -121,7 +123,8 @@ func (c *Client) CreatePromotionCode(ctx context.Context, apiKey string, d Disco
 	promo, err := sc.PromotionCodes.New(pp)
 	if err != nil {
 		e := wrap("create promotion code "+code, err)
-		if !e.Temporary() {
+		replayed := coupon.LastResponse != nil && coupon.LastResponse.Header.Get("Idempotent-Replayed") == "true"
+		if !e.Temporary() && !replayed && e.Type != string(stripe.ErrorTypeIdempotency) {
 			dp := &stripe.CouponParams{}
 			params(context.WithoutCancel(ctx), &dp.Params, "")
 			sc.Coupons.Del(coupon.ID, dp) // best effort: the error to report is e

@@ -48,6 +48,9 @@ func record(t *testing.T, answer func(r request) (int, string)) (*recorder, *str
 		rec.reqs = append(rec.reqs, req)
 		rec.mu.Unlock()
 		status, out := answer(req)
+		if strings.Contains(out, `"replayed": true`) {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Request-Id", "req_test")
 		w.WriteHeader(status)
@@ -164,6 +167,30 @@ func TestCreatePromotionCodeStripeRefuses(t *testing.T) {
 	}
 	if reqs := rec.requests(); len(reqs) != 3 || reqs[2].Method != "DELETE" || reqs[2].Path != "/v1/coupons/co_1" {
 		t.Errorf("requests %+v: want the coupon deleted", reqs)
+	}
+
+	// A coupon Stripe answered from an earlier call with the same key may back a
+	// promotion code that exists: it is not deleted.
+	for _, refusal := range []struct{ coupon, promo string }{
+		{`"replayed": true`, `"type": "invalid_request_error", "code": "resource_already_exists", "message": "An active promotion code with that code already exists."`},
+		{`"replayed": false`, `"type": "idempotency_error", "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."`},
+	} {
+		rec, client = record(t, func(r request) (int, string) {
+			if r.Path == "/v1/coupons" {
+				return 200, `{"id": "co_1", "object": "coupon", ` + refusal.coupon + `}`
+			}
+			if r.Path == "/v1/promotion_codes" {
+				return 400, `{"error": {` + refusal.promo + `}}`
+			}
+			return stripeAnswers(r)
+		})
+		_, _, err = client.CreatePromotionCode(ctx, key, d, "OTHER", "k")
+		if !errors.As(err, &se) || se.Status != 400 || se.Temporary() {
+			t.Errorf("%s: %#v", refusal.promo, err)
+		}
+		if reqs := rec.requests(); len(reqs) != 2 {
+			t.Errorf("coupon %s, promotion code %s: requests %+v, want the coupon kept", refusal.coupon, refusal.promo, reqs)
+		}
 	}
 
 	// A wrong key: 401 at the first call, nothing else is tried.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/referral"
+	"github.com/referd/referd/secrets"
 	"github.com/referd/referd/store"
 )
 
@@ -44,6 +45,9 @@ type Console struct {
 	Email bool
 	// AllowPrivateTargets is the API's setting for webhook URLs.
 	AllowPrivateTargets bool
+	// SecretKey (REFERD_SECRET_KEY) encrypts Stripe's API key, as for the API; nil,
+	// the key cannot be stored.
+	SecretKey *secrets.Key
 	// ProgramChanged, when set, is told of every program the console changed (as the
 	// API's Server.ProgramChanged).
 	ProgramChanged func(store.Program)

@@ -47,7 +47,7 @@ func (e *env) eventStatus(pk int64) store.EventStatus {
 
 func (e *env) withStripe(p store.Program) {
 	e.t.Helper()
-	if _, err := referral.PutIntegration(context.Background(), e.db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_x"}}); err != nil {
+	if _, err := referral.PutIntegration(context.Background(), e.db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_x"}}, nil); err != nil {
 		e.t.Fatal(err)
 	}
 }

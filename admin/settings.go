@@ -470,8 +470,15 @@ func (c *Console) deleteRule(w http.ResponseWriter, r *http.Request, s *session)
 // signing secrets one per line, or a username and password.
 func (c *Console) putIntegration(w http.ResponseWriter, r *http.Request, s *session) error {
 	provider := r.PathValue("provider")
-	f := postedFields(r, "webhook_secrets", "username", "password", "customer_key_field")
+	f := postedFields(r, "webhook_secrets", "username", "password", "customer_key_field", "api_key", "remove_api_key")
 	in := referral.IntegrationInput{}
+	// Stripe's API key: left empty, the stored one stays (as an API PUT without it).
+	switch {
+	case f["remove_api_key"] != "":
+		in.APIKey = referral.Optional[string]{Set: true, Null: true}
+	case f["api_key"] != "":
+		in.APIKey = referral.Optional[string]{Set: true, Value: f["api_key"]}
+	}
 	for _, line := range strings.Split(f["webhook_secrets"], "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			in.WebhookSecrets = append(in.WebhookSecrets, line)
@@ -483,8 +490,8 @@ func (c *Console) putIntegration(w http.ResponseWriter, r *http.Request, s *sess
 	if f["customer_key_field"] != "" {
 		in.CustomerKeyField = strRef(f["customer_key_field"])
 	}
-	if _, err := referral.PutIntegration(r.Context(), c.DB, s.Program, provider, in); err != nil {
-		f["webhook_secrets"], f["password"] = "", "" // secrets are not sent back to the page
+	if _, err := referral.PutIntegration(r.Context(), c.DB, s.Program, provider, in, c.SecretKey); err != nil {
+		f["webhook_secrets"], f["password"], f["api_key"] = "", "", "" // secrets are not sent back to the page
 		return c.refused(w, r, s, err, settingsPage{Edit: -1, Which: "integration:" + provider, Form: f})
 	}
 	done(w, r, "/admin/settings", "saved")

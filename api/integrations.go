@@ -16,7 +16,7 @@ func (s *Server) putIntegration(w http.ResponseWriter, r *http.Request, p store.
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	i, err := referral.PutIntegration(r.Context(), s.DB, p, r.PathValue("provider"), in)
+	i, err := referral.PutIntegration(r.Context(), s.DB, p, r.PathValue("provider"), in, s.SecretKey)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ func (s *Server) createPromotionCode(w http.ResponseWriter, r *http.Request, p s
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	pc, err := promo.Create(r.Context(), s.DB, p, in)
+	pc, err := promo.Create(r.Context(), s.DB, p, in, &promo.Stripe{DB: s.DB, Key: s.SecretKey, Client: s.Stripe})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/stripeapi"
 )
 
 // MaxBody is the largest request body accepted (413 above).
@@ -85,12 +86,24 @@ func (s *Server) classify(r *http.Request, err error) *Error {
 		confErr *store.ConflictError
 		maxErr  *http.MaxBytesError
 		invErr  *store.InvalidError
+		sValErr *stripeapi.ValidationError
+		sErr    *stripeapi.Error
 	)
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
 	case errors.As(err, &valErr):
 		return &Error{Status: http.StatusUnprocessableEntity, Message: valErr.Error(), Fields: valErr.Fields}
+	case errors.As(err, &sValErr):
+		return &Error{Status: http.StatusUnprocessableEntity, Message: sValErr.Error(), Fields: sValErr.Fields}
+	case errors.As(err, &sErr) && !errors.Is(err, context.Canceled):
+		// Stripe refused or did not answer: a bad gateway, with Stripe's own words.
+		msg := "Stripe answered: " + sErr.Message
+		if sErr.Status == 0 {
+			msg = "Stripe did not answer: " + sErr.Message
+		}
+		s.Log.WarnContext(r.Context(), "stripe call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		return &Error{Status: http.StatusBadGateway, Message: msg, Fields: map[string][]string{"stripe": {msg}}}
 	case errors.As(err, &nfErr):
 		return &Error{Status: http.StatusNotFound, Message: nfErr.Error()}
 	case errors.As(err, &confErr):

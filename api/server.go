@@ -14,7 +14,9 @@ import (
 
 	"github.com/referd/referd/cache"
 	"github.com/referd/referd/ledger"
+	"github.com/referd/referd/secrets"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/stripeapi"
 )
 
 // Server serves the REST API.
@@ -32,6 +34,11 @@ type Server struct {
 	// Email says that outgoing email is configured (REFERD_SMTP_URL): off,
 	// customers:invite answers 422 saying how to turn it on.
 	Email bool
+	// SecretKey (REFERD_SECRET_KEY) encrypts the providers' API keys an integration
+	// stores; nil, a PUT with an api_key answers 422 saying how to set it.
+	SecretKey *secrets.Key
+	// Stripe calls Stripe's API (REFERD_STRIPE_API_URL) with a program's API key.
+	Stripe *stripeapi.Client
 
 	keys *cache.Cache[[32]byte, store.Program]
 	// sales groups concurrent POST /v1/transactions into shared database transactions.
@@ -51,7 +58,7 @@ func New(db *store.DB, publicURL string, log *slog.Logger, dbConns int) *Server 
 	if dbConns <= 0 {
 		dbConns = 16
 	}
-	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log,
+	return &Server{DB: db, PublicURL: strings.TrimRight(publicURL, "/"), Log: log, Stripe: stripeapi.New(stripeapi.Options{}),
 		keys: &cache.Cache[[32]byte, store.Program]{TTL: keyTTL}, slots: make(chan struct{}, dbConns), ledger: make(chan struct{}, max(dbConns/2, 1)),
 		// 2 workers of up to 32 sales each: since a batch's sales are written in one
 		// statement, fewer and larger batches do best. On two cores 2 x 32 recorded

@@ -39,7 +39,7 @@ func TestRefusedEventDoesNotFailItsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "whsec_group_test_0123456789"
-	if _, err := referral.PutIntegration(ctx, db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{secret}}); err != nil {
+	if _, err := referral.PutIntegration(ctx, db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{secret}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	h := New(db, slog.New(slog.NewTextHandler(io.Discard, nil)), 1)

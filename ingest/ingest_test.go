@@ -48,7 +48,7 @@ func newEnv(t *testing.T) *env {
 		"paddle":    {WebhookSecrets: []string{paddleSecret}},
 		"chargebee": {Username: ptr("cb-user"), Password: ptr("cb-password")},
 	} {
-		if _, err := referral.PutIntegration(ctx, db, p, provider, in); err != nil {
+		if _, err := referral.PutIntegration(ctx, db, p, provider, in, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -584,6 +584,13 @@ func (pr *processor) matchCodes(ctx context.Context, evs []*event, cqs []store.C
 			continue
 		}
 		code, ok, err := pr.resolver.ResolvePromotionCode(ctx, programs[q.ProgramPK], q.Provider, q.PromotionID)
+		var lasting interface{ Temporary() bool }
+		if errors.As(err, &lasting) && !lasting.Temporary() {
+			// The provider refuses for good (a revoked key, say): trying again changes
+			// nothing, so the event fails with its answer, for GET /v1/provider_events.
+			failAsking(evs, i, err)
+			continue
+		}
 		if err != nil {
 			return nil, err // the batch is tried again
 		}
@@ -603,6 +610,18 @@ func (pr *processor) matchCodes(ctx context.Context, evs []*event, cqs []store.C
 		cms[i] = more[k]
 	}
 	return cms, nil
+}
+
+// failAsking fails the event whose discount is code query i: asking the provider's
+// API about it failed with err, for good.
+func failAsking(evs []*event, i int, err error) {
+	for _, ev := range evs {
+		for j, part := range ev.parts {
+			if i >= ev.codeAt[j] && i < ev.codeAt[j]+len(part.Discounts) && ev.bad == "" {
+				ev.bad = "asking the provider about promotion code " + part.Discounts[i-ev.codeAt[j]].PromotionID + ": " + err.Error()
+			}
+		}
+	}
 }
 
 // saleOutcome is what recording sale, with err, made of its event.

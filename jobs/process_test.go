@@ -39,7 +39,7 @@ func newProcessEnv(t *testing.T) *processEnv {
 	if p, err = referral.UpdateProgram(ctx, db, p.PK, patch); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := referral.PutIntegration(ctx, db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_x"}}); err != nil {
+	if _, err := referral.PutIntegration(ctx, db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_x"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := referral.CreateCustomer(ctx, db, p, referral.CustomerInput{Key: text("ref")}); err != nil {

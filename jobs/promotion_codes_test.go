@@ -2,13 +2,17 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -18,7 +22,9 @@ import (
 	"github.com/referd/referd/ops"
 	"github.com/referd/referd/promo"
 	"github.com/referd/referd/referral"
+	"github.com/referd/referd/secrets"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/stripeapi"
 )
 
 // promoEnv is a program with a 10% purchase rule, a referrer "ref", and Alice, who
@@ -45,7 +51,7 @@ func (e *promoEnv) createCode() {
 	e.t.Helper()
 	ids := &promo.ProviderIDs{Stripe: strptr("promo_1Alice"), Paddle: strptr("dsc_01hv6scyf7qdnzcdq01t2y8dx4"), Chargebee: strptr("alice-coupon")}
 	if _, err := promo.Create(e.ctx, e.db, e.p, promo.Input{Customer: &referral.CustomerRefInput{Key: text("alice")},
-		Code: text("ALICE20"), ProviderIDs: ids}); err != nil {
+		Code: text("ALICE20"), ProviderIDs: ids}, nil); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -382,6 +388,65 @@ func TestPromotionCodeRules(t *testing.T) {
 			t.Errorf("resolved promotion id: %s, alice %d", ev.Status, e.balance("alice"))
 		}
 	})
+}
+
+// With the Stripe integration's API key, the workers ask Stripe (here a server that
+// answers as Stripe does) which code an unknown promotion id names, once per id; when
+// Stripe refuses for good, the event fails with its answer instead of retrying.
+func TestPromotionCodeAskedOfStripe(t *testing.T) {
+	t.Parallel()
+	const file = "stripe.2023-10-16.invoice.paid.json"
+	unknownPromo := func(v map[string]any) {
+		v["data"].(map[string]any)["object"].(map[string]any)["discount"].(map[string]any)["promotion_code"] = "promo_1Unknown"
+	}
+	key, err := secrets.ParseKey(base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"answered", 200, `{"id": "promo_1Unknown", "object": "promotion_code", "code": "ALICE20", "active": true}`},
+		{"refused", 401, `{"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****p7dc"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var asked atomic.Int32
+			stripe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v1/promotion_codes/promo_1Unknown" || r.Header.Get("Authorization") != "Bearer sk_test_4eC39HqLyjWDarjtT1zdp7dc" {
+					t.Errorf("asked %s %s (%s)", r.Method, r.URL, r.Header.Get("Authorization"))
+				}
+				asked.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}))
+			t.Cleanup(stripe.Close)
+			e := newPromoEnv(t, false, jobs.Options{})
+			e.mux = jobs.HandlersWith(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), jobs.Options{
+				Promo: &promo.Stripe{DB: e.db, Key: key, Client: stripeapi.New(stripeapi.Options{URL: stripe.URL})}})
+			if _, err := referral.PutIntegration(e.ctx, e.db, e.p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_0123456789abcdef"},
+				APIKey: referral.Optional[string]{Set: true, Value: "sk_test_4eC39HqLyjWDarjtT1zdp7dc"}}, key); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := promo.Create(e.ctx, e.db, e.p, promo.Input{Customer: &referral.CustomerRefInput{Key: text("alice")}, Code: text("ALICE20")}, nil); err != nil {
+				t.Fatal(err)
+			}
+			ev := e.run(e.store("stripe", file, unknownPromo))
+			switch tc.status {
+			case 200:
+				if ev.Status != store.EventProcessed || e.balance("alice") != 200 || e.uses() != 1 || asked.Load() != 1 {
+					t.Errorf("resolved by Stripe: %s, alice %d, uses %d, asked %d times (want once: cached)", ev.Status, e.balance("alice"), e.uses(), asked.Load())
+				}
+			default:
+				if ev.Status != store.EventFailed || !strings.Contains(ev.Error.String, "Invalid API Key provided") || e.balance("alice") != 0 {
+					t.Errorf("refused by Stripe: %s %q, alice %d", ev.Status, ev.Error.String, e.balance("alice"))
+				}
+			}
+		})
+	}
 }
 
 type resolverFunc func(provider, id string) (string, bool)

@@ -37,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	if p, err = referral.UpdateProgram(ctx, db, p.PK, patch); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := referral.PutIntegration(ctx, db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_x"}}); err != nil {
+	if _, err := referral.PutIntegration(ctx, db, p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_x"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, ctx: ctx, db: db, p: p}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/stripeapi"
 )
 
 // A Resolver asks a provider's API which code a provider promotion id names (Stripe
@@ -82,7 +83,12 @@ func JSON(pc store.PromotionCode) View {
 // Create validates in and stores the code for its customer. Payments that carried
 // the code (or one of its provider ids) before it existed, and ended ignored or
 // unattributed, are queued to be processed again, now that they can be attributed.
-func Create(ctx context.Context, db *store.DB, p store.Program, in Input) (store.PromotionCode, error) {
+//
+// With create_in "stripe" the code is created in Stripe first (a coupon of
+// in.Discount and a promotion code, through st with the program's API key, under an
+// idempotency key made of the program, the code and the discount, so that a retried
+// request reuses what Stripe made), and its promotion code id is recorded.
+func Create(ctx context.Context, db *store.DB, p store.Program, in Input, st *Stripe) (store.PromotionCode, error) {
 	verr := &referral.ValidationError{}
 	owner := ""
 	if in.Customer != nil {
@@ -98,11 +104,19 @@ func Create(ctx context.Context, db *store.DB, p store.Program, in Input) (store
 		pc.PaddleID = providerID(verr, "provider_ids.paddle", ids.Paddle)
 		pc.ChargebeeID = providerID(verr, "provider_ids.chargebee", ids.Chargebee)
 	}
+	var d *stripeapi.Discount
 	if in.CreateIn != nil && strings.TrimSpace(*in.CreateIn) != "" {
-		createIn(verr, p, strings.TrimSpace(*in.CreateIn), in.Discount)
+		d = createIn(verr, p, strings.TrimSpace(*in.CreateIn), in)
 	}
 	if err := verr.Err(); err != nil {
 		return store.PromotionCode{}, err
+	}
+	if d != nil {
+		id, err := st.create(ctx, db, p, owner, code, *d)
+		if err != nil {
+			return store.PromotionCode{}, err
+		}
+		pc.StripeID = sql.NullString{String: id, Valid: true}
 	}
 	err := db.InTx(ctx, func(tx *store.Tx) error {
 		c, err := store.GetCustomer(ctx, tx, p.PK, owner, false)
@@ -122,18 +136,20 @@ func Create(ctx context.Context, db *store.DB, p store.Program, in Input) (store
 	return pc, nil
 }
 
-// createIn is where a code is also created in a provider (create_in). Without the
-// provider's API (package stripeapi, with a Stripe API key on the integration) there
-// is nowhere to create it: 422 on create_in.
-func createIn(verr *referral.ValidationError, _ store.Program, provider string, _ *DiscountInput) {
+// createIn checks a request to create the code in a provider as well (create_in):
+// only Stripe, with a discount; it returns Stripe's coupon.
+func createIn(verr *referral.ValidationError, p store.Program, provider string, in Input) *stripeapi.Discount {
 	if provider != "stripe" {
 		verr.Add("create_in", "The create_in must be stripe.")
-		return
+		return nil
 	}
-	verr.Add("create_in", "Creating a promotion code in Stripe needs the Stripe integration's API key: PUT /v1/integrations/stripe with api_key (and REFERD_SECRET_KEY set on the server).")
+	if in.ProviderIDs != nil && in.ProviderIDs.Stripe != nil {
+		verr.Add("provider_ids.stripe", "The provider_ids.stripe is set by create_in: give one or the other.")
+	}
+	d := discount(verr, p, in.Discount)
+	return &d
 }
 
-// CheckCode validates a code's text: 1 to MaxCodeLength characters without white
 // space or control characters.
 func CheckCode(verr *referral.ValidationError, field string, t *referral.Text) string {
 	if t == nil {

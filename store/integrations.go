@@ -17,21 +17,35 @@ type Integration struct {
 	Username         sql.NullString `db:"username"`
 	Password         sql.NullString `db:"password"`
 	CustomerKeyField string         `db:"customer_key_field"`
-	CreatedAt        time.Time      `db:"created_at"`
-	UpdatedAt        time.Time      `db:"updated_at"`
+	// APIKeySealed is the provider's API key encrypted with REFERD_SECRET_KEY
+	// (package secrets), APIKeyHint what may be shown of it; both null without one.
+	APIKeySealed sql.NullString `db:"api_key_sealed"`
+	APIKeyHint   sql.NullString `db:"api_key_hint"`
+	CreatedAt    time.Time      `db:"created_at"`
+	UpdatedAt    time.Time      `db:"updated_at"`
+	// KeepAPIKey makes PutIntegration leave the stored API key as it is, instead of
+	// writing APIKeySealed and APIKeyHint.
+	KeepAPIKey bool `db:"-"`
 }
 
-const integrationCols = `program_pk, provider, webhook_secrets, username, password, customer_key_field, created_at, updated_at`
+const integrationCols = `program_pk, provider, webhook_secrets, username, password, customer_key_field, api_key_sealed, api_key_hint, created_at, updated_at`
 
-// PutIntegration creates or replaces the program's integration with i.Provider.
+// PutIntegration creates or replaces the program's integration with i.Provider; with
+// i.KeepAPIKey, a stored API key stays.
 func PutIntegration(ctx context.Context, q Querier, i *Integration) error {
+	keep := i.KeepAPIKey
+	if keep {
+		i.APIKeySealed, i.APIKeyHint = sql.NullString{}, sql.NullString{}
+	}
 	err := q.GetContext(ctx, i, `
-		INSERT INTO integrations AS i (`+integrationCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+		INSERT INTO integrations AS i (`+integrationCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 		ON CONFLICT (program_pk, provider) DO UPDATE SET webhook_secrets = EXCLUDED.webhook_secrets,
 			username = EXCLUDED.username, password = EXCLUDED.password,
-			customer_key_field = EXCLUDED.customer_key_field, updated_at = EXCLUDED.updated_at
+			customer_key_field = EXCLUDED.customer_key_field, updated_at = EXCLUDED.updated_at,
+			api_key_sealed = CASE WHEN $10 THEN i.api_key_sealed ELSE EXCLUDED.api_key_sealed END,
+			api_key_hint = CASE WHEN $10 THEN i.api_key_hint ELSE EXCLUDED.api_key_hint END
 		RETURNING `+integrationCols,
-		i.ProgramPK, i.Provider, i.WebhookSecrets, i.Username, i.Password, i.CustomerKeyField, i.UpdatedAt)
+		i.ProgramPK, i.Provider, i.WebhookSecrets, i.Username, i.Password, i.CustomerKeyField, i.APIKeySealed, i.APIKeyHint, i.UpdatedAt, keep)
 	if err != nil {
 		return fmt.Errorf("store.PutIntegration(%s): %w", i.Provider, translate(err))
 	}

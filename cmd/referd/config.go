@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/referd/referd/logging"
 	"github.com/referd/referd/mail"
+	"github.com/referd/referd/secrets"
+	"github.com/referd/referd/stripeapi"
 )
 
 // config is docs/design.md §2: the environment, with flags overriding it.
@@ -35,6 +38,14 @@ type config struct {
 	SMTPURL  string
 	MailFrom string
 	Mail     *mail.Sender
+	// SecretKey is REFERD_SECRET_KEY (32 bytes, base64), which encrypts the
+	// providers' API keys integrations store; nil when unset: they cannot be stored.
+	// It has no flag, which would show it in the process list.
+	SecretKey *secrets.Key
+	// StripeAPIURL is REFERD_STRIPE_API_URL, where Stripe API calls go; finish makes
+	// Stripe, the client for them.
+	StripeAPIURL string
+	Stripe       *stripeapi.Client
 
 	envErr error
 }
@@ -51,6 +62,7 @@ func configFromEnv(getenv func(string) string) config {
 		LogFormat:     getenv("REFERD_LOG_FORMAT"),
 		SMTPURL:       getenv("REFERD_SMTP_URL"),
 		MailFrom:      getenv("REFERD_MAIL_FROM"),
+		StripeAPIURL:  or(getenv("REFERD_STRIPE_API_URL"), stripeapi.DefaultURL),
 		Port:          8080,
 		Concurrency:   64,
 		DBConns:       16,
@@ -84,6 +96,13 @@ func configFromEnv(getenv func(string) string) config {
 		}
 		c.AllowPrivate = b
 	}
+	if v := getenv("REFERD_SECRET_KEY"); v != "" {
+		k, err := secrets.ParseKey(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.SecretKey = k
+	}
 	c.envErr = errors.Join(errs...)
 	return c
 }
@@ -97,6 +116,7 @@ func (c *config) serverFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "worker only: address for /metrics, /healthz and /readyz (REFERD_METRICS_ADDR; default none)")
 	fs.StringVar(&c.SMTPURL, "smtp-url", c.SMTPURL, "outgoing email: smtp://user:pass@host:587 or smtps://... (REFERD_SMTP_URL; default none: email off)")
 	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "the sender of outgoing email (REFERD_MAIL_FROM)")
+	fs.StringVar(&c.StripeAPIURL, "stripe-api-url", c.StripeAPIURL, "where Stripe API calls go (REFERD_STRIPE_API_URL; stripe-mock in tests)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (REFERD_LOG_FORMAT; default text on a terminal)")
 }
 
@@ -119,6 +139,10 @@ func (c *config) finish() error {
 	default:
 		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
 	}
+	if u, err := url.Parse(c.StripeAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("REFERD_STRIPE_API_URL=%q: want an http:// or https:// URL, such as %s", c.StripeAPIURL, stripeapi.DefaultURL)
+	}
+	c.Stripe = stripeapi.New(stripeapi.Options{URL: c.StripeAPIURL})
 	if c.SMTPURL != "" {
 		var err error
 		if c.Mail, err = mail.NewSender(c.SMTPURL, c.MailFrom); err != nil {

@@ -40,6 +40,7 @@ import (
 	"github.com/referd/referd/logging"
 	"github.com/referd/referd/metrics"
 	"github.com/referd/referd/ops"
+	"github.com/referd/referd/promo"
 	"github.com/referd/referd/providers"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
@@ -196,6 +197,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		} else {
 			log.Info("email on", "smtp", cfg.Mail.Host())
 		}
+		if cfg.SecretKey == nil {
+			log.Info("REFERD_SECRET_KEY is not set: integrations cannot store API keys (PUT /v1/integrations/stripe with api_key answers 422 until then)")
+		}
 	}
 	switch cmd {
 	case "worker":
@@ -242,7 +246,9 @@ func workOn(ctx context.Context, redis asynq.RedisConnOpt, cfg config, db *store
 		Consumers: []jobs.Consumer{jobs.RetryUnattributed, jobs.DispatchWebhooks(len(schedule)), jobs.NotifyRewards},
 		Pollers:   []jobs.Poller{jobs.WebhookRetries(len(schedule)), jobs.QueueEmails(), jobs.RetryDiscounts}}
 	// The relay passes on what each batch of billing events wrote as soon as it commits.
-	mux := jobs.HandlersWith(db, log, jobs.Options{Deliverer: deliverer, Written: relay.Poke, Redis: redis, Mail: cfg.Mail})
+	// Promotion ids no code names yet are asked of Stripe, with the program's API key.
+	resolver := &promo.Stripe{DB: db, Key: cfg.SecretKey, Client: cfg.Stripe}
+	mux := jobs.HandlersWith(db, log, jobs.Options{Deliverer: deliverer, Written: relay.Poke, Redis: redis, Mail: cfg.Mail, Promo: resolver})
 	mux.Handle(ops.TypeHousekeep, ops.HousekeepHandler(db, redis, log))
 	runner := &jobs.Runner{Redis: redis, Concurrency: cfg.Concurrency, Log: log,
 		Mux: mux, Periodic: append(jobs.Schedule(), ops.HousekeepPeriodic())}
@@ -260,6 +266,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		a := api.New(db, cfg.PublicURL, log, cfg.DBConns)
 		a.AllowPrivateTargets = cfg.AllowPrivate
 		a.Email = cfg.Mail != nil
+		a.SecretKey, a.Stripe = cfg.SecretKey, cfg.Stripe
 		tr := tracking.New(db, log)
 		tr.Email = cfg.Mail != nil
 		// A PATCH /v1/program applies to the next tracking request of this process.
@@ -271,6 +278,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		con.OpsQueues = cfg.AdminToken != ""
 		con.Email = a.Email
 		con.AllowPrivateTargets = a.AllowPrivateTargets
+		con.SecretKey = a.SecretKey
 		con.ProgramChanged = a.RefreshProgram
 		h := con.Handler()
 		mux.Handle("/admin", h)

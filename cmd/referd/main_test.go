@@ -431,6 +431,23 @@ func TestConfigFromEnv(t *testing.T) {
 				t.Errorf("mail = %+v, want nil", c.Mail)
 			}
 		}},
+		{name: "REFERD_SECRET_KEY of 16 bytes", env: map[string]string{"REFERD_SECRET_KEY": "AAAAAAAAAAAAAAAAAAAAAA=="}, wantErr: "REFERD_SECRET_KEY is 16 bytes"},
+		{name: "REFERD_SECRET_KEY not base64", env: map[string]string{"REFERD_SECRET_KEY": "correct horse battery staple"}, wantErr: "REFERD_SECRET_KEY is not base64"},
+		{name: "REFERD_STRIPE_API_URL not a URL", env: map[string]string{"REFERD_STRIPE_API_URL": "localhost:12111"}, wantErr: "REFERD_STRIPE_API_URL"},
+		{
+			name: "REFERD_SECRET_KEY and REFERD_STRIPE_API_URL",
+			env:  map[string]string{"REFERD_SECRET_KEY": "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=", "REFERD_STRIPE_API_URL": "http://127.0.0.1:12111"},
+			check: func(t *testing.T, c config) {
+				if c.SecretKey == nil || c.Stripe == nil || c.StripeAPIURL != "http://127.0.0.1:12111" {
+					t.Errorf("secret key %v, stripe %v at %q", c.SecretKey, c.Stripe, c.StripeAPIURL)
+				}
+			},
+		},
+		{name: "no REFERD_SECRET_KEY: no key, calls go to Stripe", env: map[string]string{}, check: func(t *testing.T, c config) {
+			if c.SecretKey != nil || c.StripeAPIURL != "https://api.stripe.com" || c.Stripe == nil {
+				t.Errorf("secret key %v, Stripe API at %q", c.SecretKey, c.StripeAPIURL)
+			}
+		}},
 		{name: "several bad variables are all reported", env: map[string]string{"PORT": "x", "REFERD_CONCURRENCY": "y"}, wantErr: "REFERD_CONCURRENCY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/referd/referd/browsertest"
+	"github.com/referd/referd/dispatch"
 	"github.com/referd/referd/ledger"
+	"github.com/referd/referd/promo"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/store"
 )
@@ -59,6 +61,10 @@ func (e *env) demo(t *testing.T) string {
 			}
 		}
 	}
+	if _, err := promo.Create(ctx, e.db, p, promo.Input{Customer: &referral.CustomerRefInput{Key: ptr(referral.Text("alice"))}, Code: ptr(referral.Text("ALICE20")),
+		ProviderIDs: &promo.ProviderIDs{Stripe: ptr("promo_1AliceSpring")}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.db.ExecContext(ctx, `UPDATE rewards r SET created_at = t.created_at FROM transactions t WHERE t.pk = r.transaction_pk`); err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +84,13 @@ func TestBrowserConsole(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	top := e.demo(t)
+	e.withStripe(e.p)
+	lost := e.invoicePaid(e.p, "evt_lost", "in_lost", "newbie", 4900, "") // nobody referd knows yet: unattributed
+	if _, err := dispatch.CreateWebhook(context.Background(), e.db, e.p, dispatch.WebhookInput{Key: ptr(referral.Text("accounting")), Name: ptr("Accounting"),
+		URL: ptr("https://hooks.acme.test/referd")}, false); err != nil {
+		t.Fatal(err)
+	}
+	delivery := e.delivery("accounting", "msg_1", "Service Unavailable")
 	browser := browsertest.Start(t)
 	tab := browsertest.NewTab(t, browser)
 	ctx, cancel := context.WithTimeout(tab.Ctx, 90*time.Second)
@@ -154,6 +167,9 @@ func TestBrowserConsole(t *testing.T) {
 	if h := text("h1"); h != "Alice Martin" {
 		t.Fatalf("customer page: %q", h)
 	}
+	if body := text("main"); !strings.Contains(body, "ALICE20") || !strings.Contains(body, "Stripe promo_1AliceSpring") {
+		t.Errorf("the customer page does not show her promotion code:\n%.800s", body)
+	}
 	_, before, _ := ledger.CustomerBalance(context.Background(), e.db, e.p, top)
 	submit("form.inline-form", map[string]string{"amount": "5", "units": "usd", "note": "Thank-you bonus"})
 	if n := text(".notice"); n != "The balance was changed." {
@@ -164,7 +180,85 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("balance %+v → %+v, want 5.00 usd more", before, after)
 	}
 	shot("console-customer.png")
+
+	// Every other page renders this program's data.
+	for path, want := range map[string]string{
+		"/admin/transactions": "sale-alice-friend-0", "/admin/events": "evt_lost", "/admin/webhooks": "Accounting",
+		"/admin/settings": "20% of each sale", "/admin/events/" + fmt.Sprint(lost): "unattributed",
+	} {
+		tab.Navigate(e.srv.URL + path)
+		if body := text("main"); !strings.Contains(body, want) {
+			t.Errorf("%s does not show %q:\n%.600s", path, want, body)
+		}
+	}
+	post := func(path, action string) {
+		t.Helper()
+		tab.Navigate(e.srv.URL + path)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](fmt.Sprintf(`document.querySelector('form[action=%q]').requestSubmit()`, action))); err != nil {
+			t.Fatalf("%s: %v", action, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := chromedp.Do(ctx, chromedp.WaitReady(".notice")); err != nil {
+			t.Fatalf("%s: no notice: %v", action, err)
+		}
+	}
+	// A refund, as DELETE /v1/transactions/{key} would.
+	post("/admin/transactions/sale-alice-friend-0", "/admin/transactions/sale-alice-friend-0/refund")
+	if tx, err := ledger.GetTransaction(context.Background(), e.db, e.p, "sale-alice-friend-0"); err != nil || !tx.DeletedAt.Valid || tx.Refunded != tx.Amount {
+		t.Errorf("after the console's refund: %+v %v", tx, err)
+	}
+	// A replay: the friend now exists, so the stored payment is attributed.
+	ref := referral.Text("alice")
+	if _, err := referral.CreateCustomer(context.Background(), e.db, e.p, referral.CustomerInput{Key: ptr(referral.Text("newbie")), ReferringCustomer: &referral.CustomerRefInput{Key: &ref}}); err != nil {
+		t.Fatal(err)
+	}
+	post(fmt.Sprintf("/admin/events/%d", lost), fmt.Sprintf("/admin/events/%d/replay", lost))
+	if st := e.eventStatus(lost); st != store.EventProcessed {
+		t.Errorf("after the console's replay the event is %s, want processed", st)
+	}
+	// A delivery retry, as POST /v1/webhooks/{key}/deliveries/{id}/retry would.
+	post("/admin/webhooks/accounting", "/admin/webhooks/accounting/deliveries/msg_1/retry")
+	if !e.retryRequested(delivery) {
+		t.Error("the console's retry did not ask for another attempt")
+	}
 	tab.NoErrors("/admin/signin") // the wrong key's 401, on purpose
+
+	// A form whose CSRF token is not the session's is refused, and changes nothing.
+	tab.Navigate(e.srv.URL + "/admin/transactions/sale-alice-friend-1")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`(function(){ var f = document.querySelector('form[action$="/refund"]'); f.elements.csrf.value = 'forged'; f.requestSubmit() })()`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if h := text("h1"); !strings.HasPrefix(h, "403") {
+		t.Errorf("a forged CSRF token: %q, want the 403 page", h)
+	}
+	if tx, _ := ledger.GetTransaction(context.Background(), e.db, e.p, "sale-alice-friend-1"); tx.Refunded != 0 {
+		t.Errorf("the refused form refunded %d", tx.Refunded)
+	}
+
+	// Another program's key sees none of this program's data.
+	_, otherKey, err := referral.CreateProgram(context.Background(), e.db, "Other", "https://other.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := browsertest.NewTab(t, browser)
+	octx, ocancel := context.WithTimeout(other.Ctx, 60*time.Second)
+	defer ocancel()
+	other.Navigate(e.srv.URL + "/admin/signin")
+	if _, err := chromedp.Run(octx, chromedp.Evaluate[any](fmt.Sprintf(`(function(){ var f = document.querySelector('form'); f.elements.api_key.value = %q; f.requestSubmit() })()`, otherKey))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, path := range []string{"/admin/customers/alice", "/admin/transactions/sale-alice-friend-1", fmt.Sprintf("/admin/events/%d", lost), "/admin/webhooks/accounting"} {
+		other.Navigate(e.srv.URL + path)
+		h, _ := chromedp.Run(octx, chromedp.Evaluate[string](`document.querySelector('h1').innerText`))
+		if !strings.HasPrefix(h, "404") {
+			t.Errorf("another program's console on %s: %q, want the 404 page", path, h)
+		}
+	}
+	if list, _ := chromedp.Run(octx, chromedp.Evaluate[string](`(function(){ return fetch('/admin/customers').then(r => r.text()) })()`, chromedp.EvalAwaitPromise)); strings.Contains(list, "Alice") {
+		t.Error("another program's customer list shows Alice")
+	}
 
 	// Signing out ends the session: the pages send to the sign-in form again.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`document.querySelector('form.signout').requestSubmit()`)); err != nil {

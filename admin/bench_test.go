@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -106,12 +107,17 @@ func BenchmarkPages(b *testing.B) {
 			}
 		}
 	})
+	// Half way down the transactions and the events: the pages the newer/older links
+	// lead to (positions, not page numbers).
+	var midTx, midEv int64
+	db.GetContext(context.Background(), &midTx, `SELECT pk FROM transactions WHERE program_pk = $1 ORDER BY pk DESC OFFSET 500000 LIMIT 1`, p.PK)
+	db.GetContext(context.Background(), &midEv, `SELECT pk FROM provider_events WHERE program_pk = $1 ORDER BY pk DESC OFFSET 50000 LIMIT 1`, p.PK)
 	for _, path := range []string{
 		"/admin?days=7", "/admin?days=30", "/admin?days=90",
 		"/admin/customers", "/admin/customers?page=1000", "/admin/customers?q=c99999%40example.com", "/admin/customers?q=Customer+4242",
 		"/admin/customers/k1", "/admin/customers/k50000",
-		"/admin/transactions", "/admin/transactions?page=1000", "/admin/transactions?source=paddle", "/admin/transactions?customer=k1",
-		"/admin/events", "/admin/events?status=failed", "/admin/settings", "/admin/webhooks",
+		"/admin/transactions", fmt.Sprintf("/admin/transactions?before=%d", midTx), "/admin/transactions?source=paddle", "/admin/transactions?customer=k1",
+		"/admin/events", fmt.Sprintf("/admin/events?before=%d", midEv), "/admin/events?status=failed", "/admin/events?provider=paddle", "/admin/settings", "/admin/webhooks",
 	} {
 		b.Run(strings.TrimPrefix(url.PathEscape(path), "%2Fadmin"), func(b *testing.B) {
 			for b.Loop() {

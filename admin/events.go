@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -37,14 +36,8 @@ type eventsPage struct {
 func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) error {
 	verr := &referral.ValidationError{}
 	v := eventsPage{Providers: providers.Names(), Statuses: store.EventStatuses()}
-	v.Provider = filterValue(r, "provider", verr)
-	v.Status = filterValue(r, "status", verr)
-	if v.Provider != "" && !slices.Contains(v.Providers, v.Provider) {
-		verr.Add("provider", "The provider must be one of: "+strings.Join(v.Providers, ", ")+".")
-	}
-	if v.Status != "" && !slices.Contains(v.Statuses, store.EventStatus(v.Status)) {
-		verr.Add("status", "The status must be one of: received, processed, ignored, unattributed, failed.")
-	}
+	v.Provider = choiceFilter(r, "provider", v.Providers, verr)
+	v.Status = choiceFilter(r, "status", v.Statuses, verr)
 	if verr.Err() != nil {
 		v.Errors = verr.Fields
 		c.render(w, r, s, http.StatusUnprocessableEntity, "events", "Billing events", v)

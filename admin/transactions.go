@@ -72,6 +72,19 @@ func filterValue(r *http.Request, name string, verr *referral.ValidationError) s
 	return v
 }
 
+// choiceFilter is filterValue of a filter that must be one of choices.
+func choiceFilter[T ~string](r *http.Request, name string, choices []T, verr *referral.ValidationError) string {
+	v := filterValue(r, name, verr)
+	if v != "" && !slices.Contains(choices, T(v)) {
+		names := make([]string, len(choices))
+		for i, c := range choices {
+			names[i] = string(c)
+		}
+		verr.Add(name, "The "+name+" must be one of: "+strings.Join(names, ", ")+".")
+	}
+	return v
+}
+
 // transactionSources are the sources a transaction may have: the API or a provider.
 func transactionSources() []string { return append([]string{"api"}, providers.Names()...) }
 
@@ -112,14 +125,8 @@ func (c *Console) transactions(w http.ResponseWriter, r *http.Request, s *sessio
 	verr := &referral.ValidationError{}
 	v := transactionsPage{Sources: transactionSources(), RefundedStates: store.RefundedStates()}
 	v.Customer = filterValue(r, "customer", verr)
-	v.Source = filterValue(r, "source", verr)
-	v.Refunded = filterValue(r, "refunded", verr)
-	if v.Source != "" && !slices.Contains(v.Sources, v.Source) {
-		verr.Add("source", "The source must be one of: "+strings.Join(v.Sources, ", ")+".")
-	}
-	if v.Refunded != "" && !slices.Contains(v.RefundedStates, store.RefundedState(v.Refunded)) {
-		verr.Add("refunded", "The refunded filter must be one of: no, yes, partial, full.")
-	}
+	v.Source = choiceFilter(r, "source", v.Sources, verr)
+	v.Refunded = choiceFilter(r, "refunded", v.RefundedStates, verr)
 	if verr.Err() != nil {
 		v.Errors = verr.Fields
 		c.render(w, r, s, http.StatusUnprocessableEntity, "transactions", "Transactions", v)

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/referd/referd/testbin"
 )
 
 // Install is how to get the mailpit binary the tests need.
@@ -30,11 +30,11 @@ type Server struct {
 // email tests are the only proof that referd's email arrives as sent.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := binary()
+	bin := testbin.Find("mailpit")
 	if bin == "" {
 		t.Fatalf("mailpit is not installed (looked in PATH and in $(go env GOPATH)/bin): install it with %s", Install)
 	}
-	smtp, web := freePort(t), freePort(t)
+	smtp, web := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	cmd := exec.Command(bin, "--smtp", smtp, "--listen", web, "--quiet", "--disable-version-check",
 		"--database", filepath.Join(t.TempDir(), "mailpit.db"))
 	var out bytes.Buffer
@@ -66,34 +66,6 @@ func Start(t testing.TB) *Server {
 
 // URL is the REFERD_SMTP_URL of the server.
 func (s *Server) URL() string { return "smtp://" + s.SMTP }
-
-func binary() string {
-	if p, err := exec.LookPath("mailpit"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			gopath = strings.TrimSpace(string(out))
-		}
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", "mailpit")
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	return ""
-}
-
-func freePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // Address is a sender or recipient as mailpit shows it.
 type Address struct {

@@ -6,14 +6,12 @@ package stripemock
 
 import (
 	"bytes"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/referd/referd/testbin"
 )
 
 // Version is the stripe-mock the tests are written against. Its bundled spec is
@@ -33,11 +31,11 @@ const APIKey = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 // that referd's requests are ones Stripe's API accepts.
 func Start(t testing.TB) string {
 	t.Helper()
-	bin := binary()
+	bin := testbin.Find("stripe-mock")
 	if bin == "" {
 		t.Fatalf("stripe-mock is not installed (looked in PATH and in $(go env GOPATH)/bin): install it with %s", Install)
 	}
-	httpAddr, httpsAddr := freePort(t), freePort(t)
+	httpAddr, httpsAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	// Both listeners get a port of their own: left alone, stripe-mock also listens
 	// for HTTPS on :12112, which tests running at once would fight over.
 	cmd := exec.Command(bin, "-http-addr", httpAddr, "-https-addr", httpsAddr)
@@ -64,32 +62,4 @@ func Start(t testing.TB) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func binary() string {
-	if p, err := exec.LookPath("stripe-mock"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			gopath = strings.TrimSpace(string(out))
-		}
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", "stripe-mock")
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	return ""
-}
-
-func freePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -196,6 +196,11 @@ func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow
 	if err != nil {
 		return nil, err
 	}
+	return processJobs(pks), nil
+}
+
+// processJobs queues events pks, batchSize to a task.
+func processJobs(pks []int64) []Job {
 	var jobs []Job
 	for len(pks) > 0 {
 		n := min(len(pks), batchSize)
@@ -203,7 +208,7 @@ func RetryUnattributed(ctx context.Context, tx *store.Tx, rows []store.OutboxRow
 		jobs = append(jobs, Job{task, opts})
 		pks = pks[n:]
 	}
-	return jobs, nil
+	return jobs
 }
 
 // RetryDiscounts is the poller that queues the billing events a new promotion code
@@ -214,14 +219,7 @@ func RetryDiscounts(ctx context.Context, tx *store.Tx) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	var jobs []Job
-	for len(pks) > 0 {
-		n := min(len(pks), batchSize)
-		task, opts := ProcessEventsTask(pks[:n])
-		jobs = append(jobs, Job{task, opts})
-		pks = pks[n:]
-	}
-	return jobs, nil
+	return processJobs(pks), nil
 }
 
 // DispatchWebhooks is the consumer that creates outgoing webhook deliveries, one per

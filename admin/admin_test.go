@@ -252,3 +252,23 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// A session past its time opens nothing: the browser is sent to sign in again.
+func TestExpiredSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.client()
+	c.signin(e.key)
+	if code, _, _ := c.get("/admin"); code != http.StatusOK {
+		t.Fatalf("signed in: %d", code)
+	}
+	if _, err := e.db.Exec(`UPDATE admin_sessions SET expires_at = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, h := c.get("/admin/customers"); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/admin/signin") {
+		t.Errorf("an expired session: %d %s, want a redirect to sign in", code, h.Get("Location"))
+	}
+	if code, _, _ := c.post("/admin/signout", url.Values{}); code != http.StatusForbidden {
+		t.Errorf("a POST with an expired session: %d, want 403", code)
+	}
+}

@@ -56,6 +56,8 @@ type HousekeepResult struct {
 	ArchivedTasks int   `json:"archived_tasks"`
 	// ClickVisitors are the visitor hashes of earlier days (unique clicks count per day).
 	ClickVisitors int64 `json:"click_visitors"`
+	// AdminSessions are the console's expired sessions.
+	AdminSessions int64 `json:"admin_sessions"`
 }
 
 // pruneBatch is how many rows one DELETE takes: short statements, short locks.
@@ -93,6 +95,11 @@ func Housekeep(ctx context.Context, db *store.DB, redis asynq.RedisConnOpt, r Re
 		errs = append(errs, err)
 	} else {
 		res.ClickVisitors = n
+	}
+	if n, err := store.PruneAdminSessions(ctx, db, now); err != nil {
+		errs = append(errs, err)
+	} else {
+		res.AdminSessions = n
 	}
 	if ctx.Err() == nil {
 		insp := asynq.NewInspector(redis)

@@ -1,6 +1,7 @@
 package ops_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -138,12 +139,24 @@ func TestHousekeep(t *testing.T) {
 	delivery(2, "exhausted", days(40))
 	keepDeliveries := []int64{delivery(3, "succeeded", days(29)), delivery(4, "pending", days(31)), delivery(5, "failed", days(31))}
 
+	// The console's sessions: one expired (nobody signed out), one live.
+	for i, expires := range []time.Time{now.Add(-time.Minute), now.Add(time.Hour)} {
+		if err := store.CreateAdminSession(e.ctx, e.db, bytes.Repeat([]byte{byte(i + 1)}, 32),
+			store.AdminSession{ProgramPK: e.p.PK, CSRF: "x", CreatedAt: now.Add(-13 * time.Hour), ExpiresAt: expires}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	res, err := ops.Housekeep(e.ctx, e.db, opt, ops.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outbox != 2 || res.Deliveries != 2 {
-		t.Errorf("result %+v, want 2 outbox rows and 2 deliveries", res)
+	if res.Outbox != 2 || res.Deliveries != 2 || res.AdminSessions != 1 {
+		t.Errorf("result %+v, want 2 outbox rows, 2 deliveries and 1 expired session", res)
+	}
+	var sessions int
+	if e.db.Get(&sessions, `SELECT count(*) FROM admin_sessions`); sessions != 1 {
+		t.Errorf("%d sessions left, want the live one", sessions)
 	}
 	var left []int64
 	e.db.Select(&left, `SELECT pk FROM outbox ORDER BY pk`)

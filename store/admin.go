@@ -46,6 +46,16 @@ func DeleteAdminSession(ctx context.Context, q Querier, idHash []byte, now time.
 	return nil
 }
 
+// PruneAdminSessions deletes the console's sessions that expired before now (those
+// nobody signed out of), and says how many.
+func PruneAdminSessions(ctx context.Context, q Querier, now time.Time) (int64, error) {
+	res, err := exec(ctx, q, `DELETE FROM admin_sessions WHERE expires_at <= $1`, now)
+	if err != nil {
+		return 0, fmt.Errorf("store.PruneAdminSessions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // DayCount is one day's count of something, and its sum in units when it has an
 // amount (sales, rewards).
 type DayCount struct {

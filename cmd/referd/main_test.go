@@ -254,6 +254,19 @@ func TestServe(t *testing.T) {
 
 	prog := createProgram(t, dbURL, "Acme", "https://acme.test")
 
+	// The console: signed out, /admin sends to its sign-in form.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if res, err := noFollow.Get(base + "/admin"); err != nil || res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/admin/signin" {
+		t.Errorf("GET /admin signed out: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+	if res, err := client.Get(base + "/admin/signin"); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("GET /admin/signin: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+
 	call := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))

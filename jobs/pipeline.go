@@ -49,7 +49,13 @@ import (
 
 // ProcessEvent processes the stored event pk: a batch of one.
 func ProcessEvent(ctx context.Context, db *store.DB, pk int64) error {
-	return (&processor{db: db}).handle(ctx, pk)
+	return ProcessEventWith(ctx, db, pk, nil)
+}
+
+// ProcessEventWith is ProcessEvent with the workers' promotion-id resolver (nil: none),
+// for a replay that should ask Stripe as the workers do.
+func ProcessEventWith(ctx context.Context, db *store.DB, pk int64, resolver promo.Resolver) error {
+	return (&processor{db: db, resolver: resolver}).handle(ctx, pk)
 }
 
 // processor runs the pipeline for the workers. The tasks that arrive together share

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/referd/referd/jobs"
+	"github.com/referd/referd/promo"
 	"github.com/referd/referd/providers"
 	_ "github.com/referd/referd/providers/all" // the providers referd ships
 	"github.com/referd/referd/store"
@@ -29,6 +30,9 @@ type ReplayFilter struct {
 	Since time.Time
 	// ProgramID is a program's public id; "" is every program.
 	ProgramID string
+	// Resolver, when set, asks a provider which promotion code an id no code names
+	// is, as the workers do (referd events replay gives it Stripe's, promo.Stripe).
+	Resolver promo.Resolver
 }
 
 // replayStatuses are the statuses a replay takes, in the order its error lists them.
@@ -115,7 +119,7 @@ func Replay(ctx context.Context, db *store.DB, f ReplayFilter, progress func(don
 				return res, err
 			}
 			res.Replayed++
-			status, err := replayOne(ctx, db, pk)
+			status, err := replayOne(ctx, db, pk, f.Resolver)
 			if err != nil {
 				if ctx.Err() != nil {
 					res.Replayed--
@@ -165,16 +169,16 @@ func ReplayEvent(ctx context.Context, db *store.DB, programPK, eventPK int64) (s
 	if _, err := store.ProgramProviderEvent(ctx, db, programPK, eventPK); err != nil {
 		return "", fmt.Errorf("ops.ReplayEvent(%d): %w", eventPK, err)
 	}
-	return replayOne(ctx, db, eventPK)
+	return replayOne(ctx, db, eventPK, nil)
 }
 
 // replayOne processes event pk again and returns the status it ended in.
-func replayOne(ctx context.Context, db *store.DB, pk int64) (store.EventStatus, error) {
+func replayOne(ctx context.Context, db *store.DB, pk int64, resolver promo.Resolver) (store.EventStatus, error) {
 	if err := store.ResetProviderEvent(ctx, db, pk); err != nil {
 		return "", err
 	}
 	var held *jobs.HeldError
-	if err := jobs.ProcessEvent(ctx, db, pk); errors.As(err, &held) {
+	if err := jobs.ProcessEventWith(ctx, db, pk, resolver); errors.As(err, &held) {
 		return store.EventReceived, nil // a payment in its hold: its task processes it then
 	} else if err != nil {
 		return "", fmt.Errorf("event %d: %w", pk, err)

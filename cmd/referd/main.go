@@ -205,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "worker":
 		return work(ctx, cfg, db, log)
 	case "events replay":
-		return replay(ctx, db, provider, status, since, programID, stdout, stderr)
+		return replay(ctx, cfg, db, provider, status, since, programID, stdout, stderr)
 	case "status":
 		return printStatus(ctx, cfg, db, asJSON, stdout)
 	}

@@ -11,13 +11,15 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/referd/referd/ops"
+	"github.com/referd/referd/promo"
 	"github.com/referd/referd/store"
 )
 
 // replay is `referd events replay`: stored billing events run again through the
 // workers' code path, which changes nothing for an event already applied.
-func replay(ctx context.Context, db *store.DB, provider, status, since, programID string, stdout, stderr io.Writer) error {
-	f := ops.ReplayFilter{Provider: provider, Status: store.EventStatus(status), ProgramID: programID}
+func replay(ctx context.Context, cfg config, db *store.DB, provider, status, since, programID string, stdout, stderr io.Writer) error {
+	f := ops.ReplayFilter{Provider: provider, Status: store.EventStatus(status), ProgramID: programID,
+		Resolver: &promo.Stripe{DB: db, Key: cfg.SecretKey, Client: cfg.Stripe}}
 	if since != "" {
 		if t, err := time.Parse(time.RFC3339, since); err == nil {
 			f.Since = t

@@ -146,8 +146,22 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 	if err != nil {
 		return err
 	}
-	return c.showWebhook(w, r, s, http.StatusCreated, e, e.Secret, nil, nil)
+	return c.showSecretOnce(w, r, s, e, "created")
 }
+
+// showSecretOnce redirects to the endpoint's page, which shows its new signing secret
+// once: the secret waits in the session (store.SetAdminFlash), so reloading that page
+// neither shows it again nor posts the form again.
+func (c *Console) showSecretOnce(w http.ResponseWriter, r *http.Request, s *session, e store.WebhookEndpoint, notice string) error {
+	if err := store.SetAdminFlash(r.Context(), c.DB, s.idHash, secretFlash(e.Key, e.Secret)); err != nil {
+		return err
+	}
+	done(w, r, "/admin/webhooks/"+url.PathEscape(e.Key), notice)
+	return nil
+}
+
+// secretFlash is the flash that shows endpoint key's secret.
+func secretFlash(key, secret string) string { return "webhook-secret " + key + " " + secret }
 
 // webhook shows one endpoint and its deliveries, newest first, a page at a time
 // (GET /admin/webhooks/{key}).
@@ -156,7 +170,15 @@ func (c *Console) webhook(w http.ResponseWriter, r *http.Request, s *session) er
 	if err != nil {
 		return err
 	}
-	return c.showWebhook(w, r, s, http.StatusOK, e, "", nil, nil)
+	flash, err := store.TakeAdminFlash(r.Context(), c.DB, s.idHash)
+	if err != nil {
+		return err
+	}
+	secret := ""
+	if rest, ok := strings.CutPrefix(flash, secretFlash(e.Key, "")); ok && rest == e.Secret && rest != "" {
+		secret = rest
+	}
+	return c.showWebhook(w, r, s, http.StatusOK, e, secret, nil, nil)
 }
 
 func (c *Console) showWebhook(w http.ResponseWriter, r *http.Request, s *session, status int, e store.WebhookEndpoint, secret string, form *webhookForm, errs map[string][]string) error {
@@ -226,7 +248,7 @@ func (c *Console) rotateWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 	if err != nil {
 		return err
 	}
-	return c.showWebhook(w, r, s, http.StatusOK, e, e.Secret, nil, nil)
+	return c.showSecretOnce(w, r, s, e, "rotated")
 }
 
 // retryDelivery asks for one more attempt of a delivery now

@@ -63,11 +63,12 @@ func TestWebhooksCreateEditRotateDelete(t *testing.T) {
 		t.Fatalf("webhooks: %d\n%s", code, body)
 	}
 	// Create: the endpoint's page, with its signing secret this once.
-	code, body, _ := c.post("/admin/webhooks", url.Values{"name": {`Zapier <b>x</b>`}, "url": {"https://hooks.example.com/in?a=1&b=<i>"}, "key": {"zap"},
+	code, body, h := c.post("/admin/webhooks", url.Values{"name": {`Zapier <b>x</b>`}, "url": {"https://hooks.example.com/in?a=1&b=<i>"}, "key": {"zap"},
 		"events": {"customer.created", "reward.created"}, "is_active": {"on"}})
-	if code != http.StatusCreated {
-		t.Fatalf("create: %d\n%s", code, body)
+	if code != http.StatusSeeOther || h.Get("Location") != "/admin/webhooks/zap?done=created" {
+		t.Fatalf("create: %d %s\n%s", code, h.Get("Location"), body)
 	}
+	code, body, _ = c.get(h.Get("Location"))
 	m := secretRE.FindStringSubmatch(body)
 	ep, err := dispatch.GetWebhook(ctx, e.db, e.p, "zap")
 	if err != nil || m == nil || html.UnescapeString(m[1]) != ep.Secret {
@@ -78,6 +79,10 @@ func TestWebhooksCreateEditRotateDelete(t *testing.T) {
 	}
 	if strings.Contains(body, "<b>x</b>") || strings.Contains(body, "b=<i>") || !strings.Contains(body, "Zapier &lt;b&gt;x&lt;/b&gt;") {
 		t.Errorf("the endpoint's name or URL is not escaped:\n%s", body)
+	}
+	// Shown once: the page again (a reload) shows it no more.
+	if _, again, _ := c.get("/admin/webhooks/zap?done=created"); secretRE.MatchString(again) {
+		t.Error("reloading the page after creating shows the secret again")
 	}
 	// Shown once: the endpoint's page and the list show it masked.
 	_, body, _ = c.get("/admin/webhooks/zap")
@@ -113,7 +118,7 @@ func TestWebhooksCreateEditRotateDelete(t *testing.T) {
 
 	// Edit: rename, all events, disabled.
 	c.get("/admin/webhooks/zap")
-	code, body, h := c.post("/admin/webhooks/zap", url.Values{"name": {"Zapier"}, "url": {"https://hooks.example.com/v2"}})
+	code, body, h = c.post("/admin/webhooks/zap", url.Values{"name": {"Zapier"}, "url": {"https://hooks.example.com/v2"}})
 	wantRedirect(t, "edit", code, body, h, "/admin/webhooks/zap?done=saved")
 	ep, _ = dispatch.GetWebhook(ctx, e.db, e.p, "zap")
 	if ep.Name != "Zapier" || ep.URL != "https://hooks.example.com/v2" || ep.IsActive || len(ep.Events) != 0 {
@@ -129,7 +134,11 @@ func TestWebhooksCreateEditRotateDelete(t *testing.T) {
 
 	// Rotate: a new secret, shown once; the old one still signs for a while.
 	old := ep.Secret
-	code, body, _ = c.post("/admin/webhooks/zap/rotate", url.Values{})
+	code, _, h = c.post("/admin/webhooks/zap/rotate", url.Values{})
+	if code != http.StatusSeeOther || h.Get("Location") != "/admin/webhooks/zap?done=rotated" {
+		t.Fatalf("rotate: %d %s", code, h.Get("Location"))
+	}
+	code, body, _ = c.get(h.Get("Location"))
 	ep, _ = dispatch.GetWebhook(ctx, e.db, e.p, "zap")
 	m = secretRE.FindStringSubmatch(body)
 	if code != 200 || ep.Secret == old || m == nil || html.UnescapeString(m[1]) != ep.Secret || ep.PreviousSecret.String != old {

@@ -56,6 +56,30 @@ func PruneAdminSessions(ctx context.Context, q Querier, now time.Time) (int64, e
 	return res.RowsAffected()
 }
 
+// SetAdminFlash keeps text for the session's next page to show once.
+func SetAdminFlash(ctx context.Context, q Querier, idHash []byte, text string) error {
+	if _, err := exec(ctx, q, `UPDATE admin_sessions SET flash = $2 WHERE id_hash = $1`, idHash, text); err != nil {
+		return fmt.Errorf("store.SetAdminFlash: %w", err)
+	}
+	return nil
+}
+
+// TakeAdminFlash returns the session's flash and clears it ("" when none): a page
+// shows it once, and a reload does not.
+func TakeAdminFlash(ctx context.Context, q Querier, idHash []byte) (string, error) {
+	var flash []sql.NullString
+	err := selectRows(ctx, q, &flash, `UPDATE admin_sessions s SET flash = NULL
+		FROM (SELECT id_hash, flash FROM admin_sessions WHERE id_hash = $1 AND flash IS NOT NULL FOR UPDATE) old
+		WHERE s.id_hash = old.id_hash RETURNING old.flash`, idHash)
+	if err != nil {
+		return "", fmt.Errorf("store.TakeAdminFlash: %w", err)
+	}
+	if len(flash) == 0 {
+		return "", nil
+	}
+	return flash[0].String, nil
+}
+
 // DayCount is one day's count of something, and its sum in units when it has an
 // amount (sales, rewards).
 type DayCount struct {

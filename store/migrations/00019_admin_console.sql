@@ -18,6 +18,9 @@ CREATE TABLE admin_sessions (
     id_hash    bytea PRIMARY KEY CHECK (length(id_hash) = 32),
     program_pk bigint NOT NULL REFERENCES programs (pk) ON DELETE CASCADE,
     csrf       text NOT NULL,
+    -- what the next page shows once (a new webhook secret), set by the POST that
+    -- made it and taken by the GET its redirect leads to
+    flash      text,
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
 );

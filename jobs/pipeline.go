@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -586,10 +587,26 @@ func (pr *processor) matchCodes(ctx context.Context, evs []*event, cqs []store.C
 	var again []store.CodeQuery
 	var at []int
 	for i, q := range cqs {
-		if cms[i].PK != 0 || q.PromotionID == "" || q.Code != "" {
+		if cms[i].PK != 0 || q.Code != "" {
 			continue
 		}
-		code, ok, err := pr.resolver.ResolvePromotionCode(ctx, programs[q.ProgramPK], q.Provider, q.PromotionID)
+		var code string
+		var ok bool
+		var err error
+		switch dr, canAsk := pr.resolver.(promo.DiscountResolver); {
+		case q.PromotionID != "":
+			code, ok, err = pr.resolver.ResolvePromotionCode(ctx, programs[q.ProgramPK], q.Provider, q.PromotionID)
+		case q.DiscountID != "" && canAsk:
+			// Only a discount id, which no customer.discount.created has explained:
+			// ask what the payment it was applied to says of it.
+			ev, j := partOf(evs, i)
+			if ev == nil {
+				continue
+			}
+			code, ok, err = dr.ResolveDiscount(ctx, programs[q.ProgramPK], q.Provider, ev.parts[j].ObjectID, q.DiscountID)
+		default:
+			continue
+		}
 		var lasting interface{ Temporary() bool }
 		if errors.As(err, &lasting) && !lasting.Temporary() {
 			// The provider refuses for good (a revoked key, say): trying again changes
@@ -618,15 +635,24 @@ func (pr *processor) matchCodes(ctx context.Context, evs []*event, cqs []store.C
 	return cms, nil
 }
 
+// partOf is the event and the part whose discount is code query i (nil when none).
+func partOf(evs []*event, i int) (*event, int) {
+	for _, ev := range evs {
+		for j, part := range ev.parts {
+			if i >= ev.codeAt[j] && i < ev.codeAt[j]+len(part.Discounts) {
+				return ev, j
+			}
+		}
+	}
+	return nil, 0
+}
+
 // failAsking fails the event whose discount is code query i: asking the provider's
 // API about it failed with err, for good.
 func failAsking(evs []*event, i int, err error) {
-	for _, ev := range evs {
-		for j, part := range ev.parts {
-			if i >= ev.codeAt[j] && i < ev.codeAt[j]+len(part.Discounts) && ev.bad == "" {
-				ev.bad = "asking the provider about promotion code " + part.Discounts[i-ev.codeAt[j]].PromotionID + ": " + err.Error()
-			}
-		}
+	if ev, j := partOf(evs, i); ev != nil && ev.bad == "" {
+		d := ev.parts[j].Discounts[i-ev.codeAt[j]]
+		ev.bad = "asking the provider about discount " + cmp.Or(d.PromotionID, d.DiscountID) + ": " + err.Error()
 	}
 }
 

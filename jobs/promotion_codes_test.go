@@ -449,6 +449,40 @@ func TestPromotionCodeAskedOfStripe(t *testing.T) {
 	}
 }
 
+// A current-version invoice names only its discount's id, and no
+// customer.discount.created said which code it is: with the API key, the workers read
+// the invoice from Stripe with its discounts expanded, and attribute by the code.
+func TestPromotionCodeDiscountAskedOfStripe(t *testing.T) {
+	t.Parallel()
+	key, err := secrets.ParseKey(base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/invoices/in_1Ref2509SubInvoice" || !strings.Contains(r.URL.RawQuery, "=discounts.promotion_code") {
+			t.Errorf("asked %s %s", r.Method, r.URL)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id": "in_1Ref2509SubInvoice", "object": "invoice", "discounts": [{"id": "di_1Promo2509", "object": "discount",
+			"coupon": {"id": "co_1", "object": "coupon"}, "promotion_code": {"id": "promo_1Else", "object": "promotion_code", "code": "ALICE20"}}]}`)
+	}))
+	t.Cleanup(stripe.Close)
+	e := newPromoEnv(t, false, jobs.Options{})
+	e.mux = jobs.HandlersWith(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), jobs.Options{
+		Promo: &promo.Stripe{DB: e.db, Key: key, Client: stripeapi.New(stripeapi.Options{URL: stripe.URL})}})
+	if _, err := referral.PutIntegration(e.ctx, e.db, e.p, "stripe", referral.IntegrationInput{WebhookSecrets: []string{"whsec_0123456789abcdef"},
+		APIKey: referral.Optional[string]{Set: true, Value: "sk_test_4eC39HqLyjWDarjtT1zdp7dc"}}, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := promo.Create(e.ctx, e.db, e.p, promo.Input{Customer: &referral.CustomerRefInput{Key: text("alice")}, Code: text("ALICE20")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev := e.run(e.store("stripe", "stripe.2025-09-30.clover.invoice.paid.json", nil))
+	if s := e.sale("stripe:in_1Ref2509SubInvoice"); ev.Status != store.EventProcessed || s.Referrer == nil || s.Referrer.Key != "alice" || e.balance("alice") != 200 || e.uses() != 1 {
+		t.Errorf("%s: sale %+v, alice %d, uses %d", ev.Status, s.Referrer, e.balance("alice"), e.uses())
+	}
+}
+
 type resolverFunc func(provider, id string) (string, bool)
 
 func (f resolverFunc) ResolvePromotionCode(_ context.Context, _ store.Program, provider, id string) (string, bool, error) {

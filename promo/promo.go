@@ -25,6 +25,14 @@ type Resolver interface {
 	ResolvePromotionCode(ctx context.Context, p store.Program, provider, id string) (code string, ok bool, err error)
 }
 
+// A DiscountResolver, a Resolver that can do more, also asks which promotion code a
+// discount applied to a payment is (a Stripe di_... on an invoice of a current API
+// version, when no customer.discount.created said it): objectID is the payment's id
+// in the provider (the invoice).
+type DiscountResolver interface {
+	ResolveDiscount(ctx context.Context, p store.Program, provider, objectID, discountID string) (code string, ok bool, err error)
+}
+
 // MaxCodeLength is the longest code accepted, in characters.
 const MaxCodeLength = 64
 

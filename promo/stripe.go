@@ -64,6 +64,34 @@ func (s *Stripe) ResolvePromotionCode(ctx context.Context, p store.Program, prov
 	return code, code != "", nil
 }
 
+// ResolveDiscount asks Stripe which promotion code the discount discountID applied
+// to the invoice objectID is: the invoice is read with its discounts expanded
+// (Stripe cannot read a discount by its id). ok is false for anything but a Stripe
+// invoice, a program without an API key, or a discount without a promotion code.
+func (s *Stripe) ResolveDiscount(ctx context.Context, p store.Program, provider, objectID, discountID string) (string, bool, error) {
+	if provider != "stripe" || !strings.HasPrefix(objectID, "in_") || discountID == "" {
+		return "", false, nil
+	}
+	key, ok, err := s.apiKey(ctx, p)
+	if !ok || err != nil {
+		return "", false, err
+	}
+	ds, err := s.Client.InvoiceDiscountCodes(ctx, key, objectID)
+	var se *stripeapi.Error
+	if errors.As(err, &se) && se.NotFound() {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	for _, d := range ds {
+		if d.ID == discountID && d.Code != "" {
+			return d.Code, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 // discount turns the API's discount object into Stripe's coupon, adding the API's
 // field errors to verr. A fixed amount is in the major units of its currency (the
 // program's when not given), as every amount of the API.

@@ -282,8 +282,13 @@ func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 		return s, nil
 	}
 	if !db.stmts.CompareAndSwap(query, v, next) {
+		cur, ok := db.stmts.Load(query)
+		if !ok {
+			// Close emptied the map meanwhile (a background renewal racing the pool's
+			// end): this statement goes with the pool.
+			return s, nil
+		}
 		s.Close() // another goroutine renewed it first
-		cur, _ := db.stmts.Load(query)
 		return cur.(*preparedStmt).stmt, nil
 	}
 	// Callers that loaded the old statement a moment ago may still be about to use

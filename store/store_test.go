@@ -221,3 +221,22 @@ func TestSavepointContainsAFailure(t *testing.T) {
 		t.Errorf("rows %v (%v), want [1 3]", got, err)
 	}
 }
+
+// A statement renewed while the pool's statements are dropped (Close, at the end of a
+// test or of the process) must not panic: the renewal finds no entry to swap.
+func TestStmtRenewalRacesClose(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	const q = `SELECT 1 AS renewal_race`
+	for range 300 {
+		if err := db.Stmt(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		db.ExpireStmt(q)
+		var wg sync.WaitGroup
+		wg.Go(func() { db.Stmt(ctx, q) })
+		wg.Go(db.ForgetStmts)
+		wg.Wait()
+	}
+}

@@ -21,9 +21,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/referd/referd/promo"
 	"github.com/referd/referd/referral"
 	"github.com/referd/referd/secrets"
 	"github.com/referd/referd/store"
+	"github.com/referd/referd/stripeapi"
 )
 
 //go:embed templates/*.html
@@ -48,12 +50,24 @@ type Console struct {
 	// SecretKey (REFERD_SECRET_KEY) encrypts Stripe's API key, as for the API; nil,
 	// the key cannot be stored.
 	SecretKey *secrets.Key
+	// Stripe calls Stripe's API (REFERD_STRIPE_API_URL): a replayed payment asks it
+	// about promotion ids, as the workers do. Nil: it is not asked.
+	Stripe *stripeapi.Client
 	// ProgramChanged, when set, is told of every program the console changed (as the
 	// API's Server.ProgramChanged).
 	ProgramChanged func(store.Program)
 
 	pages   map[string]*template.Template
 	limiter *limiter
+}
+
+// resolver is what a replay asks about promotion ids no code names (nil without
+// Stripe's client).
+func (c *Console) resolver() promo.Resolver {
+	if c.Stripe == nil {
+		return nil
+	}
+	return &promo.Stripe{DB: c.DB, Key: c.SecretKey, Client: c.Stripe}
 }
 
 // SessionTTL is how long a sign-in lasts.

@@ -111,7 +111,7 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request, s *session) err
 		return errNotFound
 	}
 	// Another program's event is store.ErrNotFound: a 404 page, nothing replayed.
-	if _, err := ops.ReplayEvent(r.Context(), c.DB, s.Program.PK, pk); err != nil {
+	if _, err := ops.ReplayEvent(r.Context(), c.DB, s.Program.PK, pk, c.resolver()); err != nil {
 		return err
 	}
 	done(w, r, "/admin/events/"+strconv.FormatInt(pk, 10), "replayed")

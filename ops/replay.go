@@ -164,12 +164,13 @@ func (r *ReplayResult) count(status store.EventStatus) {
 // processes each event it takes (the console's replay of one event): it is put back
 // to received and processed through jobs.ProcessEvent, and the status it ended in is
 // returned. A payment still in its hold is left received for its task (the status is
-// then received). Another program's event, or none, is store.ErrNotFound.
-func ReplayEvent(ctx context.Context, db *store.DB, programPK, eventPK int64) (store.EventStatus, error) {
+// then received). Another program's event, or none, is store.ErrNotFound. resolver
+// is the workers' promotion-id resolver (nil: none), as ReplayFilter.Resolver.
+func ReplayEvent(ctx context.Context, db *store.DB, programPK, eventPK int64, resolver promo.Resolver) (store.EventStatus, error) {
 	if _, err := store.ProgramProviderEvent(ctx, db, programPK, eventPK); err != nil {
 		return "", fmt.Errorf("ops.ReplayEvent(%d): %w", eventPK, err)
 	}
-	return replayOne(ctx, db, eventPK, nil)
+	return replayOne(ctx, db, eventPK, resolver)
 }
 
 // replayOne processes event pk again and returns the status it ended in.

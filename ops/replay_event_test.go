@@ -21,17 +21,17 @@ func TestReplayEventIsScopedToItsProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another program's replay of the event finds nothing and changes nothing.
-	if _, err := ops.ReplayEvent(e.ctx, e.db, other.PK, pk); !store.IsNotFound(err) {
+	if _, err := ops.ReplayEvent(e.ctx, e.db, other.PK, pk, nil); !store.IsNotFound(err) {
 		t.Fatalf("another program's replay: %v, want not found", err)
 	}
-	if _, err := ops.ReplayEvent(e.ctx, e.db, e.p.PK, pk+1000); !store.IsNotFound(err) {
+	if _, err := ops.ReplayEvent(e.ctx, e.db, e.p.PK, pk+1000, nil); !store.IsNotFound(err) {
 		t.Fatalf("replay of an unknown event: %v, want not found", err)
 	}
 	if got := e.status(pk); got != store.EventUnattributed {
 		t.Fatalf("event is %s after the refused replays, want unattributed", got)
 	}
 	before := e.ledger()
-	status, err := ops.ReplayEvent(e.ctx, e.db, e.p.PK, pk)
+	status, err := ops.ReplayEvent(e.ctx, e.db, e.p.PK, pk, nil)
 	if err != nil || status != store.EventProcessed {
 		t.Fatalf("replay: %s %v, want processed", status, err)
 	}
@@ -40,7 +40,7 @@ func TestReplayEventIsScopedToItsProgram(t *testing.T) {
 		t.Errorf("ledger %+v after the replay, %+v before", after, before)
 	}
 	// Again: processed, and nothing more.
-	if status, err := ops.ReplayEvent(e.ctx, e.db, e.p.PK, pk); err != nil || status != store.EventProcessed {
+	if status, err := ops.ReplayEvent(e.ctx, e.db, e.p.PK, pk, nil); err != nil || status != store.EventProcessed {
 		t.Fatalf("second replay: %s %v", status, err)
 	}
 	if got := e.ledger(); got != after {

@@ -278,7 +278,7 @@ func serve(ctx context.Context, role string, cfg config, db *store.DB, log *slog
 		con.OpsQueues = cfg.AdminToken != ""
 		con.Email = a.Email
 		con.AllowPrivateTargets = a.AllowPrivateTargets
-		con.SecretKey = a.SecretKey
+		con.SecretKey, con.Stripe = a.SecretKey, a.Stripe
 		con.ProgramChanged = a.RefreshProgram
 		h := con.Handler()
 		mux.Handle("/admin", h)

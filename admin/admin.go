@@ -57,8 +57,7 @@ type Console struct {
 	// API's Server.ProgramChanged).
 	ProgramChanged func(store.Program)
 
-	pages   map[string]*template.Template
-	limiter *limiter
+	pages map[string]*template.Template
 }
 
 // resolver is what a replay asks about promotion ids no code names (nil without
@@ -96,7 +95,6 @@ type pageFunc func(w http.ResponseWriter, r *http.Request, s *session) error
 // Handler serves /admin and everything under it.
 func (c *Console) Handler() http.Handler {
 	c.pages = parsePages()
-	c.limiter = newLimiter(10, time.Minute)
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", cacheFor(time.Hour, http.FileServerFS(static))))

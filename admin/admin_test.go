@@ -272,3 +272,27 @@ func TestExpiredSession(t *testing.T) {
 		t.Errorf("a POST with an expired session: %d, want 403", code)
 	}
 }
+
+// The limit holds across the processes that serve the console (several `referd api`
+// behind a load balancer): the failures are counted in PostgreSQL.
+func TestSignInRateLimitAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	other := newConsole(t, e.db) // a second process on the same database
+	other.p, other.key = e.p, e.key
+	a, b := e.client(), other.client()
+	for i := range 10 {
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		if code, _, _ := c.signin("rfd_wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i+1, code)
+		}
+	}
+	for name, c := range map[string]*client{"first": a, "second": b} {
+		if code, _, _ := c.signin(e.key); code != http.StatusTooManyRequests {
+			t.Errorf("the %s process after 10 failures between them: %d, want 429", name, code)
+		}
+	}
+}

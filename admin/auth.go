@@ -4,14 +4,17 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/referd/referd/store"
 	"github.com/referd/referd/tracking"
 )
+
+// maxSigninFailures is how many failed sign-ins a minute one client address may
+// make; the next attempt that minute is a 429. They are counted in PostgreSQL, so
+// every process serving the console shares the count.
+const maxSigninFailures = 10
 
 // preCookie holds the sign-in form's CSRF token until there is a session: the form
 // posts it back in a hidden field, so another site cannot sign a browser in.
@@ -34,15 +37,20 @@ func (c *Console) showSignin(w http.ResponseWriter, r *http.Request, status int,
 // address, 429.
 func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	addr := tracking.ClientIP(r)
-	if !c.limiter.allow(addr, time.Now()) {
+	addr := tracking.ClientIP(r).String()
+	failures, err := store.AdminSigninFailures(r.Context(), c.DB, addr, time.Now())
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	if failures >= maxSigninFailures {
 		w.Header().Set("Retry-After", "60")
 		c.showSignin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins from your address. Wait a minute and try again.")
 		return
 	}
-	pre, err := r.Cookie(preCookie)
+	pre, perr := r.Cookie(preCookie)
 	token := r.PostFormValue("csrf")
-	if err != nil || token == "" || subtle.ConstantTimeCompare([]byte(pre.Value), []byte(token)) != 1 {
+	if perr != nil || token == "" || subtle.ConstantTimeCompare([]byte(pre.Value), []byte(token)) != 1 {
 		c.showSignin(w, r, http.StatusForbidden, "This form has expired (its CSRF token is missing or wrong). Try again.")
 		return
 	}
@@ -55,7 +63,10 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		err = store.ErrNotFound
 	}
 	if store.IsNotFound(err) {
-		c.limiter.fail(addr, time.Now())
+		if err := store.AddAdminSigninFailure(r.Context(), c.DB, addr, time.Now()); err != nil {
+			c.fail(w, r, nil, err)
+			return
+		}
 		c.showSignin(w, r, http.StatusUnauthorized, "That API key is not valid.")
 		return
 	}
@@ -95,38 +106,4 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request, s *session) er
 	clearCookie(w, c.secure())
 	http.Redirect(w, r, "/admin/signin", http.StatusSeeOther)
 	return nil
-}
-
-// limiter counts failed sign-ins per client address in fixed windows.
-type limiter struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	start  time.Time
-	fails  map[netip.Addr]int
-}
-
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, fails: map[netip.Addr]int{}}
-}
-
-func (l *limiter) roll(now time.Time) {
-	if now.Sub(l.start) >= l.window {
-		l.start, l.fails = now, map[netip.Addr]int{}
-	}
-}
-
-// allow says whether addr may try to sign in now.
-func (l *limiter) allow(addr netip.Addr, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.roll(now)
-	return l.fails[addr] < l.max
-}
-
-func (l *limiter) fail(addr netip.Addr, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.roll(now)
-	l.fails[addr]++
 }

@@ -47,13 +47,39 @@ func DeleteAdminSession(ctx context.Context, q Querier, idHash []byte, now time.
 }
 
 // PruneAdminSessions deletes the console's sessions that expired before now (those
-// nobody signed out of), and says how many.
+// nobody signed out of), and says how many; and the counts of failed sign-ins of
+// minutes more than an hour gone.
 func PruneAdminSessions(ctx context.Context, q Querier, now time.Time) (int64, error) {
 	res, err := exec(ctx, q, `DELETE FROM admin_sessions WHERE expires_at <= $1`, now)
 	if err != nil {
 		return 0, fmt.Errorf("store.PruneAdminSessions: %w", err)
 	}
+	if _, err := exec(ctx, q, `DELETE FROM admin_signin_failures WHERE minute < $1`, now.Add(-time.Hour)); err != nil {
+		return 0, fmt.Errorf("store.PruneAdminSessions: %w", err)
+	}
 	return res.RowsAffected()
+}
+
+// AdminSigninFailures is how many sign-ins from addr failed in the minute of now.
+func AdminSigninFailures(ctx context.Context, q Querier, addr string, now time.Time) (int, error) {
+	var n []int
+	if err := selectRows(ctx, q, &n, `SELECT failures FROM admin_signin_failures WHERE addr = $1 AND minute = $2`,
+		addr, now.UTC().Truncate(time.Minute)); err != nil {
+		return 0, fmt.Errorf("store.AdminSigninFailures: %w", err)
+	}
+	if len(n) == 0 {
+		return 0, nil
+	}
+	return n[0], nil
+}
+
+// AddAdminSigninFailure counts a failed sign-in from addr in the minute of now.
+func AddAdminSigninFailure(ctx context.Context, q Querier, addr string, now time.Time) error {
+	if _, err := exec(ctx, q, `INSERT INTO admin_signin_failures AS f (addr, minute, failures) VALUES ($1, $2, 1)
+		ON CONFLICT (addr, minute) DO UPDATE SET failures = f.failures + 1`, addr, now.UTC().Truncate(time.Minute)); err != nil {
+		return fmt.Errorf("store.AddAdminSigninFailure: %w", err)
+	}
+	return nil
 }
 
 // SetAdminFlash keeps text for the session's next page to show once.

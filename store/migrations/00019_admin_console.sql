@@ -26,6 +26,15 @@ CREATE TABLE admin_sessions (
 );
 CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
 
+-- Failed sign-ins per client address and minute, shared by every process that serves
+-- the console, so that the limit (10 a minute) holds behind a load balancer too.
+CREATE TABLE admin_signin_failures (
+    addr     text NOT NULL,
+    minute   timestamptz NOT NULL,
+    failures integer NOT NULL,
+    PRIMARY KEY (addr, minute)
+);
+
 CREATE TABLE click_days (
     program_pk bigint NOT NULL,
     day        date NOT NULL,
@@ -44,6 +53,7 @@ CREATE INDEX transactions_program_created ON transactions (program_pk, created_a
 CREATE INDEX rewards_program_created ON rewards (program_pk, created_at) INCLUDE (amount, units, is_currency);
 
 -- +goose Down
+DROP TABLE admin_signin_failures;
 DROP INDEX rewards_program_created;
 DROP INDEX transactions_program_created;
 DROP INDEX customers_program_created;

@@ -388,7 +388,7 @@ func (c *Console) saveRule(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	if err := c.patch(r, s, referral.ProgramPatch{Rewards: raw}); err != nil {
+	if err := c.patchRules(r, s, raw); err != nil {
 		if fields, _, ok := formProblems(err); ok {
 			v.Errors = ruleErrors(fields, n, &v.Problems)
 		}
@@ -410,9 +410,23 @@ func rulesVersion(p store.Program) string {
 // program's; a form without a version (an API-like client) is taken as it is.
 func sameRules(r *http.Request, p store.Program) error {
 	if v := r.PostFormValue("rules_version"); v != "" && v != rulesVersion(p) {
-		return &statusError{http.StatusConflict, "The reward rules changed after this page was shown, so nothing was changed. Reload the settings and try again."}
+		return errRulesChanged
 	}
 	return nil
+}
+
+var errRulesChanged = &statusError{http.StatusConflict, "The reward rules changed after this page was shown, so nothing was changed. Reload the settings and try again."}
+
+// patchRules patches the program's rules with raw, only if they are still the ones
+// this request read (s.Program, whose version the form carried): the check is made
+// again under the program's lock, where the update happens.
+func (c *Console) patchRules(r *http.Request, s *session, raw json.RawMessage) error {
+	read := s.Program.Rewards
+	err := c.patch(r, s, referral.ProgramPatch{Rewards: raw, IfRewards: &read})
+	if errors.Is(err, referral.ErrRulesChanged) {
+		return errRulesChanged
+	}
+	return err
 }
 
 // ruleErrors maps the API's messages about rule n ("rewards.3.amount") and the
@@ -458,7 +472,7 @@ func (c *Console) deleteRule(w http.ResponseWriter, r *http.Request, s *session)
 	if err != nil {
 		return err
 	}
-	if err := c.patch(r, s, referral.ProgramPatch{Rewards: raw}); err != nil {
+	if err := c.patchRules(r, s, raw); err != nil {
 		return err
 	}
 	done(w, r, "/admin/settings", "deleted")

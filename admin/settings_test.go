@@ -449,3 +449,27 @@ func TestSettingsInBrowser(t *testing.T) {
 		t.Fatalf("the refused rule was stored: %+v", rules)
 	}
 }
+
+// A rule form's patch applies only to the list it was made from, checked under the
+// program's lock: a list changed in between (another tab, the API) is kept.
+func TestRulesPatchIsConditional(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	read := e.program().Rewards // what the console's request read
+	rule := json.RawMessage(`[{"recipient": "referrer", "trigger": "purchase", "type": "credit", "amount": 5, "amount_type": "fixed"}]`)
+	if _, err := referral.UpdateProgram(ctx, e.db, e.p.PK, referral.ProgramPatch{Rewards: rule}); err != nil {
+		t.Fatal(err) // the change in between
+	}
+	_, err := referral.UpdateProgram(ctx, e.db, e.p.PK, referral.ProgramPatch{Rewards: json.RawMessage(`[]`), IfRewards: &read})
+	if !errors.Is(err, referral.ErrRulesChanged) {
+		t.Fatalf("a patch of a list that changed: %v, want ErrRulesChanged", err)
+	}
+	if rules := e.rules(); len(rules) != 1 {
+		t.Errorf("rules %+v, want the one added in between", rules)
+	}
+	now := e.program().Rewards
+	if _, err := referral.UpdateProgram(ctx, e.db, e.p.PK, referral.ProgramPatch{Rewards: json.RawMessage(`[]`), IfRewards: &now}); err != nil || len(e.rules()) != 0 {
+		t.Errorf("a patch of the list as it is: %v, %d rules", err, len(e.rules()))
+	}
+}

@@ -75,7 +75,15 @@ type ProgramPatch struct {
 	Notifications *struct {
 		RewardEarned *bool `json:"reward_earned"`
 	} `json:"notifications"`
+	// IfRewards, when set, applies the patch only if the program's reward rules are
+	// still this stored text, checked under the program's lock (ErrRulesChanged
+	// otherwise): a list edited by position (the console's rule forms) is not
+	// replaced when it changed meanwhile.
+	IfRewards *string `json:"-"`
 }
+
+// ErrRulesChanged says a patch's IfRewards no longer matches the program's rules.
+var ErrRulesChanged = errors.New("the reward rules changed meanwhile")
 
 // UpdateProgram applies patch to the program with primary key pk and stores it; the
 // program is locked while it changes, so concurrent patches all take effect.
@@ -85,6 +93,9 @@ func UpdateProgram(ctx context.Context, db *store.DB, pk int64, patch ProgramPat
 		p, err := store.LockProgram(ctx, tx, pk)
 		if err != nil {
 			return err
+		}
+		if patch.IfRewards != nil && *patch.IfRewards != p.Rewards {
+			return ErrRulesChanged
 		}
 		if p, err = applyPatch(p, patch); err != nil {
 			return err

@@ -34,10 +34,13 @@ func seedBig(tb testing.TB, db *store.DB, p store.Program) {
 		`INSERT INTO customer_stats (customer_pk, program_pk, referrals, clicks, unique_clicks)
 		 SELECT r.referrer_pk, $1, count(*), count(*) * 3, count(*) * 2 FROM customers r
 		 WHERE r.program_pk = $1 AND r.referrer_pk IS NOT NULL GROUP BY r.referrer_pk`,
-		`INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, source, purchase_number, fingerprint, created_at)
+		// 1 in 1,000 fully refunded, 1 in 997 partly.
+		`INSERT INTO transactions (program_pk, key, customer_pk, referrer_pk, action, amount, units, refunded, source, purchase_number, fingerprint, created_at, deleted_at)
 		 SELECT $1, 'tx_' || g, c.pk, c.referrer_pk, 'sale', 1000 + g % 9000, 'usd',
+		        CASE WHEN g % 1000 = 0 THEN 1000 + g % 9000 WHEN g % 997 = 0 THEN 500 ELSE 0 END,
 		        (ARRAY['api','stripe','paddle','chargebee'])[1 + g % 4], 1 + g / 100000, 'bench',
-		        now() - (g % 365) * interval '1 day' - (g % 1440) * interval '1 minute'
+		        now() - (g % 365) * interval '1 day' - (g % 1440) * interval '1 minute',
+		        CASE WHEN g % 1000 = 0 THEN now() END
 		 FROM generate_series(0, 999999) g
 		 JOIN customers c ON c.program_pk = $1 AND c.key = 'k' || (1 + g % 100000)`,
 		`INSERT INTO rewards (program_pk, key, customer_pk, recipient, rule, trigger, type, amount, units, is_currency, proportional, status, transaction_pk, available_at, created_at)
@@ -116,8 +119,13 @@ func BenchmarkPages(b *testing.B) {
 		"/admin?days=7", "/admin?days=30", "/admin?days=90",
 		"/admin/customers", "/admin/customers?page=1000", "/admin/customers?q=c99999%40example.com", "/admin/customers?q=Customer+4242",
 		"/admin/customers/k1", "/admin/customers/k50000",
-		"/admin/transactions", fmt.Sprintf("/admin/transactions?before=%d", midTx), "/admin/transactions?source=paddle", "/admin/transactions?customer=k1",
-		"/admin/events", fmt.Sprintf("/admin/events?before=%d", midEv), "/admin/events?status=failed", "/admin/events?provider=paddle", "/admin/settings", "/admin/webhooks",
+		"/admin/transactions", fmt.Sprintf("/admin/transactions?before=%d", midTx), fmt.Sprintf("/admin/transactions?after=%d", midTx),
+		"/admin/transactions?source=paddle", "/admin/transactions?refunded=full", "/admin/transactions?refunded=partial",
+		"/admin/transactions?refunded=no", "/admin/transactions?source=paddle&refunded=partial",
+		"/admin/transactions?customer=k1", "/admin/transactions?customer=c500%40example.com", "/admin/transactions?customer=nobody",
+		"/admin/transactions/tx_500000",
+		"/admin/events", fmt.Sprintf("/admin/events?before=%d", midEv), "/admin/events?status=failed", "/admin/events?provider=paddle",
+		"/admin/events?status=received", fmt.Sprintf("/admin/events/%d", midEv), "/admin/settings", "/admin/webhooks",
 	} {
 		b.Run(strings.TrimPrefix(url.PathEscape(path), "%2Fadmin"), func(b *testing.B) {
 			for b.Loop() {

@@ -49,7 +49,7 @@ func (f TransactionFilter) where() (string, []any) {
 	case RefundedFully:
 		w.sql = append(w.sql, "t.refunded > 0 AND t.refunded = t.amount")
 	}
-	return strings.Join(w.sql, " AND "), w.args
+	return w.where(), w.args
 }
 
 // conditions builds a WHERE clause; each ? of a condition becomes its argument's $n.
@@ -62,6 +62,9 @@ func (c *conditions) add(cond string, v any) {
 	c.args = append(c.args, v)
 	c.sql = append(c.sql, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(c.args))))
 }
+
+// where is the conditions joined with AND.
+func (c *conditions) where() string { return strings.Join(c.sql, " AND ") }
 
 // Keyset is a page of a list read newest first by position rather than by offset:
 // a page deep in a list of millions costs what the first one does, and rows added
@@ -137,16 +140,8 @@ func TransactionsPage(ctx context.Context, q Querier, f TransactionFilter, k Key
 // Limit and Offset are not used), newest first, without their payloads; it counts
 // nothing, as TransactionsPage.
 func ProviderEventsPage(ctx context.Context, q Querier, f ProviderEventFilter, k Keyset) ([]ProviderEvent, KeysetPage, error) {
-	w := conditions{sql: []string{"e.program_pk = $1"}, args: []any{f.ProgramPK}}
-	if f.Provider != "" {
-		w.add("e.provider = ?", f.Provider)
-	}
-	if f.Status != "" {
-		w.add("e.status = ?", f.Status)
-	}
-	out, pg, err := keyset[ProviderEvent](ctx, q, `SELECT e.pk, e.program_pk, e.provider, e.event_id, e.type, e.status, e.error, e.transaction_keys,
-		''::bytea AS payload, e.received_at, e.processed_at FROM provider_events e WHERE `+strings.Join(w.sql, " AND "),
-		"e", w.args, k)
+	cond, args := f.where()
+	out, pg, err := keyset[ProviderEvent](ctx, q, providerEventListSelect+` WHERE `+cond, "e", args, k)
 	if err != nil {
 		return nil, pg, fmt.Errorf("store.ProviderEventsPage: %w", err)
 	}

@@ -191,40 +191,35 @@ type CustomerFilter struct {
 // ListCustomers returns one page of the filter's customers, newest first, and the
 // number of customers the filter matches in all.
 func ListCustomers(ctx context.Context, q Querier, f CustomerFilter) ([]Customer, int, error) {
-	where := []string{"c.program_pk = $1"}
-	args := []any{f.ProgramPK}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
-	}
+	w := conditions{sql: []string{"c.program_pk = $1"}, args: []any{f.ProgramPK}}
 	if f.ReferrerPK != 0 {
-		add("c.referrer_pk = ?", f.ReferrerPK)
+		w.add("c.referrer_pk = ?", f.ReferrerPK)
 	}
 	if f.Referred != nil {
 		if *f.Referred {
-			where = append(where, "c.referrer_pk IS NOT NULL")
+			w.sql = append(w.sql, "c.referrer_pk IS NOT NULL")
 		} else {
-			where = append(where, "c.referrer_pk IS NULL")
+			w.sql = append(w.sql, "c.referrer_pk IS NULL")
 		}
 	}
 	if f.Status != "" {
-		add("c.status = ?", f.Status)
+		w.add("c.status = ?", f.Status)
 	}
 	if f.Email != "" {
-		add("lower(c.email) = lower(?)", f.Email)
+		w.add("lower(c.email) = lower(?)", f.Email)
 	}
 	if f.ID != "" {
-		add("c.id = ?", f.ID)
+		w.add("c.id = ?", f.ID)
 	}
 	if f.Key != "" {
-		add("c.key = ?", f.Key)
+		w.add("c.key = ?", f.Key)
 	}
 	if f.Query != "" {
 		// One column holds the lower-cased id, key, email, name and surname (migration
 		// 00019): one LIKE per row instead of five ILIKEs.
-		add(`c.search LIKE lower(?)`, "%"+likeEscaper.Replace(f.Query)+"%")
+		w.add(`c.search LIKE lower(?)`, "%"+likeEscaper.Replace(f.Query)+"%")
 	}
-	cond := strings.Join(where, " AND ")
+	cond, args := w.where(), w.args
 	total := -1
 	if !f.NoTotal {
 		if err := get(ctx, q, &total, `SELECT count(*) FROM customers c WHERE `+cond, args...); err != nil {

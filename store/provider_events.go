@@ -191,16 +191,15 @@ type ProviderEventFilter struct {
 
 // ListProviderEvents returns a page of stored events, newest first, and their total.
 func ListProviderEvents(ctx context.Context, q Querier, f ProviderEventFilter) ([]ProviderEvent, int, error) {
-	cond := `program_pk = $1 AND ($2 = '' OR provider = $2) AND ($3 = '' OR status = $3)`
-	args := []any{f.ProgramPK, f.Provider, f.Status}
+	cond, args := f.where()
 	var total int
-	if err := get(ctx, q, &total, `SELECT count(*) FROM provider_events WHERE `+cond, args...); err != nil {
+	if err := get(ctx, q, &total, `SELECT count(*) FROM provider_events e WHERE `+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("store.ListProviderEvents: %w", err)
 	}
 	var out []ProviderEvent
 	if total > f.Offset {
-		err := selectRows(ctx, q, &out, `SELECT pk, program_pk, provider, event_id, type, status, error, transaction_keys,
-			''::bytea AS payload, received_at, processed_at FROM provider_events WHERE `+cond+` ORDER BY pk DESC LIMIT $4 OFFSET $5`,
+		n := len(args)
+		err := selectRows(ctx, q, &out, providerEventListSelect+` WHERE `+cond+fmt.Sprintf(` ORDER BY e.pk DESC LIMIT $%d OFFSET $%d`, n+1, n+2),
 			append(args, f.Limit, f.Offset)...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("store.ListProviderEvents: %w", err)
@@ -208,6 +207,24 @@ func ListProviderEvents(ctx context.Context, q Querier, f ProviderEventFilter) (
 	}
 	return out, total, nil
 }
+
+// where is f's condition on provider_events e and its arguments ($1 is the
+// program): only the filters given, so each combination is planned with its index.
+func (f ProviderEventFilter) where() (string, []any) {
+	w := conditions{sql: []string{"e.program_pk = $1"}, args: []any{f.ProgramPK}}
+	if f.Provider != "" {
+		w.add("e.provider = ?", f.Provider)
+	}
+	if f.Status != "" {
+		w.add("e.status = ?", f.Status)
+	}
+	return w.where(), w.args
+}
+
+// providerEventListSelect reads stored events for a list: every column but the
+// payload, which lists do not show.
+const providerEventListSelect = `SELECT e.pk, e.program_pk, e.provider, e.event_id, e.type, e.status, e.error, e.transaction_keys,
+	''::bytea AS payload, e.received_at, e.processed_at FROM provider_events e`
 
 // providerEventColumns are a stored event's columns, payload included.
 const providerEventColumns = `pk, program_pk, provider, event_id, type, status, error, transaction_keys, payload, received_at,

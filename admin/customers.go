@@ -132,10 +132,7 @@ func customerName(cu store.Customer) string {
 // refused one shows the form again with the API's messages by its fields. The form's
 // idempotency key makes a resubmitted form change nothing.
 func (c *Console) credit(w http.ResponseWriter, r *http.Request, s *session) error {
-	form := map[string]string{}
-	for _, f := range []string{"amount", "units", "note", "direction", "key"} {
-		form[f] = strings.TrimSpace(r.PostFormValue(f))
-	}
+	form := postedFields(r, "amount", "units", "note", "direction", "key")
 	amount := form["amount"]
 	if form["direction"] == "debit" && amount != "" && !strings.HasPrefix(amount, "-") {
 		amount = "-" + amount

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,14 +48,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) err
 		return err
 	}
 	v.Events = es
-	filters := url.Values{}
-	for name, val := range map[string]string{"provider": v.Provider, "status": v.Status} {
-		if val != "" {
-			filters.Set(name, val)
-		}
-	}
 	if len(es) > 0 {
-		v.Pager = newKeysetPager("/admin/events", filters, pg, es[0].PK, es[len(es)-1].PK)
+		v.Pager = newKeysetPager("/admin/events", map[string]string{"provider": v.Provider, "status": v.Status}, pg, es[0].PK, es[len(es)-1].PK)
 	}
 	c.render(w, r, s, http.StatusOK, "events", "Billing events", v)
 	return nil

@@ -41,13 +41,15 @@ func keysetOf(r *http.Request) store.Keyset {
 }
 
 // newKeysetPager links the pages beside a page of rows whose pks run from first
-// (newest) to last, under base (the list's URL with its filters as v).
-func newKeysetPager(base string, v url.Values, pg store.KeysetPage, first, last int64) keysetPager {
+// (newest) to last, under base (the list's URL) with its filters (empty ones left out).
+func newKeysetPager(base string, filters map[string]string, pg store.KeysetPage, first, last int64) keysetPager {
 	var p keysetPager
 	link := func(param string, pk int64) string {
 		q := url.Values{}
-		for k, vs := range v {
-			q[k] = vs
+		for k, v := range filters {
+			if v != "" {
+				q.Set(k, v)
+			}
 		}
 		q.Set(param, strconv.FormatInt(pk, 10))
 		return base + "?" + q.Encode()
@@ -152,14 +154,9 @@ func (c *Console) transactions(w http.ResponseWriter, r *http.Request, s *sessio
 	for _, t := range ts {
 		v.Rows = append(v.Rows, newTransactionRow(t))
 	}
-	filters := url.Values{}
-	for name, val := range map[string]string{"customer": v.Customer, "source": v.Source, "refunded": v.Refunded} {
-		if val != "" {
-			filters.Set(name, val)
-		}
-	}
 	if len(ts) > 0 {
-		v.Pager = newKeysetPager("/admin/transactions", filters, pg, ts[0].PK, ts[len(ts)-1].PK)
+		v.Pager = newKeysetPager("/admin/transactions", map[string]string{"customer": v.Customer, "source": v.Source, "refunded": v.Refunded},
+			pg, ts[0].PK, ts[len(ts)-1].PK)
 	}
 	c.render(w, r, s, http.StatusOK, "transactions", "Transactions", v)
 	return nil

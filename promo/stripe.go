@@ -175,17 +175,9 @@ func (s *Stripe) create(ctx context.Context, db *store.DB, p store.Program, owne
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%+v", p.ID, strings.ToLower(code), d))
 	idem := "referd-promo-" + hex.EncodeToString(sum[:16])
+	// d passed ValidateDiscount in Create; were it refused here, the API answers a
+	// *stripeapi.ValidationError as the 422 it is.
 	id, _, err := s.Client.CreatePromotionCode(ctx, key, d, code, idem)
-	var sv *stripeapi.ValidationError
-	if errors.As(err, &sv) {
-		verr := &referral.ValidationError{}
-		for f, msgs := range sv.Fields {
-			for _, m := range msgs {
-				verr.Add(f, m)
-			}
-		}
-		return "", verr
-	}
 	return id, err
 }
 

@@ -158,9 +158,9 @@ func (s *Stripe) create(ctx context.Context, db *store.DB, p store.Program, owne
 	if err != nil {
 		return "", err
 	}
-	if _, err := Get(ctx, db, p, code); err == nil {
+	if _, err := store.GetPromotionCode(ctx, db, p.PK, code); err == nil {
 		return "", &store.ConflictError{Field: "code"}
-	} else if !store.IsNotFound(err) && !isNotFound(err) {
+	} else if !store.IsNotFound(err) {
 		return "", err
 	}
 	key, ok, err := s.apiKey(ctx, p)
@@ -179,9 +179,4 @@ func (s *Stripe) create(ctx context.Context, db *store.DB, p store.Program, owne
 	// *stripeapi.ValidationError as the 422 it is.
 	id, _, err := s.Client.CreatePromotionCode(ctx, key, d, code, idem)
 	return id, err
-}
-
-func isNotFound(err error) bool {
-	var nf *referral.NotFoundError
-	return errors.As(err, &nf)
 }
